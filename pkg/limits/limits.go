@@ -1,0 +1,60 @@
+// Package limits holds per-tenant limits: one Limits struct is both the
+// defaults and the shape of a per-tenant override.
+package limits
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Limits are the per-tenant limits. Flags set the defaults; the runtime
+// overrides file replaces any field per tenant.
+type Limits struct {
+	// Write path.
+	MaxLabelNameLength       int            `yaml:"max_label_name_length"`
+	MaxLabelValueLength      int            `yaml:"max_label_value_length"`
+	MaxLabelNamesPerSeries   int            `yaml:"max_label_names_per_series"`
+	CreationGracePeriod      model.Duration `yaml:"creation_grace_period"`
+	MaxGlobalSeriesPerTenant int            `yaml:"max_global_series_per_tenant"`
+	OutOfOrderTimeWindow     model.Duration `yaml:"out_of_order_time_window"`
+
+	// Read path.
+	MaxQueryLength       model.Duration `yaml:"max_query_length"`
+	MaxSamplesPerQuery   int            `yaml:"max_samples_per_query"`
+	MaxSeriesPerQuery    int            `yaml:"max_fetched_series_per_query"`
+	QueryTimeout         model.Duration `yaml:"query_timeout"`
+	MaxPointsPerTimeseries int          `yaml:"max_points_per_timeseries"`
+}
+
+// RegisterFlags registers the default limits.
+func (l *Limits) RegisterFlags(f *flag.FlagSet) {
+	f.IntVar(&l.MaxLabelNameLength, "validation.max-length-label-name", 1024, "Longest label name accepted, in bytes.")
+	f.IntVar(&l.MaxLabelValueLength, "validation.max-length-label-value", 2048, "Longest label value accepted, in bytes.")
+	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Most labels (including __name__) a series may have.")
+	l.CreationGracePeriod = model.Duration(10 * time.Minute)
+	f.Var(&l.CreationGracePeriod, "validation.create-grace-period", "How far in the future a sample timestamp may be.")
+	f.IntVar(&l.MaxGlobalSeriesPerTenant, "ingester.max-series-per-tenant", 1500000, "Most in-memory series a tenant may have in one ingester. 0 means no limit.")
+	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind the newest sample of a series an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
+
+	l.MaxQueryLength = model.Duration(32 * 24 * time.Hour)
+	f.Var(&l.MaxQueryLength, "querier.max-query-length", "Longest time range a query may span. 0 means no limit.")
+	f.IntVar(&l.MaxSamplesPerQuery, "querier.max-samples", 50000000, "Most samples a single query may load into memory.")
+	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-fetched-series-per-query", 100000, "Most series a single query may fetch. 0 means no limit.")
+	l.QueryTimeout = model.Duration(2 * time.Minute)
+	f.Var(&l.QueryTimeout, "querier.timeout", "Longest time a query may run.")
+	f.IntVar(&l.MaxPointsPerTimeseries, "querier.max-points-per-timeseries", 11000, "Most points a range query may return per series ((end-start)/step).")
+}
+
+// Validate checks that the limits make sense.
+func (l *Limits) Validate() error {
+	if l.MaxLabelNameLength <= 0 || l.MaxLabelValueLength <= 0 || l.MaxLabelNamesPerSeries <= 0 {
+		return fmt.Errorf("label length and count limits must be positive")
+	}
+	if l.MaxPointsPerTimeseries <= 0 {
+		return fmt.Errorf("max_points_per_timeseries must be positive")
+	}
+	return nil
+}

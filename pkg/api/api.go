@@ -1,0 +1,70 @@
+// Package api registers every HTTP route of Meridian in one place, so the
+// whole HTTP surface can be read at a glance.
+package api
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+	"github.com/grafana/dskit/middleware"
+)
+
+// API owns the router and the tenant edge middleware.
+type API struct {
+	router *mux.Router
+	auth   middleware.Interface
+}
+
+// New creates the API on the server's router. auth reads and checks the
+// tenant of every tenant-scoped route.
+func New(router *mux.Router, auth middleware.Interface) *API {
+	return &API{router: router, auth: auth}
+}
+
+// route registers h at path; tenant-scoped routes go through auth.
+func (a *API) route(path string, h http.Handler, tenantScoped bool, methods ...string) {
+	if tenantScoped {
+		h = a.auth.Wrap(h)
+	}
+	r := a.router.Path(path).Handler(h)
+	if len(methods) > 0 {
+		r.Methods(methods...)
+	}
+}
+
+// RegisterAdmin registers the process endpoints (no tenant).
+func (a *API) RegisterAdmin(ready, services, config, runtimeConfig http.Handler) {
+	a.route("/ready", ready, false, http.MethodGet, http.MethodHead)
+	a.route("/services", services, false, http.MethodGet)
+	a.route("/config", config, false, http.MethodGet)
+	a.route("/runtime_config", runtimeConfig, false, http.MethodGet)
+}
+
+// RegisterDistributor registers the write path.
+func (a *API) RegisterDistributor(push http.Handler) {
+	a.route("/api/v1/push", push, true, http.MethodPost)
+}
+
+// RegisterIngester registers the ingester's operational endpoints.
+func (a *API) RegisterIngester(flush http.Handler) {
+	a.route("/ingester/flush", flush, false, http.MethodGet, http.MethodPost)
+}
+
+// RegisterRing registers the ingester ring status page.
+func (a *API) RegisterRing(ring http.Handler) {
+	a.route("/ring", ring, false, http.MethodGet, http.MethodPost)
+	a.route("/ingester/ring", ring, false, http.MethodGet, http.MethodPost)
+}
+
+// PrometheusAPI is the querier's Prometheus HTTP API.
+type PrometheusAPI interface {
+	Register(r *mux.Router)
+}
+
+// RegisterQuerier mounts the Prometheus HTTP API under /prometheus, behind
+// the tenant middleware.
+func (a *API) RegisterQuerier(p PrometheusAPI) {
+	sub := a.router.PathPrefix("/prometheus").Subrouter()
+	sub.Use(a.auth.Wrap)
+	p.Register(sub)
+}

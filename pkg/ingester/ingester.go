@@ -1,0 +1,481 @@
+// Package ingester keeps one Prometheus TSDB per tenant (WAL + head of
+// Gorilla-compressed chunks), cuts 2h blocks, ships them to object storage
+// and serves recent data to queriers over gRPC.
+package ingester
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	dskittenant "github.com/grafana/dskit/tenant"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/limits"
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+)
+
+// RingKey is the key under which the ingester ring lives in the KV store.
+const RingKey = "ingester"
+
+// Config configures the ingester.
+type Config struct {
+	Lifecycler ring.LifecyclerConfig `yaml:"lifecycler"`
+
+	TSDBDir                string        `yaml:"tsdb_dir"`
+	ShipInterval           time.Duration `yaml:"ship_interval"`
+	RetentionPeriod        time.Duration `yaml:"retention_period"`
+	HeadCompactionInterval time.Duration `yaml:"head_compaction_interval"`
+	CloseIdleTSDBTimeout   time.Duration `yaml:"close_idle_tsdb_timeout"`
+	FlushOnShutdown        bool          `yaml:"flush_on_shutdown"`
+	MaxExemplars           int           `yaml:"max_exemplars"`
+}
+
+// RegisterFlags registers the ingester flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
+	c.Lifecycler.RegisterFlagsWithPrefix("ingester.", f, logger)
+	f.StringVar(&c.TSDBDir, "ingester.tsdb-dir", "", "Directory of the per-tenant TSDBs. Empty means <common.data-dir>/tsdb.")
+	f.DurationVar(&c.ShipInterval, "ingester.ship-interval", time.Minute, "How often cut blocks are uploaded to object storage.")
+	f.DurationVar(&c.RetentionPeriod, "ingester.retention-period", 6*time.Hour, "How long a shipped block stays on the ingester's disk after its end time.")
+	f.DurationVar(&c.HeadCompactionInterval, "ingester.head-compaction-interval", time.Minute, "How often the ingester checks each TSDB for a block to cut and for local blocks past retention.")
+	f.DurationVar(&c.CloseIdleTSDBTimeout, "ingester.close-idle-tsdb-timeout", 0, "Close a tenant's TSDB after this long without writes, once its head is flushed and shipped. 0 disables.")
+	f.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", true, "On graceful shutdown cut the whole head into blocks and ship them, so no data exists only on this ingester's disk.")
+	f.IntVar(&c.MaxExemplars, "ingester.max-exemplars", 0, "In-memory exemplars kept per tenant. 0 disables exemplar storage.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.ShipInterval <= 0 || c.HeadCompactionInterval <= 0 {
+		return errors.New("ingester: ship and head compaction intervals must be positive")
+	}
+	if c.HeadCompactionInterval < tsdb.MinBlockReloadInterval {
+		return fmt.Errorf("ingester: head compaction interval must be at least %s", tsdb.MinBlockReloadInterval)
+	}
+	if c.RetentionPeriod < 0 {
+		return errors.New("ingester: retention period must not be negative")
+	}
+	return nil
+}
+
+// TenantLimits is what the ingester reads of the per-tenant limits.
+type TenantLimits interface {
+	Limits(tenant string) limits.Limits
+}
+
+// Ingester is the ingester service.
+type Ingester struct {
+	services.Service
+	meridianpb.UnimplementedIngesterServer
+
+	cfg        Config
+	lifecycler *ring.Lifecycler
+	bucket     objstore.Bucket // nil: shipping disabled
+	limits     TenantLimits
+	logger     log.Logger
+	slogger    *slog.Logger
+	now        func() time.Time
+
+	mtx   sync.RWMutex
+	tsdbs map[string]*tenantDB
+
+	metrics        *metrics
+	shipperMetrics *ShipperMetrics
+}
+
+type metrics struct {
+	appendedSamples   *prometheus.CounterVec
+	rejectedSamples   *prometheus.CounterVec
+	tsdbOpened        prometheus.Counter
+	tsdbClosed        prometheus.Counter
+	flushes           prometheus.Counter
+	memorySeries      prometheus.GaugeFunc
+	tenants           prometheus.GaugeFunc
+	queriedSeries     prometheus.Histogram
+	shipFailures      prometheus.Counter
+}
+
+// New creates an ingester. bucket may be nil to disable shipping.
+func New(cfg Config, lim TenantLimits, bucket objstore.Bucket, logger log.Logger, slogger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+	i := &Ingester{
+		cfg:            cfg,
+		bucket:         bucket,
+		limits:         lim,
+		logger:         logger,
+		slogger:        slogger,
+		now:            time.Now,
+		tsdbs:          map[string]*tenantDB{},
+		shipperMetrics: NewShipperMetrics(reg),
+	}
+	f := promauto.With(reg)
+	i.metrics = &metrics{
+		appendedSamples: f.NewCounterVec(prometheus.CounterOpts{Name: "meridian_ingester_appended_samples_total", Help: "Samples appended to tenants' TSDBs."}, []string{"tenant"}),
+		rejectedSamples: f.NewCounterVec(prometheus.CounterOpts{Name: "meridian_ingester_rejected_samples_total", Help: "Samples the ingester rejected, by reason (error ID)."}, []string{"tenant", "reason"}),
+		tsdbOpened:      f.NewCounter(prometheus.CounterOpts{Name: "meridian_ingester_tsdb_opened_total", Help: "Tenant TSDBs opened."}),
+		tsdbClosed:      f.NewCounter(prometheus.CounterOpts{Name: "meridian_ingester_tsdb_closed_total", Help: "Tenant TSDBs closed after being idle."}),
+		flushes:         f.NewCounter(prometheus.CounterOpts{Name: "meridian_ingester_flushes_total", Help: "Full head flushes (shutdown or /ingester/flush)."}),
+		queriedSeries:   f.NewHistogram(prometheus.HistogramOpts{Name: "meridian_ingester_queried_series", Help: "Series returned per query stream.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		shipFailures:    f.NewCounter(prometheus.CounterOpts{Name: "meridian_ingester_ship_failures_total", Help: "Block shipping rounds that failed for a tenant."}),
+	}
+	i.metrics.memorySeries = f.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_ingester_memory_series", Help: "In-memory series across all tenants."}, func() float64 {
+		var n uint64
+		for _, db := range i.openDBs() {
+			n += db.db.Head().NumSeries()
+		}
+		return float64(n)
+	})
+	i.metrics.tenants = f.NewGaugeFunc(prometheus.GaugeOpts{Name: "meridian_ingester_tenants", Help: "Tenants with an open TSDB."}, func() float64 {
+		return float64(len(i.openDBs()))
+	})
+
+	lc, err := ring.NewLifecycler(cfg.Lifecycler, i, "ingester", RingKey, cfg.FlushOnShutdown, logger, prometheus.WrapRegistererWithPrefix("meridian_", reg))
+	if err != nil {
+		return nil, fmt.Errorf("create ingester lifecycler: %w", err)
+	}
+	i.lifecycler = lc
+	i.Service = services.NewBasicService(i.starting, i.running, i.stopping)
+	return i, nil
+}
+
+// Lifecycler exposes the ring membership (for readiness and the ring page).
+func (i *Ingester) Lifecycler() *ring.Lifecycler { return i.lifecycler }
+
+func (i *Ingester) starting(ctx context.Context) error {
+	start := time.Now()
+	if err := os.MkdirAll(i.cfg.TSDBDir, 0o755); err != nil {
+		return fmt.Errorf("create TSDB directory %s: %w", i.cfg.TSDBDir, err)
+	}
+	// Open every tenant found on disk so that WALs replay now (acknowledged
+	// samples become queryable again) and leftover blocks get shipped.
+	entries, err := os.ReadDir(i.cfg.TSDBDir)
+	if err != nil {
+		return fmt.Errorf("list TSDB directory %s: %w", i.cfg.TSDBDir, err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() || dskittenant.ValidTenantID(e.Name()) != nil {
+			continue
+		}
+		if _, err := i.getOrCreateDB(e.Name()); err != nil {
+			return err
+		}
+	}
+	if err := services.StartAndAwaitRunning(ctx, i.lifecycler); err != nil {
+		return fmt.Errorf("start ingester lifecycler: %w", err)
+	}
+	level.Info(i.logger).Log("msg", "ingester started", "tenants", len(entries), "duration", time.Since(start))
+	return nil
+}
+
+func (i *Ingester) running(ctx context.Context) error {
+	compactTicker := time.NewTicker(i.cfg.HeadCompactionInterval)
+	defer compactTicker.Stop()
+	shipTicker := time.NewTicker(i.cfg.ShipInterval)
+	defer shipTicker.Stop()
+	lifecyclerDone := make(chan struct{})
+	go func() {
+		// A failed lifecycler means we no longer heartbeat the ring: fail loudly.
+		_ = i.lifecycler.AwaitTerminated(context.Background())
+		close(lifecyclerDone)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-lifecyclerDone:
+			if err := i.lifecycler.FailureCase(); err != nil {
+				return fmt.Errorf("ingester lifecycler failed: %w", err)
+			}
+			return nil
+		case <-compactTicker.C:
+			i.compactAndCloseIdle(ctx)
+		case <-shipTicker.C:
+			i.shipAll(ctx)
+		}
+	}
+}
+
+func (i *Ingester) stopping(_ error) error {
+	// The lifecycler moves us to LEAVING, calls Flush (when flush on shutdown
+	// is on), then leaves the ring.
+	if err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler); err != nil {
+		level.Warn(i.logger).Log("msg", "stopping ingester lifecycler", "err", err)
+	}
+	i.mtx.Lock()
+	defer i.mtx.Unlock()
+	for tenant, db := range i.tsdbs {
+		if err := db.db.Close(); err != nil {
+			level.Warn(i.logger).Log("msg", "closing TSDB", "tenant", tenant, "err", err)
+		}
+		delete(i.tsdbs, tenant)
+	}
+	return nil
+}
+
+// Flush implements ring.FlushTransferer: cut the head of every tenant into
+// blocks and ship them. Called on graceful shutdown.
+func (i *Ingester) Flush() {
+	start := time.Now()
+	i.flushAll(context.Background())
+	level.Info(i.logger).Log("msg", "flushed all tenants", "duration", time.Since(start))
+}
+
+// TransferOut implements ring.FlushTransferer; hand-over is not supported:
+// data is flushed to object storage instead.
+func (i *Ingester) TransferOut(context.Context) error { return ring.ErrTransferDisabled }
+
+func (i *Ingester) openDBs() []*tenantDB {
+	i.mtx.RLock()
+	defer i.mtx.RUnlock()
+	out := make([]*tenantDB, 0, len(i.tsdbs))
+	for _, db := range i.tsdbs {
+		out = append(out, db)
+	}
+	return out
+}
+
+// getDB returns the tenant's open TSDB, opening it if it exists on disk.
+func (i *Ingester) getDB(tenant string) (*tenantDB, error) {
+	i.mtx.RLock()
+	db := i.tsdbs[tenant]
+	i.mtx.RUnlock()
+	if db != nil && !db.closed.Load() {
+		return db, nil
+	}
+	if _, err := os.Stat(filepath.Join(i.cfg.TSDBDir, tenant)); err != nil {
+		return nil, nil
+	}
+	return i.getOrCreateDB(tenant)
+}
+
+func (i *Ingester) getOrCreateDB(tenant string) (*tenantDB, error) {
+	i.mtx.RLock()
+	db := i.tsdbs[tenant]
+	i.mtx.RUnlock()
+	if db != nil && !db.closed.Load() {
+		return db, nil
+	}
+	i.mtx.Lock()
+	defer i.mtx.Unlock()
+	if db := i.tsdbs[tenant]; db != nil && !db.closed.Load() {
+		return db, nil
+	}
+	db, err := i.openDB(tenant)
+	if err != nil {
+		return nil, err
+	}
+	i.tsdbs[tenant] = db
+	return db, nil
+}
+
+func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
+	start := time.Now()
+	dir := filepath.Join(i.cfg.TSDBDir, tenant)
+	lim := i.limits.Limits(tenant)
+	t := &tenantDB{tenant: tenant, metadata: map[string]metadataEntry{}}
+	opts := tsdb.DefaultOptions()
+	opts.MinBlockDuration = tsdb.DefaultBlockDuration
+	opts.MaxBlockDuration = tsdb.DefaultBlockDuration // no local compaction beyond 2h: the compactor does that
+	opts.RetentionDuration = 0
+	opts.OutOfOrderTimeWindow = time.Duration(lim.OutOfOrderTimeWindow).Milliseconds()
+	opts.EnableExemplarStorage = i.cfg.MaxExemplars > 0
+	opts.MaxExemplars = int64(i.cfg.MaxExemplars)
+	opts.BlockReloadInterval = i.cfg.HeadCompactionInterval
+	opts.BlocksToDelete = t.blocksToDelete(i)
+	opts.EnableOverlappingCompaction = false
+	db, err := tsdb.Open(dir, i.slogger.With("tenant", tenant), nil, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open TSDB for tenant %s: %w", tenant, err)
+	}
+	t.db = db
+	t.lastAppend.Store(i.now().UnixMilli())
+	if i.bucket != nil {
+		t.shipper = NewShipper(objstore.NewPrefixedBucket(i.bucket, tenant), tenant, i.lifecycler.ID, dir, i.logger, i.shipperMetrics)
+	}
+	i.metrics.tsdbOpened.Inc()
+	level.Info(i.logger).Log("msg", "opened TSDB", "tenant", tenant, "dir", dir, "duration", time.Since(start))
+	return t, nil
+}
+
+// compactAndCloseIdle runs on every head compaction tick: the TSDB compacts
+// its own head when it spans more than 1.5 block ranges; here we close
+// tenants that have been idle.
+func (i *Ingester) compactAndCloseIdle(ctx context.Context) {
+	if i.cfg.CloseIdleTSDBTimeout <= 0 {
+		return
+	}
+	cutoff := i.now().Add(-i.cfg.CloseIdleTSDBTimeout).UnixMilli()
+	for _, db := range i.openDBs() {
+		if db.lastAppend.Load() > cutoff {
+			continue
+		}
+		i.closeIdle(ctx, db)
+	}
+}
+
+func (i *Ingester) closeIdle(ctx context.Context, db *tenantDB) {
+	db.appendMtx.Lock()
+	if db.closed.Load() || db.lastAppend.Load() > i.now().Add(-i.cfg.CloseIdleTSDBTimeout).UnixMilli() {
+		db.appendMtx.Unlock()
+		return
+	}
+	err := db.flushHead()
+	if err == nil && db.shipper != nil {
+		_, err = db.shipper.Sync(ctx)
+	}
+	if err != nil {
+		db.appendMtx.Unlock()
+		level.Warn(i.logger).Log("msg", "flushing or shipping idle TSDB; it stays open", "tenant", db.tenant, "err", err)
+		return
+	}
+	if err := db.db.Close(); err != nil {
+		level.Warn(i.logger).Log("msg", "closing idle TSDB", "tenant", db.tenant, "err", err)
+	}
+	db.closed.Store(true)
+	db.appendMtx.Unlock()
+
+	i.mtx.Lock()
+	if i.tsdbs[db.tenant] == db {
+		delete(i.tsdbs, db.tenant)
+	}
+	i.mtx.Unlock()
+	i.metrics.tsdbClosed.Inc()
+	level.Info(i.logger).Log("msg", "closed idle TSDB", "tenant", db.tenant)
+}
+
+func (i *Ingester) shipAll(ctx context.Context) {
+	if i.bucket == nil {
+		return
+	}
+	for _, db := range i.openDBs() {
+		n, err := db.shipper.Sync(ctx)
+		if err != nil {
+			i.metrics.shipFailures.Inc()
+			level.Warn(i.logger).Log("msg", "shipping blocks; will retry at the next interval", "tenant", db.tenant, "err", err)
+			continue
+		}
+		if n > 0 {
+			level.Info(i.logger).Log("msg", "shipped blocks", "tenant", db.tenant, "blocks", n)
+		}
+	}
+}
+
+// flushAll cuts every tenant's head into blocks and ships them.
+func (i *Ingester) flushAll(ctx context.Context) error {
+	var errs []error
+	for _, db := range i.openDBs() {
+		db.appendMtx.Lock()
+		var err error
+		if !db.closed.Load() {
+			err = db.flushHead()
+		}
+		db.appendMtx.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("flush head of tenant %s: %w", db.tenant, err))
+			continue
+		}
+		if db.shipper != nil {
+			if _, err := db.shipper.Sync(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("ship blocks of tenant %s: %w", db.tenant, err))
+			}
+		}
+	}
+	i.metrics.flushes.Inc()
+	return errors.Join(errs...)
+}
+
+// FlushHandler serves /ingester/flush: cut every head into blocks and ship
+// them. With ?wait=true it answers once done (200) or with the error (500).
+func (i *Ingester) FlushHandler(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("wait") == "true" {
+		if err := i.flushAll(r.Context()); err != nil {
+			http.Error(w, "flush did not complete: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("flushed and shipped\n"))
+		return
+	}
+	go func() {
+		if err := i.flushAll(context.Background()); err != nil {
+			level.Error(i.logger).Log("msg", "flush requested over HTTP did not complete", "err", err)
+		}
+	}()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// tenantDB is one tenant's TSDB and what goes with it.
+type tenantDB struct {
+	tenant     string
+	db         *tsdb.DB
+	shipper    *Shipper
+	lastAppend atomic.Int64
+	closed     atomic.Bool
+	// appendMtx is held for reading by appenders and for writing by a flush
+	// or close, so no append lands in a head being closed.
+	appendMtx sync.RWMutex
+
+	metaMtx  sync.RWMutex
+	metadata map[string]metadataEntry
+}
+
+// flushHead compacts the whole head into blocks. Caller holds appendMtx.
+func (t *tenantDB) flushHead() error {
+	h := t.db.Head()
+	if h.NumSeries() == 0 || h.MinTime() == h.MaxTime() && h.MinTime() == 0 {
+		return nil
+	}
+	if err := t.db.CompactHead(tsdb.NewRangeHead(h, h.MinTime(), h.MaxTime())); err != nil {
+		return err
+	}
+	return nil
+}
+
+// blocksToDelete keeps local blocks until they are shipped (when shipping is
+// on) and older than the retention period.
+func (t *tenantDB) blocksToDelete(i *Ingester) tsdb.BlocksToDeleteFunc {
+	return func(blocks []*tsdb.Block) map[ulid.ULID]struct{} {
+		out := map[ulid.ULID]struct{}{}
+		cutoff := i.now().Add(-i.cfg.RetentionPeriod).UnixMilli()
+		for _, b := range blocks {
+			m := b.Meta()
+			if m.MaxTime >= cutoff {
+				continue
+			}
+			if t.shipper != nil && !t.shipper.IsShipped(m.ULID) {
+				continue
+			}
+			if t.shipper == nil && i.cfg.RetentionPeriod == 0 {
+				continue
+			}
+			out[m.ULID] = struct{}{}
+		}
+		return out
+	}
+}
+
+// Tenants lists tenants with an open TSDB, sorted.
+func (i *Ingester) Tenants() []string {
+	dbs := i.openDBs()
+	out := make([]string, 0, len(dbs))
+	for _, db := range dbs {
+		out = append(out, db.tenant)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,228 @@
+package ingester
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/grafana/dskit/httpgrpc"
+	dskittenant "github.com/grafana/dskit/tenant"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/util/matchers"
+)
+
+// Series per streamed message: large enough to amortise framing, small
+// enough to keep messages well under gRPC's size limit.
+const queryStreamBatchSeries = 128
+
+func (i *Ingester) queryDB(ctx context.Context) (*tenantDB, error) {
+	tenant, err := dskittenant.TenantID(ctx)
+	if err != nil {
+		return nil, httpgrpc.Errorf(401, "no tenant in the request: %v", err)
+	}
+	return i.getDB(tenant)
+}
+
+// QueryStream streams the series matching the request as the TSDB's own
+// compressed chunks; they are decoded only by the querier's PromQL engine.
+func (i *Ingester) QueryStream(req *meridianpb.QueryRequest, stream meridianpb.Ingester_QueryStreamServer) error {
+	ctx := stream.Context()
+	db, err := i.queryDB(ctx)
+	if err != nil || db == nil {
+		return err
+	}
+	ms, err := matchers.FromProto(req.Matchers)
+	if err != nil {
+		return httpgrpc.Errorf(400, "%v", err)
+	}
+	batch := make([]prompb.ChunkedSeries, 0, queryStreamBatchSeries)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := stream.Send(&meridianpb.QueryStreamResponse{Series: batch})
+		batch = batch[:0]
+		return err
+	}
+	n := 0
+	if req.SkipChunks {
+		q, err := db.db.Querier(req.StartMs, req.EndMs)
+		if err != nil {
+			return fmt.Errorf("open querier: %w", err)
+		}
+		defer q.Close()
+		ss := q.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs, Func: "series"}, ms...)
+		for ss.Next() {
+			batch = append(batch, prompb.ChunkedSeries{Labels: prompb.FromLabels(ss.At().Labels(), nil)})
+			n++
+			if len(batch) == queryStreamBatchSeries {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := ss.Err(); err != nil {
+			return err
+		}
+		i.metrics.queriedSeries.Observe(float64(n))
+		return flush()
+	}
+
+	q, err := db.db.ChunkQuerier(req.StartMs, req.EndMs)
+	if err != nil {
+		return fmt.Errorf("open chunk querier: %w", err)
+	}
+	defer q.Close()
+	ss := q.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs}, ms...)
+	var it chunks.Iterator
+	for ss.Next() {
+		s := ss.At()
+		cs := prompb.ChunkedSeries{Labels: prompb.FromLabels(s.Labels(), nil)}
+		ci := s.Iterator(it)
+		it = ci
+		for ci.Next() {
+			meta := ci.At()
+			pc, err := wireChunk(meta.MinTime, meta.MaxTime, meta.Chunk)
+			if err != nil {
+				return err
+			}
+			cs.Chunks = append(cs.Chunks, pc)
+		}
+		if err := ci.Err(); err != nil {
+			return err
+		}
+		if len(cs.Chunks) == 0 {
+			continue
+		}
+		batch = append(batch, cs)
+		n++
+		if len(batch) == queryStreamBatchSeries {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ss.Err(); err != nil {
+		return err
+	}
+	i.metrics.queriedSeries.Observe(float64(n))
+	return flush()
+}
+
+// wireChunk copies a chunk into its wire form. A float chunk is re-encoded
+// through its iterator: the head's open chunk may be appended to while we
+// read it, and its iterator (unlike its raw bytes) is safe for that.
+func wireChunk(mint, maxt int64, c chunkenc.Chunk) (prompb.Chunk, error) {
+	out := prompb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt}
+	switch c.Encoding() {
+	case chunkenc.EncXOR:
+		out.Type = prompb.Chunk_XOR
+		fresh := chunkenc.NewXORChunk()
+		app, err := fresh.Appender()
+		if err != nil {
+			return out, err
+		}
+		it := c.Iterator(nil)
+		for it.Next() == chunkenc.ValFloat {
+			t, v := it.At()
+			app.Append(0, t, v)
+		}
+		if err := it.Err(); err != nil {
+			return out, err
+		}
+		out.Data = fresh.Bytes()
+	case chunkenc.EncHistogram:
+		out.Type = prompb.Chunk_HISTOGRAM
+		out.Data = append([]byte(nil), c.Bytes()...)
+	case chunkenc.EncFloatHistogram:
+		out.Type = prompb.Chunk_FLOAT_HISTOGRAM
+		out.Data = append([]byte(nil), c.Bytes()...)
+	default:
+		return out, fmt.Errorf("unsupported chunk encoding %s", c.Encoding())
+	}
+	return out, nil
+}
+
+// LabelNames answers the label names of the tenant's series in range.
+func (i *Ingester) LabelNames(ctx context.Context, req *meridianpb.LabelNamesRequest) (*meridianpb.LabelNamesResponse, error) {
+	db, err := i.queryDB(ctx)
+	if err != nil || db == nil {
+		return &meridianpb.LabelNamesResponse{}, err
+	}
+	ms, err := matchers.FromProto(req.Matchers)
+	if err != nil {
+		return nil, httpgrpc.Errorf(400, "%v", err)
+	}
+	q, err := db.db.Querier(req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	names, _, err := q.LabelNames(ctx, &storage.LabelHints{Limit: int(req.Limit)}, ms...)
+	if err != nil {
+		return nil, err
+	}
+	return &meridianpb.LabelNamesResponse{Names: names}, nil
+}
+
+// LabelValues answers the values of one label of the tenant's series in range.
+func (i *Ingester) LabelValues(ctx context.Context, req *meridianpb.LabelValuesRequest) (*meridianpb.LabelValuesResponse, error) {
+	db, err := i.queryDB(ctx)
+	if err != nil || db == nil {
+		return &meridianpb.LabelValuesResponse{}, err
+	}
+	ms, err := matchers.FromProto(req.Matchers)
+	if err != nil {
+		return nil, httpgrpc.Errorf(400, "%v", err)
+	}
+	q, err := db.db.Querier(req.StartMs, req.EndMs)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	values, _, err := q.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: int(req.Limit)}, ms...)
+	if err != nil {
+		return nil, err
+	}
+	return &meridianpb.LabelValuesResponse{Values: values}, nil
+}
+
+// MetricsMetadata answers the metadata remote-written for the tenant.
+func (i *Ingester) MetricsMetadata(ctx context.Context, req *meridianpb.MetadataRequest) (*meridianpb.MetadataResponse, error) {
+	db, err := i.queryDB(ctx)
+	if err != nil || db == nil {
+		return &meridianpb.MetadataResponse{}, err
+	}
+	db.metaMtx.RLock()
+	names := make([]string, 0, len(db.metadata))
+	for name := range db.metadata {
+		if req.Metric == "" || req.Metric == name {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	if req.Limit > 0 && len(names) > int(req.Limit) {
+		names = names[:req.Limit]
+	}
+	resp := &meridianpb.MetadataResponse{Metadata: make([]prompb.MetricMetadata, 0, len(names))}
+	for _, name := range names {
+		m := db.metadata[name]
+		resp.Metadata = append(resp.Metadata, prompb.MetricMetadata{MetricFamilyName: name, Type: metricTypeFromString(m.Type), Help: m.Help, Unit: m.Unit})
+	}
+	db.metaMtx.RUnlock()
+	return resp, nil
+}
+
+func metricTypeFromString(s string) prompb.MetricMetadata_MetricType {
+	for t := range prompb.MetricMetadata_MetricType_name {
+		if metricTypeString(prompb.MetricMetadata_MetricType(t)) == s {
+			return prompb.MetricMetadata_MetricType(t)
+		}
+	}
+	return prompb.MetricMetadata_UNKNOWN
+}

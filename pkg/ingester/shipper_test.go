@@ -1,0 +1,297 @@
+package ingester
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
+)
+
+const shipperTestTenant = "team-a"
+
+// openTSDBWithBlocks opens a TSDB with 2h blocks in dir, appends one sample
+// per series every 30s over [0, 6h) and compacts, which cuts the blocks
+// [0,2h) and [2h,4h) out of the head.
+func openTSDBWithBlocks(t testing.TB, dir string) *tsdb.DB {
+	t.Helper()
+	opts := tsdb.DefaultOptions()
+	opts.MinBlockDuration = int64(2 * time.Hour / time.Millisecond)
+	opts.MaxBlockDuration = opts.MinBlockDuration
+	db, err := tsdb.Open(dir, promslog.NewNopLogger(), nil, opts, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, db.Close()) })
+
+	ctx := context.Background()
+	app := db.AppenderV2(ctx)
+	for ts := int64(0); ts < int64(6*time.Hour/time.Millisecond); ts += 30_000 {
+		for _, job := range []string{"api", "db"} {
+			_, err := app.Append(0, labels.FromStrings("__name__", "up", "job", job), 0, ts, float64(ts), nil, nil, storage.AOptions{})
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, app.Commit())
+	require.NoError(t, db.Compact(ctx))
+	require.Len(t, db.Blocks(), 2)
+	return db
+}
+
+func newFilesystemBucket(t testing.TB) (objstore.Bucket, string) {
+	t.Helper()
+	dir := t.TempDir()
+	bkt, err := filesystem.NewBucket(dir)
+	require.NoError(t, err)
+	return bkt, dir
+}
+
+func blockIDs(db *tsdb.DB) []ulid.ULID {
+	var ids []ulid.ULID
+	for _, b := range db.Blocks() {
+		ids = append(ids, b.Meta().ULID)
+	}
+	return ids
+}
+
+func TestShipperSync(t *testing.T) {
+	tsdbDir := t.TempDir()
+	db := openTSDBWithBlocks(t, tsdbDir)
+	bkt, bktDir := newFilesystemBucket(t)
+	tenantBkt := objstore.NewPrefixedBucket(bkt, shipperTestTenant)
+	reg := prometheus.NewPedanticRegistry()
+	m := NewShipperMetrics(reg)
+	ctx := context.Background()
+
+	s := NewShipper(tenantBkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
+	for _, id := range blockIDs(db) {
+		require.False(t, s.IsShipped(id))
+	}
+
+	n, err := s.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	for _, b := range db.Blocks() {
+		local := b.Meta()
+		id := local.ULID.String()
+		require.True(t, s.IsShipped(local.ULID))
+		for _, name := range []string{"meta.json", "index", "chunks/000001"} {
+			_, err := os.Stat(filepath.Join(bktDir, shipperTestTenant, id, filepath.FromSlash(name)))
+			require.NoError(t, err, "object %s of block %s", name, id)
+		}
+		index, err := os.ReadFile(filepath.Join(tsdbDir, id, "index"))
+		require.NoError(t, err)
+		shippedIndex, err := os.ReadFile(filepath.Join(bktDir, shipperTestTenant, id, "index"))
+		require.NoError(t, err)
+		require.Equal(t, index, shippedIndex)
+
+		body, err := os.ReadFile(filepath.Join(bktDir, shipperTestTenant, id, "meta.json"))
+		require.NoError(t, err)
+		var meta ShippedMeta
+		require.NoError(t, json.Unmarshal(body, &meta))
+		require.Equal(t, local, meta.BlockMeta)
+		require.Equal(t, 1, meta.Compaction.Level)
+		require.Equal(t, MeridianMeta{Tenant: shipperTestTenant, Ingester: "ingester-1", Source: "ingester"}, meta.Meridian)
+
+		// Prometheus' own fields stay at the top level of the JSON.
+		var raw map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(body, &raw))
+		for _, key := range []string{"ulid", "minTime", "maxTime", "stats", "compaction", "version", "meridian"} {
+			require.Contains(t, raw, key)
+		}
+	}
+
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP meridian_ingester_shipper_upload_failures_total Block uploads to object storage that did not complete; they are retried on the next sync.
+# TYPE meridian_ingester_shipper_upload_failures_total counter
+meridian_ingester_shipper_upload_failures_total 0
+# HELP meridian_ingester_shipper_uploads_total Blocks uploaded to object storage by the shipper.
+# TYPE meridian_ingester_shipper_uploads_total counter
+meridian_ingester_shipper_uploads_total 2
+`), "meridian_ingester_shipper_uploads_total", "meridian_ingester_shipper_upload_failures_total"))
+	require.Positive(t, testutil.ToFloat64(m.lastSuccessfulTime))
+
+	// Nothing new: a second sync uploads nothing.
+	n, err = s.Sync(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	// A restarted shipper reads what was shipped from disk.
+	restarted := NewShipper(tenantBkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
+	for _, id := range blockIDs(db) {
+		require.True(t, restarted.IsShipped(id))
+	}
+	n, err = restarted.Sync(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Equal(t, 2.0, testutil.ToFloat64(m.uploads))
+}
+
+func TestShipperLostShippedFile(t *testing.T) {
+	tsdbDir := t.TempDir()
+	db := openTSDBWithBlocks(t, tsdbDir)
+	bkt, _ := newFilesystemBucket(t)
+	tenantBkt := objstore.NewPrefixedBucket(bkt, shipperTestTenant)
+	m := NewShipperMetrics(prometheus.NewPedanticRegistry())
+	ctx := context.Background()
+
+	n, err := NewShipper(tenantBkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m).Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	tests := map[string]func(t *testing.T){
+		"removed": func(t *testing.T) {
+			require.NoError(t, os.Remove(filepath.Join(tsdbDir, ShippedFilename)))
+		},
+		"garbled": func(t *testing.T) {
+			require.NoError(t, os.WriteFile(filepath.Join(tsdbDir, ShippedFilename), []byte("{not json"), 0o644))
+		},
+	}
+	for name, damage := range tests {
+		t.Run(name, func(t *testing.T) {
+			damage(t)
+			s := NewShipper(tenantBkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
+			n, err := s.Sync(ctx)
+			require.NoError(t, err)
+			require.Zero(t, n, "blocks whose meta.json is in the bucket are not uploaded again")
+			for _, id := range blockIDs(db) {
+				require.True(t, s.IsShipped(id))
+			}
+			_, err = readShippedFile(filepath.Join(tsdbDir, ShippedFilename))
+			require.NoError(t, err)
+		})
+	}
+	require.Equal(t, 2.0, testutil.ToFloat64(m.uploads))
+}
+
+// failingBucket fails uploads of objects whose name ends with failSuffix.
+type failingBucket struct {
+	objstore.Bucket
+	failSuffix string
+}
+
+var errInjected = errors.New("injected upload error")
+
+func (b *failingBucket) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	if b.failSuffix != "" && strings.HasSuffix(name, b.failSuffix) {
+		return errInjected
+	}
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+func TestShipperPartialUploadIsRetried(t *testing.T) {
+	tests := map[string]struct {
+		failSuffix string
+		present    []string // objects left by the failed upload
+		absent     []string
+	}{
+		"fails after index": {
+			failSuffix: "/meta.json",
+			present:    []string{"index", "chunks/000001"},
+			absent:     []string{"meta.json"},
+		},
+		"fails on index": {
+			failSuffix: "/index",
+			present:    []string{"chunks/000001"},
+			absent:     []string{"index", "meta.json"},
+		},
+		"fails on chunks": {
+			failSuffix: "/000001",
+			absent:     []string{"chunks/000001", "index", "meta.json"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tsdbDir := t.TempDir()
+			db := openTSDBWithBlocks(t, tsdbDir)
+			bkt, bktDir := newFilesystemBucket(t)
+			failing := &failingBucket{Bucket: objstore.NewPrefixedBucket(bkt, shipperTestTenant), failSuffix: tc.failSuffix}
+			m := NewShipperMetrics(prometheus.NewPedanticRegistry())
+			ctx := context.Background()
+			s := NewShipper(failing, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
+
+			n, err := s.Sync(ctx)
+			require.ErrorIs(t, err, errInjected)
+			require.Zero(t, n)
+			require.Equal(t, 2.0, testutil.ToFloat64(m.uploadFailures))
+
+			exists := func(id ulid.ULID, name string) bool {
+				_, err := os.Stat(filepath.Join(bktDir, shipperTestTenant, id.String(), filepath.FromSlash(name)))
+				return err == nil
+			}
+			for _, id := range blockIDs(db) {
+				require.False(t, s.IsShipped(id))
+				for _, name := range tc.present {
+					require.True(t, exists(id, name), name)
+				}
+				for _, name := range tc.absent {
+					require.False(t, exists(id, name), name)
+				}
+			}
+			_, err = os.Stat(filepath.Join(tsdbDir, ShippedFilename))
+			require.ErrorIs(t, err, os.ErrNotExist)
+
+			// The bucket recovers: the next sync completes both blocks.
+			failing.failSuffix = ""
+			n, err = s.Sync(ctx)
+			require.NoError(t, err)
+			require.Equal(t, 2, n)
+			for _, id := range blockIDs(db) {
+				require.True(t, s.IsShipped(id))
+				for _, name := range []string{"meta.json", "index", "chunks/000001"} {
+					require.True(t, exists(id, name), name)
+				}
+			}
+		})
+	}
+}
+
+func TestShipperSkipsIncompleteBlocks(t *testing.T) {
+	tsdbDir := t.TempDir()
+	db := openTSDBWithBlocks(t, tsdbDir)
+	bkt, bktDir := newFilesystemBucket(t)
+
+	// A block still being written by the compactor, and one without meta.json.
+	creating := ulid.MustNew(ulid.Now(), nil).String()
+	noMeta := ulid.MustNew(ulid.Now()+1, nil).String()
+	for _, dir := range []string{creating + ".tmp-for-creation", noMeta} {
+		require.NoError(t, os.MkdirAll(filepath.Join(tsdbDir, dir, "chunks"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(tsdbDir, dir, "index"), []byte("partial"), 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(tsdbDir, creating+".tmp-for-creation", "meta.json"), []byte("{}"), 0o644))
+
+	s := NewShipper(objstore.NewPrefixedBucket(bkt, shipperTestTenant), shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), NewShipperMetrics(prometheus.NewPedanticRegistry()))
+	n, err := s.Sync(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	entries, err := os.ReadDir(filepath.Join(bktDir, shipperTestTenant))
+	require.NoError(t, err)
+	var shipped []string
+	for _, e := range entries {
+		shipped = append(shipped, e.Name())
+	}
+	var want []string
+	for _, id := range blockIDs(db) {
+		want = append(want, id.String())
+	}
+	require.ElementsMatch(t, want, shipped)
+	require.NotContains(t, shipped, noMeta)
+	require.NotContains(t, shipped, path.Base(creating))
+}

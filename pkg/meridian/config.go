@@ -1,0 +1,201 @@
+// Package meridian wires the components into one binary: the top-level
+// Config, the module graph and the run loop.
+package meridian
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/server"
+	"gopkg.in/yaml.v3"
+
+	"github.com/meridianhq/meridian/pkg/distributor"
+	"github.com/meridianhq/meridian/pkg/ingester"
+	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
+	"github.com/meridianhq/meridian/pkg/limits"
+	"github.com/meridianhq/meridian/pkg/querier"
+	"github.com/meridianhq/meridian/pkg/querier/httpapi"
+	"github.com/meridianhq/meridian/pkg/storage"
+	"github.com/meridianhq/meridian/pkg/tenant"
+)
+
+// CommonConfig holds settings several components share.
+type CommonConfig struct {
+	DataDir string `yaml:"data_dir"`
+}
+
+// RegisterFlags registers the common flags.
+func (c *CommonConfig) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.DataDir, "common.data-dir", "./data", "Directory for all local state: TSDBs under tsdb/, the filesystem bucket under bucket/, the querier's block cache under querier-blocks/.")
+}
+
+// Config is the whole configuration of a Meridian process.
+type Config struct {
+	Target flagext.StringSliceCSV `yaml:"target"`
+
+	Common         CommonConfig           `yaml:"common"`
+	Server         server.Config          `yaml:"server"`
+	Auth           tenant.Config          `yaml:"auth"`
+	Limits         limits.Limits          `yaml:"limits"`
+	RuntimeConfig  limits.OverridesConfig `yaml:"runtime_config"`
+	BlocksStorage  storage.Config         `yaml:"blocks_storage"`
+	Distributor    distributor.Config     `yaml:"distributor"`
+	Ingester       ingester.Config        `yaml:"ingester"`
+	IngesterClient ingclient.Config       `yaml:"ingester_client"`
+	Querier        querier.Config         `yaml:"querier"`
+	API            httpapi.Config         `yaml:"prometheus_api"`
+}
+
+// RegisterFlags registers every flag with its default.
+func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
+	c.Target = []string{All}
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, distributor, ingester, querier (and the internal ones they depend on).")
+	c.Common.RegisterFlags(f)
+	c.Server.RegisterFlags(f)
+	c.Auth.RegisterFlags(f)
+	c.Limits.RegisterFlags(f)
+	c.RuntimeConfig.RegisterFlags(f)
+	c.BlocksStorage.RegisterFlags(f)
+	c.Distributor.RegisterFlags(f)
+	// The embedded default is a single process: an in-memory ring with one replica.
+	c.Ingester.Lifecycler.RingConfig.KVStore.Store = "inmemory"
+	c.Ingester.RegisterFlags(f, logger)
+	c.IngesterClient.RegisterFlags(f)
+	c.Querier.RegisterFlags(f)
+	c.API.RegisterFlags(f)
+
+	setDefault(f, "server.http-listen-port", "8080")
+	setDefault(f, "server.grpc-listen-port", "9095")
+	setDefault(f, "ingester.distributor.replication-factor", "1")
+	setDefault(f, "ingester.min-ready-duration", "0s")
+	setDefault(f, "ingester.final-sleep", "0s")
+	c.Server.MetricsNamespace = "meridian"
+}
+
+// setDefault changes a flag's default (value and the one -help prints).
+func setDefault(f *flag.FlagSet, name, value string) {
+	fl := f.Lookup(name)
+	if fl == nil {
+		panic("no flag " + name)
+	}
+	if err := fl.Value.Set(value); err != nil {
+		panic(fmt.Sprintf("default of -%s: %v", name, err))
+	}
+	fl.DefValue = value
+}
+
+// Validate checks the whole configuration, naming the component at fault.
+func (c *Config) Validate() error {
+	if len(c.Target) == 0 {
+		return errors.New("-target is empty: name at least one module, e.g. -target=all")
+	}
+	checks := []struct {
+		name string
+		fn   func() error
+	}{
+		{"limits", c.Limits.Validate},
+		{"auth", c.Auth.Validate},
+		{"blocks_storage", c.BlocksStorage.Validate},
+		{"distributor", c.Distributor.Validate},
+		{"ingester", c.Ingester.Validate},
+		{"ingester ring", c.Ingester.Lifecycler.Validate},
+		{"ingester_client", c.IngesterClient.Validate},
+		{"querier", c.Querier.Validate},
+		{"prometheus_api", c.API.Validate},
+	}
+	for _, ch := range checks {
+		if err := ch.fn(); err != nil {
+			return fmt.Errorf("invalid %s config: %w", ch.name, err)
+		}
+	}
+	return nil
+}
+
+// ApplyDerivedDefaults fills paths left empty from the common data dir.
+func (c *Config) ApplyDerivedDefaults() {
+	if c.Ingester.TSDBDir == "" {
+		c.Ingester.TSDBDir = filepath.Join(c.Common.DataDir, "tsdb")
+	}
+	if c.BlocksStorage.Filesystem.Dir == "" {
+		c.BlocksStorage.Filesystem.Dir = filepath.Join(c.Common.DataDir, "bucket")
+	}
+	if c.Querier.BucketBlocks.CacheDir == "" {
+		c.Querier.BucketBlocks.CacheDir = filepath.Join(c.Common.DataDir, "querier-blocks")
+	}
+	lc := &c.Ingester.Lifecycler
+	if lc.Addr == "" {
+		switch {
+		case c.Server.GRPCListenAddress != "" && c.Server.GRPCListenAddress != "0.0.0.0" && c.Server.GRPCListenAddress != "::":
+			lc.Addr = c.Server.GRPCListenAddress
+		case lc.RingConfig.KVStore.Store == "inmemory":
+			// One process: the ingester is reached on loopback.
+			lc.Addr = "127.0.0.1"
+		}
+	}
+	lc.ListenPort = c.Server.GRPCListenPort
+}
+
+// configFileFromArgs finds -config.file in the arguments before flags are
+// parsed, so the YAML can be applied between the defaults and the flags.
+func configFileFromArgs(args []string) string {
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config.file" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// LoadYAML applies a YAML file over the current values. Unknown fields are
+// an error that names them.
+func (c *Config) LoadYAML(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// ParseArgs builds the configuration: flag defaults, then the YAML file,
+// then the flags again so they win.
+func ParseArgs(fs *flag.FlagSet, args []string, cfg *Config) error {
+	// -config.file is parsed like any other flag; it is read first.
+	var configFile string
+	fs.StringVar(&configFile, "config.file", "", "YAML configuration file. Flags given on the command line override its values.")
+	if path := configFileFromArgs(args); path != "" {
+		if err := cfg.LoadYAML(path); err != nil {
+			return err
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v: every setting is a -flag", fs.Args())
+	}
+	cfg.ApplyDerivedDefaults()
+	return nil
+}

@@ -1,0 +1,413 @@
+package meridian
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/middleware"
+	"github.com/grafana/dskit/modules"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/server"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/thanos-io/objstore"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"gopkg.in/yaml.v3"
+
+	"github.com/meridianhq/meridian/pkg/api"
+	"github.com/meridianhq/meridian/pkg/distributor"
+	"github.com/meridianhq/meridian/pkg/ingester"
+	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
+	"github.com/meridianhq/meridian/pkg/limits"
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/querier"
+	"github.com/meridianhq/meridian/pkg/querier/httpapi"
+	"github.com/meridianhq/meridian/pkg/storage"
+	"github.com/meridianhq/meridian/pkg/tenant"
+	"github.com/meridianhq/meridian/pkg/util/build"
+	"github.com/meridianhq/meridian/pkg/util/grpccodec"
+)
+
+// Module names. All, Write and Read are groups for small clusters.
+const (
+	Server        = "server"
+	RuntimeConfig = "runtime-config"
+	IngesterRing  = "ingester-ring"
+	Ingester      = "ingester"
+	Distributor   = "distributor"
+	Querier       = "querier"
+	All           = "all"
+	Write         = "write"
+	Read          = "read"
+)
+
+// Meridian is one process: its config, the components it runs and the
+// services that run them.
+type Meridian struct {
+	Cfg      Config
+	Registry *prometheus.Registry
+	Logger   log.Logger
+	SLogger  *slog.Logger
+
+	Server       *server.Server
+	API          *api.API
+	Overrides    *limits.Overrides
+	IngesterRing *ring.Ring
+	Ingester     *ingester.Ingester
+	Distributor  *distributor.Distributor
+	BucketBlocks *querier.BucketBlocks
+
+	bucket     objstore.Bucket
+	clientPool *ingclient.Pool
+	modules    *modules.Manager
+	serviceMap map[string]services.Service
+	manager    *services.Manager
+}
+
+// New builds the process for cfg.
+func New(cfg Config, logger log.Logger, slogger *slog.Logger) (*Meridian, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		build.NewCollector(),
+	)
+	m := &Meridian{Cfg: cfg, Registry: reg, Logger: logger, SLogger: slogger}
+	m.setupModules()
+	return m, nil
+}
+
+func (m *Meridian) setupModules() {
+	mm := modules.NewManager(m.Logger)
+	mm.RegisterModule(Server, m.initServer, modules.UserInvisibleModule)
+	mm.RegisterModule(RuntimeConfig, m.initRuntimeConfig, modules.UserInvisibleModule)
+	mm.RegisterModule(IngesterRing, m.initIngesterRing, modules.UserInvisibleModule)
+	mm.RegisterModule(Ingester, m.initIngester)
+	mm.RegisterModule(Distributor, m.initDistributor)
+	mm.RegisterModule(Querier, m.initQuerier)
+	mm.RegisterModule(Write, nil)
+	mm.RegisterModule(Read, nil)
+	mm.RegisterModule(All, nil)
+
+	deps := map[string][]string{
+		RuntimeConfig: {Server},
+		IngesterRing:  {Server},
+		Ingester:      {Server, RuntimeConfig},
+		Distributor:   {Server, RuntimeConfig, IngesterRing},
+		Querier:       {Server, RuntimeConfig, IngesterRing},
+		Write:         {Distributor, Ingester},
+		Read:          {Querier},
+		All:           {Distributor, Ingester, Querier},
+	}
+	for mod, ds := range deps {
+		if err := mm.AddDependency(mod, ds...); err != nil {
+			panic(err) // programming error in the table above
+		}
+	}
+	m.modules = mm
+}
+
+// ModuleNames lists the modules a user may target.
+func (m *Meridian) ModuleNames() []string { return m.modules.UserVisibleModuleNames() }
+
+func (m *Meridian) initServer() (services.Service, error) {
+	cfg := m.Cfg.Server
+	cfg.Registerer = m.Registry
+	cfg.Gatherer = m.Registry
+	cfg.Log = m.Logger
+	// Signals are handled by Run, which stops every module in order.
+	cfg.SignalHandler = ignoreSignals{}
+	unary, stream := tenant.GRPCServerInterceptors()
+	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, unary)
+	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, stream)
+	cfg.GRPCOptions = append(cfg.GRPCOptions,
+		grpc.ForceServerCodec(grpccodec.Codec{}),
+		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+	)
+	s, err := server.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start HTTP and gRPC servers: %w", err)
+	}
+	m.Server = s
+	auth, err := tenant.NewHTTPMiddleware(m.Cfg.Auth, m.Logger, m.Registry)
+	if err != nil {
+		return nil, err
+	}
+	m.API = api.New(s.HTTP, auth)
+	m.API.RegisterAdmin(http.HandlerFunc(m.readyHandler), http.HandlerFunc(m.servicesHandler), http.HandlerFunc(m.configHandler), http.HandlerFunc(m.runtimeConfigHandler))
+	return newServerService(s, m.Logger), nil
+}
+
+func (m *Meridian) initRuntimeConfig() (services.Service, error) {
+	o, err := limits.NewOverrides(m.Cfg.Limits, m.Cfg.RuntimeConfig, m.Logger, m.Registry)
+	if err != nil {
+		return nil, err
+	}
+	m.Overrides = o
+	return o, nil
+}
+
+func (m *Meridian) initIngesterRing() (services.Service, error) {
+	r, err := ring.New(m.Cfg.Ingester.Lifecycler.RingConfig, "ingester", ingester.RingKey, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	if err != nil {
+		return nil, fmt.Errorf("create ingester ring client: %w", err)
+	}
+	m.IngesterRing = r
+	m.API.RegisterRing(r)
+	return r, nil
+}
+
+// objectBucket creates the object storage client once per process.
+func (m *Meridian) objectBucket() (objstore.Bucket, error) {
+	if m.bucket != nil {
+		return m.bucket, nil
+	}
+	b, err := storage.NewBucket(m.Cfg.BlocksStorage, "meridian", m.Logger, m.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("open object storage: %w", err)
+	}
+	m.bucket = b
+	return b, nil
+}
+
+// ingesterClients is the one pool of ingester connections of the process.
+func (m *Meridian) ingesterClients() *ingclient.Pool {
+	if m.clientPool == nil {
+		lc := m.Cfg.Ingester.Lifecycler
+		port := lc.Port
+		if port == 0 {
+			port = lc.ListenPort
+		}
+		localAddr := net.JoinHostPort(lc.Addr, strconv.Itoa(port))
+		m.clientPool = ingclient.NewPool(m.Cfg.IngesterClient, localAddr, func() meridianpb.IngesterServer {
+			if m.Ingester == nil {
+				return nil
+			}
+			return m.Ingester
+		}, m.Registry)
+	}
+	return m.clientPool
+}
+
+func (m *Meridian) initIngester() (services.Service, error) {
+	bkt, err := m.objectBucket()
+	if err != nil {
+		return nil, err
+	}
+	ing, err := ingester.New(m.Cfg.Ingester, m.Overrides, bkt, m.Logger, m.SLogger, m.Registry)
+	if err != nil {
+		return nil, err
+	}
+	m.Ingester = ing
+	meridianpb.RegisterIngesterServer(m.Server.GRPC, ing)
+	m.API.RegisterIngester(http.HandlerFunc(ing.FlushHandler))
+	if m.IngesterRing == nil {
+		// Without a ring client in this process, show the lifecycler's view.
+		m.API.RegisterRing(ing.Lifecycler())
+	}
+	return ing, nil
+}
+
+func (m *Meridian) initDistributor() (services.Service, error) {
+	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.ingesterClients(), m.Logger, m.Registry)
+	m.Distributor = d
+	m.API.RegisterDistributor(distributor.NewPushHandler(m.Cfg.Distributor.PushHandler, d, m.Overrides, m.Logger, m.Registry))
+	return d, nil
+}
+
+func (m *Meridian) initQuerier() (services.Service, error) {
+	bkt, err := m.objectBucket()
+	if err != nil {
+		return nil, err
+	}
+	m.BucketBlocks = querier.NewBucketBlocks(m.Cfg.Querier.BucketBlocks, bkt, m.Logger, m.SLogger, m.Registry)
+	q := querier.NewQueryable(m.IngesterRing, m.ingesterClients(), m.BucketBlocks, m.Overrides, m.Logger)
+	bi := httpapi.BuildInfo{
+		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
+		BuildUser: build.BuildUser, BuildDate: build.BuildDate, GoVersion: build.GoVersion(),
+	}
+	m.API.RegisterQuerier(httpapi.New(m.Cfg.API, q, q, m.Overrides, bi, m.Logger, m.Registry))
+	return m.BucketBlocks, nil
+}
+
+// Run starts the targeted modules and blocks until they stop: on SIGINT or
+// SIGTERM, on ctx cancellation, or when one fails.
+func (m *Meridian) Run(ctx context.Context) error {
+	for _, t := range m.Cfg.Target {
+		if !m.modules.IsTargetableModule(t) {
+			return fmt.Errorf("unknown -target %q; valid targets: %s", t, strings.Join(m.ModuleNames(), ", "))
+		}
+	}
+	svcs, err := m.modules.InitModuleServices(m.Cfg.Target...)
+	if err != nil {
+		return err
+	}
+	m.serviceMap = svcs
+	list := make([]services.Service, 0, len(svcs))
+	for _, s := range svcs {
+		list = append(list, s)
+	}
+	sm, err := services.NewManager(list...)
+	if err != nil {
+		return err
+	}
+	m.manager = sm
+
+	failed := make(chan error, 1)
+	sm.AddListener(services.NewManagerListener(nil, nil, func(s services.Service) {
+		name := m.serviceName(s)
+		level.Error(m.Logger).Log("msg", "module failed; stopping the process", "module", name, "err", s.FailureCase())
+		select {
+		case failed <- fmt.Errorf("module %s failed: %w", name, s.FailureCase()):
+		default:
+		}
+		sm.StopAsync()
+	}))
+	if err := sm.StartAsync(context.Background()); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		level.Info(m.Logger).Log("msg", "shutting down")
+	case err := <-failed:
+		_ = sm.AwaitStopped(context.Background())
+		return err
+	case <-awaitStopped(sm):
+	}
+	sm.StopAsync()
+	if err := sm.AwaitStopped(context.Background()); err != nil {
+		return err
+	}
+	select {
+	case err := <-failed:
+		return err
+	default:
+	}
+	return nil
+}
+
+func awaitStopped(sm *services.Manager) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		_ = sm.AwaitStopped(context.Background())
+		close(ch)
+	}()
+	return ch
+}
+
+func (m *Meridian) serviceName(s services.Service) string {
+	for name, svc := range m.serviceMap {
+		if svc == s {
+			return name
+		}
+	}
+	return "unknown"
+}
+
+// readyHandler answers 200 only when every module runs and, where this
+// process writes or reads, the ingester ring can serve.
+func (m *Meridian) readyHandler(w http.ResponseWriter, r *http.Request) {
+	if m.manager == nil || !m.manager.IsHealthy() {
+		var notRunning []string
+		for name, s := range m.serviceMap {
+			if st := s.State(); st != services.Running {
+				notRunning = append(notRunning, name+"="+st.String())
+			}
+		}
+		sort.Strings(notRunning)
+		http.Error(w, "not ready: modules not running: "+strings.Join(notRunning, ", "), http.StatusServiceUnavailable)
+		return
+	}
+	if m.Ingester != nil {
+		if st := m.Ingester.Lifecycler().GetState(); st != ring.ACTIVE {
+			http.Error(w, "not ready: this ingester is "+st.String()+" in the ring, not ACTIVE", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	if m.IngesterRing != nil {
+		if _, err := m.IngesterRing.GetAllHealthy(ring.Write); err != nil {
+			http.Error(w, "not ready: no healthy ACTIVE ingester in the ring yet: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func (m *Meridian) servicesHandler(w http.ResponseWriter, _ *http.Request) {
+	names := make([]string, 0, len(m.serviceMap))
+	for name := range m.serviceMap {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, name := range names {
+		s := m.serviceMap[name]
+		line := fmt.Sprintf("%s: %s", name, s.State())
+		if err := s.FailureCase(); err != nil {
+			line += " (" + err.Error() + ")"
+		}
+		_, _ = fmt.Fprintln(w, line)
+	}
+}
+
+func (m *Meridian) configHandler(w http.ResponseWriter, _ *http.Request) {
+	out, err := yaml.Marshal(m.Cfg)
+	if err != nil {
+		http.Error(w, "encode config: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/yaml; charset=utf-8")
+	_, _ = w.Write(out)
+}
+
+func (m *Meridian) runtimeConfigHandler(w http.ResponseWriter, r *http.Request) {
+	if m.Overrides == nil {
+		http.Error(w, "this process runs no module that reads per-tenant limits", http.StatusNotFound)
+		return
+	}
+	m.Overrides.ServeHTTP(w, r)
+}
+
+// ignoreSignals keeps dskit's server from handling signals itself.
+type ignoreSignals struct{}
+
+func (ignoreSignals) Loop() { select {} }
+func (ignoreSignals) Stop() {}
+
+// newServerService runs the HTTP and gRPC servers. The module manager stops
+// it after every module that depends on it, so requests are served until
+// the ingester has flushed.
+func newServerService(s *server.Server, logger log.Logger) services.Service {
+	done := make(chan error, 1)
+	running := func(ctx context.Context) error {
+		go func() { done <- s.Run() }()
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-done:
+			if err == nil {
+				err = errors.New("server stopped unexpectedly")
+			}
+			return err
+		}
+	}
+	stopping := func(error) error {
+		s.Shutdown()
+		level.Info(logger).Log("msg", "HTTP and gRPC servers stopped")
+		return nil
+	}
+	return services.NewBasicService(nil, running, stopping)
+}
+
+var _ middleware.Interface = (*tenant.HTTPMiddleware)(nil)

@@ -1,0 +1,411 @@
+// Package querier reads a tenant's data: the recent window from the
+// ingesters (streamed as compressed chunks) merged with blocks in object
+// storage, replicas and overlaps deduplicated sample by sample.
+package querier
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/httpgrpc"
+	"github.com/grafana/dskit/ring"
+	dskittenant "github.com/grafana/dskit/tenant"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
+	"github.com/meridianhq/meridian/pkg/limits"
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/util/matchers"
+)
+
+// ErrIDMaxSeriesPerQuery is the stable ID of the series-per-query limit.
+const ErrIDMaxSeriesPerQuery = "err-meridian-max-series-per-query"
+
+// Config configures the querier's storage side.
+type Config struct {
+	BucketBlocks BucketBlocksConfig `yaml:"bucket_blocks"`
+}
+
+// RegisterFlags registers the querier flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.BucketBlocks.RegisterFlags(f)
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.BucketBlocks.SyncInterval <= 0 {
+		return errors.New("querier: bucket sync interval must be positive")
+	}
+	return nil
+}
+
+// ClientPool returns the client of an ingester by address.
+type ClientPool interface {
+	Get(addr string) (ingclient.Client, error)
+	RemoteTimeout() time.Duration
+}
+
+// BlockQuerier opens a querier over a tenant's blocks in object storage.
+type BlockQuerier interface {
+	Querier(tenant string, mint, maxt int64) (storage.Querier, error)
+}
+
+// TenantLimits is what the querier reads of the per-tenant limits.
+type TenantLimits interface {
+	Limits(tenant string) limits.Limits
+}
+
+// Queryable is the tenant-aware storage.Queryable the PromQL engine runs on.
+type Queryable struct {
+	ring    ring.ReadRing
+	clients ClientPool
+	blocks  BlockQuerier // nil: ingesters only
+	limits  TenantLimits
+	logger  log.Logger
+}
+
+var _ storage.Queryable = (*Queryable)(nil)
+
+// NewQueryable creates the merged queryable. blocks may be nil.
+func NewQueryable(ingesterRing ring.ReadRing, clients ClientPool, blocks BlockQuerier, lim TenantLimits, logger log.Logger) *Queryable {
+	return &Queryable{ring: ingesterRing, clients: clients, blocks: blocks, limits: lim, logger: logger}
+}
+
+// Querier implements storage.Queryable. The tenant is only known per call
+// (from the context), so the real queriers are opened lazily.
+func (q *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &querier{q: q, mint: mint, maxt: maxt}, nil
+}
+
+type querier struct {
+	q          *Queryable
+	mint, maxt int64
+
+	mtx     sync.Mutex
+	closers []storage.Querier
+}
+
+// open builds the merged querier for the context's tenant.
+func (qr *querier) open(ctx context.Context) (storage.Querier, string, error) {
+	tenant, err := dskittenant.TenantID(ctx)
+	if err != nil {
+		return nil, "", httpgrpc.Errorf(http.StatusUnauthorized, "no tenant in the request: %v", err)
+	}
+	parts := []storage.Querier{&ingesterQuerier{q: qr.q, mint: qr.mint, maxt: qr.maxt}}
+	if qr.q.blocks != nil {
+		bq, err := qr.q.blocks.Querier(tenant, qr.mint, qr.maxt)
+		if err != nil {
+			return nil, "", fmt.Errorf("open blocks of tenant %s: %w", tenant, err)
+		}
+		parts = append(parts, bq)
+	}
+	// ChainedSeriesMerge drops samples with equal timestamps, so the same
+	// sample from several replicas, or from an ingester's local block and its
+	// shipped copy, is counted once.
+	m := storage.NewMergeQuerier(parts, nil, storage.ChainedSeriesMerge)
+	qr.mtx.Lock()
+	qr.closers = append(qr.closers, m)
+	qr.mtx.Unlock()
+	return m, tenant, nil
+}
+
+func (qr *querier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	m, tenant, err := qr.open(ctx)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	set := m.Select(ctx, sortSeries, hints, ms...)
+	if lim := qr.q.limits.Limits(tenant).MaxSeriesPerQuery; lim > 0 {
+		set = &limitedSeriesSet{SeriesSet: set, limit: lim}
+	}
+	return set
+}
+
+func (qr *querier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	m, _, err := qr.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.LabelValues(ctx, name, hints, ms...)
+}
+
+func (qr *querier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	m, _, err := qr.open(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m.LabelNames(ctx, hints, ms...)
+}
+
+func (qr *querier) Close() error {
+	qr.mtx.Lock()
+	defer qr.mtx.Unlock()
+	var errs []error
+	for _, c := range qr.closers {
+		errs = append(errs, c.Close())
+	}
+	qr.closers = nil
+	return errors.Join(errs...)
+}
+
+// limitedSeriesSet fails the query once it yields more series than allowed.
+type limitedSeriesSet struct {
+	storage.SeriesSet
+	limit, n int
+	err      error
+}
+
+func (s *limitedSeriesSet) Next() bool {
+	if s.err != nil || !s.SeriesSet.Next() {
+		return false
+	}
+	s.n++
+	if s.n > s.limit {
+		s.err = httpgrpc.Errorf(http.StatusUnprocessableEntity, "%s: the query fetched more than %d series, the tenant's limit; narrow the selectors or raise -querier.max-fetched-series-per-query (max_fetched_series_per_query)", ErrIDMaxSeriesPerQuery, s.limit)
+		return false
+	}
+	return true
+}
+
+func (s *limitedSeriesSet) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.SeriesSet.Err()
+}
+
+// ingesterQuerier asks every ingester of the replication set.
+type ingesterQuerier struct {
+	q          *Queryable
+	mint, maxt int64
+}
+
+// forEachIngester calls f on each ingester of the read set, tolerating the
+// failures the replication factor allows.
+func (iq *ingesterQuerier) forEachIngester(ctx context.Context, f func(context.Context, ingclient.Client) (any, error)) ([]any, error) {
+	rs, err := iq.q.ring.GetReplicationSetForOperation(ring.Read)
+	if err != nil {
+		return nil, fmt.Errorf("no ingesters can serve the read: %w", err)
+	}
+	return rs.Do(ctx, 0, func(ctx context.Context, inst *ring.InstanceDesc) (any, error) {
+		c, err := iq.q.clients.Get(inst.Addr)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, iq.q.clients.RemoteTimeout())
+		defer cancel()
+		res, err := f(ctx, c)
+		if err != nil {
+			return nil, fmt.Errorf("ingester %s: %w", inst.Addr, err)
+		}
+		return res, nil
+	})
+}
+
+func (iq *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	mint, maxt := iq.mint, iq.maxt
+	skipChunks := false
+	if hints != nil {
+		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
+		skipChunks = hints.Func == "series"
+	}
+	pms, err := matchers.ToProto(ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	req := &meridianpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: pms, SkipChunks: skipChunks}
+	results, err := iq.forEachIngester(ctx, func(ctx context.Context, c ingclient.Client) (any, error) {
+		stream, err := c.QueryStream(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		var series []storage.Series
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, err
+			}
+			for _, cs := range resp.Series {
+				s, err := seriesFromWire(cs, skipChunks)
+				if err != nil {
+					return nil, err
+				}
+				series = append(series, s)
+			}
+		}
+		return series, nil
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	sets := make([]storage.SeriesSet, 0, len(results))
+	for _, r := range results {
+		ss := r.([]storage.Series)
+		// Each ingester streams its series sorted by labels already.
+		sets = append(sets, newListSeriesSet(ss))
+	}
+	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+}
+
+func (iq *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	pms, err := matchers.ToProto(ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := &meridianpb.LabelValuesRequest{Name: name, StartMs: iq.mint, EndMs: iq.maxt, Matchers: pms}
+	if hints != nil {
+		req.Limit = int64(hints.Limit)
+	}
+	results, err := iq.forEachIngester(ctx, func(ctx context.Context, c ingclient.Client) (any, error) {
+		resp, err := c.LabelValues(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp.Values, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeStrings(results, hints), nil, nil
+}
+
+func (iq *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	pms, err := matchers.ToProto(ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	req := &meridianpb.LabelNamesRequest{StartMs: iq.mint, EndMs: iq.maxt, Matchers: pms}
+	if hints != nil {
+		req.Limit = int64(hints.Limit)
+	}
+	results, err := iq.forEachIngester(ctx, func(ctx context.Context, c ingclient.Client) (any, error) {
+		resp, err := c.LabelNames(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp.Names, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeStrings(results, hints), nil, nil
+}
+
+func (iq *ingesterQuerier) Close() error { return nil }
+
+func mergeStrings(results []any, hints *storage.LabelHints) []string {
+	seen := map[string]struct{}{}
+	for _, r := range results {
+		for _, s := range r.([]string) {
+			seen[s] = struct{}{}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
+		out = out[:hints.Limit]
+	}
+	return out
+}
+
+// seriesFromWire turns streamed chunks back into a series whose iterator
+// decodes them lazily.
+func seriesFromWire(cs prompb.ChunkedSeries, labelsOnly bool) (storage.Series, error) {
+	var b labels.ScratchBuilder
+	for _, l := range cs.Labels {
+		b.Add(l.Name, l.Value)
+	}
+	b.Sort()
+	lset := b.Labels()
+	if labelsOnly {
+		return storage.NewListSeries(lset, nil), nil
+	}
+	parts := make([]storage.Series, 0, len(cs.Chunks))
+	for _, c := range cs.Chunks {
+		var enc chunkenc.Encoding
+		switch c.Type {
+		case prompb.Chunk_XOR:
+			enc = chunkenc.EncXOR
+		case prompb.Chunk_HISTOGRAM:
+			enc = chunkenc.EncHistogram
+		case prompb.Chunk_FLOAT_HISTOGRAM:
+			enc = chunkenc.EncFloatHistogram
+		default:
+			return nil, fmt.Errorf("ingester sent a chunk of unknown type %v", c.Type)
+		}
+		chk, err := chunkenc.FromData(enc, c.Data)
+		if err != nil {
+			return nil, fmt.Errorf("decode chunk from ingester: %w", err)
+		}
+		parts = append(parts, &storage.SeriesEntry{
+			Lset:             lset,
+			SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator { return chk.Iterator(it) },
+		})
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	// Chunks of one series can overlap (out-of-order head): merge them.
+	return storage.ChainedSeriesMerge(parts...), nil
+}
+
+type listSeriesSet struct {
+	series []storage.Series
+	i      int
+}
+
+func newListSeriesSet(s []storage.Series) *listSeriesSet { return &listSeriesSet{series: s, i: -1} }
+
+func (l *listSeriesSet) Next() bool                        { l.i++; return l.i < len(l.series) }
+func (l *listSeriesSet) At() storage.Series                { return l.series[l.i] }
+func (l *listSeriesSet) Err() error                        { return nil }
+func (l *listSeriesSet) Warnings() annotations.Annotations { return nil }
+
+// MetricsMetadata merges the metadata the ingesters hold for the tenant.
+func (q *Queryable) MetricsMetadata(ctx context.Context, metric string, limit int) ([]prompb.MetricMetadata, error) {
+	iq := &ingesterQuerier{q: q}
+	req := &meridianpb.MetadataRequest{Metric: metric, Limit: int32(limit)}
+	results, err := iq.forEachIngester(ctx, func(ctx context.Context, c ingclient.Client) (any, error) {
+		resp, err := c.MetricsMetadata(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp.Metadata, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	type key struct{ name, typ, help, unit string }
+	seen := map[key]struct{}{}
+	var out []prompb.MetricMetadata
+	for _, r := range results {
+		for _, m := range r.([]prompb.MetricMetadata) {
+			k := key{m.MetricFamilyName, m.Type.String(), m.Help, m.Unit}
+			if _, ok := seen[k]; ok {
+				continue
+			}
+			seen[k] = struct{}{}
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].MetricFamilyName < out[j].MetricFamilyName })
+	return out, nil
+}

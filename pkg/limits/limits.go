@@ -22,11 +22,11 @@ type Limits struct {
 	OutOfOrderTimeWindow     model.Duration `yaml:"out_of_order_time_window"`
 
 	// Read path.
-	MaxQueryLength       model.Duration `yaml:"max_query_length"`
-	MaxSamplesPerQuery   int            `yaml:"max_samples_per_query"`
-	MaxSeriesPerQuery    int            `yaml:"max_fetched_series_per_query"`
-	QueryTimeout         model.Duration `yaml:"query_timeout"`
-	MaxPointsPerTimeseries int          `yaml:"max_points_per_timeseries"`
+	MaxQueryLength         model.Duration `yaml:"max_query_length"`
+	MaxSamplesPerQuery     int            `yaml:"max_samples_per_query"`
+	MaxSeriesPerQuery      int            `yaml:"max_fetched_series_per_query"`
+	QueryTimeout           model.Duration `yaml:"query_timeout"`
+	MaxPointsPerTimeseries int            `yaml:"max_points_per_timeseries"`
 }
 
 // RegisterFlags registers the default limits.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/prometheus/prometheus/model/histogram"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
@@ -24,31 +23,32 @@ const (
 	ErrIDSeriesAppendFailure = "err-meridian-series-append"
 )
 
-// seriesError turns an append error into a per-series rejection, or returns
+// seriesError turns an append error into a per-series rejection (the
+// distributor adds the series' labels when it reports it), or returns
 // ok=false when the error is ours (not the client's) and must fail the push.
-func seriesError(index int, lset labels.Labels, ts int64, err error) (meridianpb.SeriesError, bool) {
+func seriesError(index int, ts int64, err error) (meridianpb.SeriesError, bool) {
 	se := meridianpb.SeriesError{Index: int32(index), HttpStatus: http.StatusBadRequest}
 	switch {
 	case errors.Is(err, storage.ErrOutOfOrderSample):
 		se.ErrorId = ErrIDSampleOutOfOrder
-		se.Message = fmt.Sprintf("sample at %d is older than the newest sample of the series and out-of-order ingestion is off for this tenant; send samples in time order or raise -ingester.out-of-order-time-window (out_of_order_time_window): series %s", ts, truncated(lset))
+		se.Message = fmt.Sprintf("sample at %d is older than the newest sample of the series and out-of-order ingestion is off for this tenant; send samples in time order or raise -ingester.out-of-order-time-window (out_of_order_time_window)", ts)
 	case errors.Is(err, storage.ErrTooOldSample):
 		se.ErrorId = ErrIDSampleTooOld
-		se.Message = fmt.Sprintf("sample at %d is older than the out-of-order time window allows; raise -ingester.out-of-order-time-window (out_of_order_time_window) if late data is expected: series %s", ts, truncated(lset))
+		se.Message = fmt.Sprintf("sample at %d is older than the out-of-order time window allows; raise -ingester.out-of-order-time-window (out_of_order_time_window) if late data is expected", ts)
 	case errors.Is(err, storage.ErrOutOfBounds):
 		se.ErrorId = ErrIDSampleOutOfBounds
-		se.Message = fmt.Sprintf("sample at %d is older than the oldest time the ingester still accepts (its head block already moved past it); such old data cannot be ingested: series %s", ts, truncated(lset))
+		se.Message = fmt.Sprintf("sample at %d is older than the oldest time the ingester still accepts (its head block already moved past it); such old data cannot be ingested", ts)
 	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
 		se.ErrorId = ErrIDDuplicateTimestamp
-		se.Message = fmt.Sprintf("a different value was already stored for timestamp %d; each series takes one value per timestamp: series %s", ts, truncated(lset))
+		se.Message = fmt.Sprintf("a different value was already stored for timestamp %d; each series takes one value per timestamp", ts)
 	case errors.Is(err, storage.ErrNativeHistogramsDisabled):
 		se.ErrorId = ErrIDInvalidHistogram
-		se.Message = fmt.Sprintf("native histogram rejected: %v: series %s", err, truncated(lset))
+		se.Message = fmt.Sprintf("native histogram rejected: %v", err)
 	default:
 		// Histogram validation errors are the client's fault too.
 		if isHistogramValidationError(err) {
 			se.ErrorId = ErrIDInvalidHistogram
-			se.Message = fmt.Sprintf("invalid native histogram at %d: %v: series %s", ts, err, truncated(lset))
+			se.Message = fmt.Sprintf("invalid native histogram at %d: %v", ts, err)
 			return se, true
 		}
 		return se, false
@@ -56,22 +56,14 @@ func seriesError(index int, lset labels.Labels, ts int64, err error) (meridianpb
 	return se, true
 }
 
-func maxSeriesError(index int, lset labels.Labels, limit int) meridianpb.SeriesError {
+func maxSeriesError(index int, limit int) meridianpb.SeriesError {
 	return meridianpb.SeriesError{
 		Index:      int32(index),
 		HttpStatus: http.StatusBadRequest,
 		ErrorId:    ErrIDMaxSeriesPerTenant,
-		Message: fmt.Sprintf("the tenant already has %d in-memory series in this ingester, its limit; reduce the number of series sent or raise -ingester.max-series-per-tenant (max_global_series_per_tenant) for the tenant: series %s",
-			limit, truncated(lset)),
+		Message: fmt.Sprintf("the tenant already has %d in-memory series in this ingester, its limit; reduce the number of series sent or raise -ingester.max-series-per-tenant (max_global_series_per_tenant) for the tenant",
+			limit),
 	}
-}
-
-func truncated(lset labels.Labels) string {
-	s := lset.String()
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
 }
 
 func isHistogramValidationError(err error) bool {

@@ -100,15 +100,15 @@ type Ingester struct {
 }
 
 type metrics struct {
-	appendedSamples   *prometheus.CounterVec
-	rejectedSamples   *prometheus.CounterVec
-	tsdbOpened        prometheus.Counter
-	tsdbClosed        prometheus.Counter
-	flushes           prometheus.Counter
-	memorySeries      prometheus.GaugeFunc
-	tenants           prometheus.GaugeFunc
-	queriedSeries     prometheus.Histogram
-	shipFailures      prometheus.Counter
+	appendedSamples *prometheus.CounterVec
+	rejectedSamples *prometheus.CounterVec
+	tsdbOpened      prometheus.Counter
+	tsdbClosed      prometheus.Counter
+	flushes         prometheus.Counter
+	memorySeries    prometheus.GaugeFunc
+	tenants         prometheus.GaugeFunc
+	queriedSeries   prometheus.Histogram
+	shipFailures    prometheus.Counter
 }
 
 // New creates an ingester. bucket may be nil to disable shipping.

@@ -73,14 +73,14 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*meridia
 			ref, _ = getRef.GetRef(lset, lset.Hash())
 		}
 		if ref == 0 && lim.MaxGlobalSeriesPerTenant > 0 && db.db.Head().NumSeries() >= uint64(lim.MaxGlobalSeriesPerTenant) {
-			resp.Errors = append(resp.Errors, maxSeriesError(idx, lset, lim.MaxGlobalSeriesPerTenant))
+			resp.Errors = append(resp.Errors, maxSeriesError(idx, lim.MaxGlobalSeriesPerTenant))
 			rejected[ErrIDMaxSeriesPerTenant] += len(ts.Samples) + len(ts.Histograms)
 			continue
 		}
 
 		var firstErr *meridianpb.SeriesError
 		record := func(t int64, err error) error {
-			se, clientFault := seriesError(idx, lset, t, err)
+			se, clientFault := seriesError(idx, t, err)
 			if !clientFault {
 				return fmt.Errorf("append to TSDB of tenant %s: %w", tenant, err)
 			}

@@ -1,0 +1,236 @@
+package ingester
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/services"
+	"github.com/grafana/dskit/user"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+	"github.com/thanos-io/objstore"
+	"github.com/thanos-io/objstore/providers/filesystem"
+	"google.golang.org/grpc"
+
+	"github.com/meridianhq/meridian/pkg/limits"
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+)
+
+type fixedLimits struct{ l limits.Limits }
+
+func (f fixedLimits) Limits(string) limits.Limits { return f.l }
+
+func defaultLimits(t testing.TB) limits.Limits {
+	t.Helper()
+	var l limits.Limits
+	flagext.DefaultValues(&l)
+	return l
+}
+
+func testConfig(t testing.TB, dir string) Config {
+	t.Helper()
+	var cfg Config
+	fs := flagSetFor(t, &cfg)
+	require.NoError(t, fs.Parse(nil))
+	cfg.TSDBDir = dir
+	cfg.Lifecycler.RingConfig.KVStore.Store = "inmemory"
+	cfg.Lifecycler.RingConfig.ReplicationFactor = 1
+	cfg.Lifecycler.Addr = "127.0.0.1"
+	cfg.Lifecycler.Port = 19095
+	cfg.Lifecycler.ID = "ingester-test-" + filepath.Base(dir)
+	cfg.Lifecycler.MinReadyDuration = 0
+	cfg.Lifecycler.FinalSleep = 0
+	return cfg
+}
+
+func startIngester(t *testing.T, cfg Config, lim limits.Limits, bkt objstore.Bucket) *Ingester {
+	t.Helper()
+	ing, err := New(cfg, fixedLimits{lim}, bkt, log.NewNopLogger(), promslog.NewNopLogger(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	return ing
+}
+
+func series(name string, samples ...prompb.Sample) prompb.TimeSeries {
+	return prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}, {Name: "job", Value: "test"}}, Samples: samples}
+}
+
+// fakeStream collects what QueryStream sends.
+type fakeStream struct {
+	grpc.ServerStream
+	ctx  context.Context
+	sent []*meridianpb.QueryStreamResponse
+}
+
+func (f *fakeStream) Context() context.Context { return f.ctx }
+func (f *fakeStream) Send(r *meridianpb.QueryStreamResponse) error {
+	f.sent = append(f.sent, r)
+	return nil
+}
+
+// queryAll returns every float sample of every series, decoded from the chunks.
+func queryAll(t *testing.T, ing *Ingester, tenant string, mint, maxt int64) map[string][]prompb.Sample {
+	t.Helper()
+	ms := []prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: "__name__", Value: ".+"}}
+	st := &fakeStream{ctx: user.InjectOrgID(context.Background(), tenant)}
+	require.NoError(t, ing.QueryStream(&meridianpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ms}, st))
+	out := map[string][]prompb.Sample{}
+	for _, r := range st.sent {
+		for _, s := range r.Series {
+			key := labels.New(prompbLabels(s.Labels)...).String()
+			for _, c := range s.Chunks {
+				require.Equal(t, prompb.Chunk_XOR, c.Type)
+				chk, err := chunkenc.FromData(chunkenc.EncXOR, c.Data)
+				require.NoError(t, err)
+				it := chk.Iterator(nil)
+				for it.Next() == chunkenc.ValFloat {
+					ts, v := it.At()
+					out[key] = append(out[key], prompb.Sample{Timestamp: ts, Value: v})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func prompbLabels(ls []prompb.Label) []labels.Label {
+	out := make([]labels.Label, len(ls))
+	for i, l := range ls {
+		out[i] = labels.Label{Name: l.Name, Value: l.Value}
+	}
+	return out
+}
+
+func TestPushAndQueryStream(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()), defaultLimits(t), nil)
+	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
+
+	now := time.Now().UnixMilli()
+	var samples []prompb.Sample
+	for i := 0; i < 300; i++ { // more than one chunk (120 samples each)
+		samples = append(samples, prompb.Sample{Timestamp: now - int64(300-i)*1000, Value: float64(i)})
+	}
+	ctx := user.InjectOrgID(context.Background(), "team-a")
+	resp, err := ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("a_total", samples...), series("b", samples[:10]...)}})
+	require.NoError(t, err)
+	require.Empty(t, resp.Errors)
+
+	got := queryAll(t, ing, "team-a", now-time.Hour.Milliseconds(), now)
+	require.Equal(t, samples, got[`{__name__="a_total", job="test"}`])
+	require.Equal(t, samples[:10], got[`{__name__="b", job="test"}`])
+
+	// Another tenant sees nothing.
+	require.Empty(t, queryAll(t, ing, "team-b", 0, now))
+
+	// Time range is honoured.
+	got = queryAll(t, ing, "team-a", samples[299].Timestamp-5000, now)
+	require.LessOrEqual(t, len(got[`{__name__="a_total", job="test"}`]), 120+6, "only chunks overlapping the range are sent")
+}
+
+func TestPushRejectionsArePerSeries(t *testing.T) {
+	lim := defaultLimits(t)
+	lim.MaxGlobalSeriesPerTenant = 2
+	ing := startIngester(t, testConfig(t, t.TempDir()), lim, nil)
+	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
+	ctx := user.InjectOrgID(context.Background(), "team-a")
+	now := time.Now().UnixMilli()
+
+	_, err := ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("x", prompb.Sample{Timestamp: now, Value: 1})}})
+	require.NoError(t, err)
+
+	resp, err := ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("x", prompb.Sample{Timestamp: now - 1000, Value: 2}), // out of order
+		series("x", prompb.Sample{Timestamp: now, Value: 5}),        // duplicate timestamp, new value
+		series("y", prompb.Sample{Timestamp: now, Value: 3}),        // new series, within the limit
+		series("z", prompb.Sample{Timestamp: now, Value: 4}),        // over the series limit
+	}})
+	require.NoError(t, err)
+	ids := map[int32]string{}
+	for _, e := range resp.Errors {
+		require.EqualValues(t, 400, e.HttpStatus)
+		require.NotEmpty(t, e.Message)
+		ids[e.Index] = e.ErrorId
+	}
+	require.Equal(t, map[int32]string{0: ErrIDSampleOutOfOrder, 1: ErrIDDuplicateTimestamp, 3: ErrIDMaxSeriesPerTenant}, ids)
+
+	got := queryAll(t, ing, "team-a", 0, now+1)
+	require.Equal(t, []prompb.Sample{{Timestamp: now, Value: 1}}, got[`{__name__="x", job="test"}`])
+	require.Equal(t, []prompb.Sample{{Timestamp: now, Value: 3}}, got[`{__name__="y", job="test"}`])
+	require.NotContains(t, got, `{__name__="z", job="test"}`)
+}
+
+func TestWALReplayAfterUncleanStop(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.FlushOnShutdown = false // a crash: nothing is flushed, only the WAL remains
+	ing := startIngester(t, cfg, defaultLimits(t), nil)
+	ctx := user.InjectOrgID(context.Background(), "team-a")
+	now := time.Now().UnixMilli()
+	var samples []prompb.Sample
+	for i := 0; i < 50; i++ {
+		samples = append(samples, prompb.Sample{Timestamp: now - int64(50-i)*1000, Value: float64(i * i)})
+	}
+	_, err := ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("c", samples...)}})
+	require.NoError(t, err)
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
+	entries, err := os.ReadDir(filepath.Join(dir, "team-a"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		require.False(t, isULID(e.Name()), "no block may be cut when flush on shutdown is off")
+	}
+
+	ing = startIngester(t, cfg, defaultLimits(t), nil)
+	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
+	require.Equal(t, []string{"team-a"}, ing.Tenants(), "tenants on disk are opened at start")
+	require.Equal(t, samples, queryAll(t, ing, "team-a", 0, now)[`{__name__="c", job="test"}`])
+}
+
+func TestFlushShipsHeadAndKeepsItQueryable(t *testing.T) {
+	dir := t.TempDir()
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	cfg := testConfig(t, dir)
+	ing := startIngester(t, cfg, defaultLimits(t), bkt)
+	ctx := user.InjectOrgID(context.Background(), "team-a")
+	now := time.Now().UnixMilli()
+	_, err = ing.Push(ctx, &prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{series("d", prompb.Sample{Timestamp: now - 2000, Value: 1}, prompb.Sample{Timestamp: now, Value: 2})},
+		Metadata:   []prompb.MetricMetadata{{MetricFamilyName: "d", Type: prompb.MetricMetadata_GAUGE, Help: "a gauge"}},
+	})
+	require.NoError(t, err)
+
+	require.NoError(t, ing.flushAll(context.Background()))
+	var blocks []string
+	require.NoError(t, bkt.Iter(context.Background(), "team-a/", func(name string) error {
+		blocks = append(blocks, name)
+		return nil
+	}))
+	require.Len(t, blocks, 1)
+	ok, err := bkt.Exists(context.Background(), blocks[0]+"meta.json")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, []prompb.Sample{{Timestamp: now - 2000, Value: 1}, {Timestamp: now, Value: 2}}, queryAll(t, ing, "team-a", 0, now)[`{__name__="d", job="test"}`])
+
+	md, err := ing.MetricsMetadata(ctx, &meridianpb.MetadataRequest{})
+	require.NoError(t, err)
+	require.Equal(t, []prompb.MetricMetadata{{MetricFamilyName: "d", Type: prompb.MetricMetadata_GAUGE, Help: "a gauge"}}, md.Metadata)
+
+	names, err := ing.LabelNames(ctx, &meridianpb.LabelNamesRequest{StartMs: 0, EndMs: now})
+	require.NoError(t, err)
+	require.Equal(t, []string{"__name__", "job"}, names.Names)
+	values, err := ing.LabelValues(ctx, &meridianpb.LabelValuesRequest{Name: "__name__", StartMs: 0, EndMs: now})
+	require.NoError(t, err)
+	require.Equal(t, []string{"d"}, values.Values)
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
+}
+
+func isULID(s string) bool { return len(s) == 26 }

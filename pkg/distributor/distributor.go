@@ -143,7 +143,10 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) ([]mer
 			d.ingesterAppends.WithLabelValues(inst.Addr, "error").Inc()
 			return err
 		}
-		callCtx, cancel := context.WithTimeout(ctx, d.clients.RemoteTimeout())
+		// DoBatch returns once a quorum answered; the remaining replicas must
+		// still get their copy after the client has gone, so the call does not
+		// inherit the request's cancellation (only its values and a timeout).
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.clients.RemoteTimeout())
 		defer cancel()
 		resp, err := c.Push(callCtx, sub)
 		if err != nil {

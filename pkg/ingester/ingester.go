@@ -55,7 +55,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.DurationVar(&c.ShipInterval, "ingester.ship-interval", time.Minute, "How often cut blocks are uploaded to object storage.")
 	f.DurationVar(&c.RetentionPeriod, "ingester.retention-period", 6*time.Hour, "How long a shipped block stays on the ingester's disk after its end time.")
 	f.DurationVar(&c.HeadCompactionInterval, "ingester.head-compaction-interval", time.Minute, "How often the ingester checks each TSDB for a block to cut and for local blocks past retention.")
-	f.DurationVar(&c.CloseIdleTSDBTimeout, "ingester.close-idle-tsdb-timeout", 0, "Close a tenant's TSDB after this long without writes, once its head is flushed and shipped. 0 disables.")
+	f.DurationVar(&c.CloseIdleTSDBTimeout, "ingester.close-idle-tsdb-timeout", 12*time.Hour, "Close a tenant's TSDB after this long without writes, once its head is flushed and shipped; it reopens on the next write or query. 0 disables.")
 	f.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", true, "On graceful shutdown cut the whole head into blocks and ship them, so no data exists only on this ingester's disk.")
 	f.IntVar(&c.MaxExemplars, "ingester.max-exemplars", 0, "In-memory exemplars kept per tenant. 0 disables exemplar storage.")
 }

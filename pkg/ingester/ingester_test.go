@@ -234,3 +234,33 @@ func TestFlushShipsHeadAndKeepsItQueryable(t *testing.T) {
 }
 
 func isULID(s string) bool { return len(s) == 26 }
+
+func TestIdleTSDBIsFlushedShippedAndClosed(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	cfg := testConfig(t, t.TempDir())
+	cfg.CloseIdleTSDBTimeout = time.Minute
+	ing := startIngester(t, cfg, defaultLimits(t), bkt)
+	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
+	now := time.Now()
+	ing.now = func() time.Time { return now }
+	ctx := user.InjectOrgID(context.Background(), "idle")
+	ts := now.UnixMilli()
+	_, err = ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("e", prompb.Sample{Timestamp: ts, Value: 9})}})
+	require.NoError(t, err)
+
+	ing.compactAndCloseIdle(context.Background())
+	require.Equal(t, []string{"idle"}, ing.Tenants(), "not idle yet")
+
+	now = now.Add(2 * time.Minute)
+	ing.compactAndCloseIdle(context.Background())
+	require.Empty(t, ing.Tenants(), "idle TSDB closed")
+	shipped := 0
+	require.NoError(t, bkt.Iter(context.Background(), "idle/", func(string) error { shipped++; return nil }))
+	require.Equal(t, 1, shipped, "its head was flushed and shipped before closing")
+
+	// A query reopens it from disk; a write works again.
+	require.Equal(t, []prompb.Sample{{Timestamp: ts, Value: 9}}, queryAll(t, ing, "idle", 0, ts+1)[`{__name__="e", job="test"}`])
+	_, err = ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("e", prompb.Sample{Timestamp: ts + 1000, Value: 10})}})
+	require.NoError(t, err)
+}

@@ -54,7 +54,7 @@ func (f *fakeIngester) Close() error { return nil }
 type fakePool map[string]*fakeIngester
 
 func (p fakePool) Get(addr string) (ingclient.Client, error) { return p[addr], nil }
-func (p fakePool) RemoteTimeout() time.Duration            { return time.Second }
+func (p fakePool) RemoteTimeout() time.Duration              { return time.Second }
 
 func newTestRing(t *testing.T, n, rf int) (*ring.Ring, fakePool) {
 	t.Helper()

@@ -135,18 +135,29 @@ func selectAll(t *testing.T, q storage.Queryable, tenant string, mint, maxt int6
 func TestReplicasAreDeduplicated(t *testing.T) {
 	now := time.Now().UnixMilli()
 	samples := []prompb.Sample{{Timestamp: now - 3000, Value: 1}, {Timestamp: now - 2000, Value: 2}, {Timestamp: now - 1000, Value: 3}}
-	ing1, a1 := serveIngester(t, "q-ing-1")
-	ing2, a2 := serveIngester(t, "q-ing-2")
-	// Both replicas hold the series; the second also missed one sample.
-	pushSeries(t, ing1, "team-a", 2, samples)
-	pushSeries(t, ing2, "team-a", 2, []prompb.Sample{samples[0], samples[2]})
+	// RF 3 with quorum writes: every acknowledged sample is on at least 2 of
+	// the 3 replicas. Replica k missed sample k.
+	var addrs []string
+	for k := 0; k < 3; k++ {
+		ing, addr := serveIngester(t, fmt.Sprintf("q-ing-%d", k))
+		var have []prompb.Sample
+		for i, s := range samples {
+			if i != k {
+				have = append(have, s)
+			}
+		}
+		pushSeries(t, ing, "team-a", 2, have)
+		addrs = append(addrs, addr)
+	}
 
-	q := NewQueryable(readRing(t, 2, a1, a2), newPool(t), nil, fixedLimits{defaults()}, log.NewNopLogger())
-	got, err := selectAll(t, q, "team-a", 0, now)
-	require.NoError(t, err)
-	require.Len(t, got, 2)
-	for _, s := range got {
-		require.Equal(t, []sample{{now - 3000, 1}, {now - 2000, 2}, {now - 1000, 3}}, s, "each sample exactly once, gaps of one replica filled by the other")
+	q := NewQueryable(readRing(t, 3, addrs...), newPool(t), nil, fixedLimits{defaults()}, log.NewNopLogger())
+	for i := 0; i < 5; i++ { // whichever quorum of replicas answers first
+		got, err := selectAll(t, q, "team-a", 0, now)
+		require.NoError(t, err)
+		require.Len(t, got, 2)
+		for _, s := range got {
+			require.Equal(t, []sample{{now - 3000, 1}, {now - 2000, 2}, {now - 1000, 3}}, s, "each sample exactly once, gaps of one replica filled by the others")
+		}
 	}
 
 	other, err := selectAll(t, q, "team-b", 0, now)
@@ -157,8 +168,8 @@ func TestReplicasAreDeduplicated(t *testing.T) {
 func TestReadToleratesOneDownReplicaAtRF3(t *testing.T) {
 	now := time.Now().UnixMilli()
 	samples := []prompb.Sample{{Timestamp: now - 1000, Value: 7}}
-	ing1, a1 := serveIngester(t, "q-ing-3")
-	ing2, a2 := serveIngester(t, "q-ing-4")
+	ing1, a1 := serveIngester(t, "q-ing-a")
+	ing2, a2 := serveIngester(t, "q-ing-b")
 	pushSeries(t, ing1, "team-a", 1, samples)
 	pushSeries(t, ing2, "team-a", 1, samples)
 	// The third replica's address accepts no connection.
@@ -178,7 +189,7 @@ func TestReadToleratesOneDownReplicaAtRF3(t *testing.T) {
 
 func TestMaxSeriesPerQuery(t *testing.T) {
 	now := time.Now().UnixMilli()
-	ing, addr := serveIngester(t, "q-ing-5")
+	ing, addr := serveIngester(t, "q-ing-c")
 	pushSeries(t, ing, "team-a", 5, []prompb.Sample{{Timestamp: now - 1000, Value: 1}})
 	lim := defaults()
 	lim.MaxSeriesPerQuery = 3

@@ -25,6 +25,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
@@ -303,6 +304,7 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 		return nil, fmt.Errorf("open TSDB for tenant %s: %w", tenant, err)
 	}
 	t.db = db
+	t.oooWindow.Store(opts.OutOfOrderTimeWindow)
 	t.lastAppend.Store(i.now().UnixMilli())
 	if i.bucket != nil {
 		t.shipper = NewShipper(objstore.NewPrefixedBucket(i.bucket, tenant), tenant, i.lifecycler.ID, dir, i.logger, i.shipperMetrics)
@@ -316,6 +318,7 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 // its own head when it spans more than 1.5 block ranges; here we close
 // tenants that have been idle.
 func (i *Ingester) compactAndCloseIdle(ctx context.Context) {
+	i.applyOutOfOrderWindows()
 	if i.cfg.CloseIdleTSDBTimeout <= 0 {
 		return
 	}
@@ -325,6 +328,24 @@ func (i *Ingester) compactAndCloseIdle(ctx context.Context) {
 			continue
 		}
 		i.closeIdle(ctx, db)
+	}
+}
+
+// applyOutOfOrderWindows brings each open TSDB's out-of-order window in
+// line with the tenant's current limit (the runtime overrides may change it).
+func (i *Ingester) applyOutOfOrderWindows() {
+	for _, db := range i.openDBs() {
+		want := time.Duration(i.limits.Limits(db.tenant).OutOfOrderTimeWindow).Milliseconds()
+		if want == db.oooWindow.Load() {
+			continue
+		}
+		cfg := &promconfig.Config{StorageConfig: promconfig.StorageConfig{TSDBConfig: &promconfig.TSDBConfig{OutOfOrderTimeWindow: want}}}
+		if err := db.db.ApplyConfig(cfg); err != nil {
+			level.Warn(i.logger).Log("msg", "changing the out-of-order window; the old one stays in force", "tenant", db.tenant, "err", err)
+			continue
+		}
+		db.oooWindow.Store(want)
+		level.Info(i.logger).Log("msg", "out-of-order window changed", "tenant", db.tenant, "window", time.Duration(want)*time.Millisecond)
 	}
 }
 
@@ -425,6 +446,7 @@ type tenantDB struct {
 	db         *tsdb.DB
 	shipper    *Shipper
 	lastAppend atomic.Int64
+	oooWindow  atomic.Int64 // milliseconds, as applied to db
 	closed     atomic.Bool
 	// appendMtx is held for reading by appenders and for writing by a flush
 	// or close, so no append lands in a head being closed.

@@ -12,6 +12,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
@@ -263,4 +264,33 @@ func TestIdleTSDBIsFlushedShippedAndClosed(t *testing.T) {
 	require.Equal(t, []prompb.Sample{{Timestamp: ts, Value: 9}}, queryAll(t, ing, "idle", 0, ts+1)[`{__name__="e", job="test"}`])
 	_, err = ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("e", prompb.Sample{Timestamp: ts + 1000, Value: 10})}})
 	require.NoError(t, err)
+}
+
+type mutableLimits struct{ l *limits.Limits }
+
+func (m mutableLimits) Limits(string) limits.Limits { return *m.l }
+
+func TestOutOfOrderWindowFollowsRuntimeLimits(t *testing.T) {
+	lim := defaultLimits(t)
+	ing, err := New(testConfig(t, t.TempDir()), mutableLimits{&lim}, nil, log.NewNopLogger(), promslog.NewNopLogger(), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
+	ctx := user.InjectOrgID(context.Background(), "team-a")
+	now := time.Now().UnixMilli()
+	_, err = ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("o", prompb.Sample{Timestamp: now, Value: 1})}})
+	require.NoError(t, err)
+
+	late := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("o", prompb.Sample{Timestamp: now - 60_000, Value: 0})}}
+	resp, err := ing.Push(ctx, late)
+	require.NoError(t, err)
+	require.Len(t, resp.Errors, 1)
+	require.Equal(t, ErrIDSampleOutOfOrder, resp.Errors[0].ErrorId)
+
+	lim.OutOfOrderTimeWindow = model.Duration(10 * time.Minute)
+	ing.compactAndCloseIdle(context.Background())
+	resp, err = ing.Push(ctx, late)
+	require.NoError(t, err)
+	require.Empty(t, resp.Errors, "accepted once the tenant's window allows it")
+	require.Equal(t, []prompb.Sample{{Timestamp: now - 60_000, Value: 0}, {Timestamp: now, Value: 1}}, queryAll(t, ing, "team-a", 0, now)[`{__name__="o", job="test"}`])
 }

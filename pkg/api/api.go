@@ -56,6 +56,11 @@ func (a *API) RegisterRing(ring http.Handler) {
 	a.route("/ingester/ring", ring, false, http.MethodGet, http.MethodPost)
 }
 
+// RegisterMemberlist registers the gossip membership page.
+func (a *API) RegisterMemberlist(page http.Handler) {
+	a.route("/memberlist", page, false, http.MethodGet)
+}
+
 // PrometheusAPI is the querier's Prometheus HTTP API.
 type PrometheusAPI interface {
 	Register(r *mux.Router)

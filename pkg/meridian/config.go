@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/server"
 	"gopkg.in/yaml.v3"
 
@@ -43,6 +44,7 @@ type Config struct {
 
 	Common         CommonConfig           `yaml:"common"`
 	Server         server.Config          `yaml:"server"`
+	MemberlistKV   memberlist.KVConfig    `yaml:"memberlist"`
 	Auth           tenant.Config          `yaml:"auth"`
 	Limits         limits.Limits          `yaml:"limits"`
 	RuntimeConfig  limits.OverridesConfig `yaml:"runtime_config"`
@@ -60,13 +62,15 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, distributor, ingester, querier (and the internal ones they depend on).")
 	c.Common.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
+	c.MemberlistKV.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
 	c.Limits.RegisterFlags(f)
 	c.RuntimeConfig.RegisterFlags(f)
 	c.BlocksStorage.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
-	// The embedded default is a single process: an in-memory ring with one replica.
-	c.Ingester.Lifecycler.RingConfig.KVStore.Store = "inmemory"
+	// Rings gossip over memberlist unless this is a single process (see
+	// ApplyDerivedDefaults), which uses an in-memory ring.
+	c.Ingester.Lifecycler.RingConfig.KVStore.Store = "memberlist"
 	c.Ingester.RegisterFlags(f, logger)
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
@@ -131,6 +135,10 @@ func (c *Config) ApplyDerivedDefaults() {
 		c.Querier.BucketBlocks.CacheDir = filepath.Join(c.Common.DataDir, "querier-blocks")
 	}
 	lc := &c.Ingester.Lifecycler
+	if lc.RingConfig.KVStore.Store == "memberlist" && len(c.MemberlistKV.JoinMembers) == 0 && len(c.Target) == 1 && c.Target[0] == All {
+		// One process and no peers to join: nothing to gossip with.
+		lc.RingConfig.KVStore.Store = "inmemory"
+	}
 	if lc.Addr == "" {
 		switch {
 		case c.Server.GRPCListenAddress != "" && c.Server.GRPCListenAddress != "0.0.0.0" && c.Server.GRPCListenAddress != "::":

@@ -13,6 +13,9 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/dns"
+	"github.com/grafana/dskit/kv/codec"
+	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/middleware"
 	"github.com/grafana/dskit/modules"
 	"github.com/grafana/dskit/ring"
@@ -43,6 +46,7 @@ import (
 const (
 	Server        = "server"
 	RuntimeConfig = "runtime-config"
+	MemberlistKV  = "memberlist-kv"
 	IngesterRing  = "ingester-ring"
 	Ingester      = "ingester"
 	Distributor   = "distributor"
@@ -61,6 +65,7 @@ type Meridian struct {
 	SLogger  *slog.Logger
 
 	Server       *server.Server
+	Memberlist   *memberlist.KVInitService
 	API          *api.API
 	Overrides    *limits.Overrides
 	IngesterRing *ring.Ring
@@ -92,6 +97,7 @@ func (m *Meridian) setupModules() {
 	mm := modules.NewManager(m.Logger)
 	mm.RegisterModule(Server, m.initServer, modules.UserInvisibleModule)
 	mm.RegisterModule(RuntimeConfig, m.initRuntimeConfig, modules.UserInvisibleModule)
+	mm.RegisterModule(MemberlistKV, m.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, m.initIngesterRing, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, m.initIngester)
 	mm.RegisterModule(Distributor, m.initDistributor)
@@ -102,8 +108,9 @@ func (m *Meridian) setupModules() {
 
 	deps := map[string][]string{
 		RuntimeConfig: {Server},
-		IngesterRing:  {Server},
-		Ingester:      {Server, RuntimeConfig},
+		MemberlistKV:  {Server},
+		IngesterRing:  {Server, MemberlistKV},
+		Ingester:      {Server, RuntimeConfig, MemberlistKV},
 		Distributor:   {Server, RuntimeConfig, IngesterRing},
 		Querier:       {Server, RuntimeConfig, IngesterRing},
 		Write:         {Distributor, Ingester},
@@ -156,6 +163,22 @@ func (m *Meridian) initRuntimeConfig() (services.Service, error) {
 	}
 	m.Overrides = o
 	return o, nil
+}
+
+func (m *Meridian) initMemberlistKV() (services.Service, error) {
+	cfg := m.Cfg.MemberlistKV
+	cfg.MetricsNamespace = "meridian"
+	cfg.Codecs = []codec.Codec{ring.GetCodec()}
+	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_memberlist_", m.Registry))
+	m.Memberlist = memberlist.NewKVInitService(&cfg, m.Logger, dnsProvider, m.Registry)
+	// Every ring of this process shares the one gossip member.
+	m.Cfg.Ingester.Lifecycler.RingConfig.KVStore.MemberlistKV = m.Memberlist.GetMemberlistKV
+	m.API.RegisterMemberlist(m.Memberlist)
+	if m.Cfg.Ingester.Lifecycler.RingConfig.KVStore.Store != "memberlist" {
+		// Nothing gossips: keep the page, don't join or listen.
+		return services.NewIdleService(nil, nil), nil
+	}
+	return m.Memberlist, nil
 }
 
 func (m *Meridian) initIngesterRing() (services.Service, error) {

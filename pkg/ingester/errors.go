@@ -56,13 +56,13 @@ func seriesError(index int, ts int64, err error) (meridianpb.SeriesError, bool) 
 	return se, true
 }
 
-func maxSeriesError(index int, limit int) meridianpb.SeriesError {
+func maxSeriesError(index, global, local int) meridianpb.SeriesError {
 	return meridianpb.SeriesError{
 		Index:      int32(index),
 		HttpStatus: http.StatusBadRequest,
 		ErrorId:    ErrIDMaxSeriesPerTenant,
-		Message: fmt.Sprintf("the tenant already has %d in-memory series in this ingester, its limit; reduce the number of series sent or raise -ingester.max-series-per-tenant (max_global_series_per_tenant) for the tenant",
-			limit),
+		Message: fmt.Sprintf("the tenant reached its limit of %d in-memory series (this ingester's share: %d); reduce the number of series sent or raise -ingester.max-series-per-tenant (max_global_series_per_tenant) for the tenant",
+			global, local),
 	}
 }
 

@@ -52,6 +52,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*meridia
 
 	resp := &meridianpb.PushResponse{}
 	lim := i.limits.Limits(tenant)
+	localSeriesLimit := i.localSeriesLimit(lim.MaxGlobalSeriesPerTenant)
 	app := db.db.Appender(ctx)
 	getRef, _ := app.(storage.GetRef)
 	var (
@@ -72,8 +73,8 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*meridia
 		if getRef != nil {
 			ref, _ = getRef.GetRef(lset, lset.Hash())
 		}
-		if ref == 0 && lim.MaxGlobalSeriesPerTenant > 0 && db.db.Head().NumSeries() >= uint64(lim.MaxGlobalSeriesPerTenant) {
-			resp.Errors = append(resp.Errors, maxSeriesError(idx, lim.MaxGlobalSeriesPerTenant))
+		if ref == 0 && localSeriesLimit > 0 && db.db.Head().NumSeries() >= uint64(localSeriesLimit) {
+			resp.Errors = append(resp.Errors, maxSeriesError(idx, lim.MaxGlobalSeriesPerTenant, localSeriesLimit))
 			rejected[ErrIDMaxSeriesPerTenant] += len(ts.Samples) + len(ts.Histograms)
 			continue
 		}
@@ -162,6 +163,20 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*meridia
 
 // metricTypeString maps remote-write metadata types to the strings the
 // Prometheus metadata API uses.
+// localSeriesLimit turns the tenant's cluster-wide series limit into this
+// ingester's share: each series lives on RF of the healthy ingesters.
+func (i *Ingester) localSeriesLimit(global int) int {
+	if global <= 0 {
+		return 0
+	}
+	n := i.lifecycler.HealthyInstancesCount()
+	rf := i.cfg.Lifecycler.RingConfig.ReplicationFactor
+	if n <= 0 || rf <= 0 || rf >= n {
+		return global
+	}
+	return max(1, global*rf/n)
+}
+
 func metricTypeString(t prompb.MetricMetadata_MetricType) string {
 	switch t {
 	case prompb.MetricMetadata_COUNTER:

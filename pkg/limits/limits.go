@@ -36,7 +36,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxLabelNamesPerSeries, "validation.max-label-names-per-series", 30, "Most labels (including __name__) a series may have.")
 	l.CreationGracePeriod = model.Duration(10 * time.Minute)
 	f.Var(&l.CreationGracePeriod, "validation.create-grace-period", "How far in the future a sample timestamp may be.")
-	f.IntVar(&l.MaxGlobalSeriesPerTenant, "ingester.max-series-per-tenant", 1500000, "Most in-memory series a tenant may have in one ingester. 0 means no limit.")
+	f.IntVar(&l.MaxGlobalSeriesPerTenant, "ingester.max-series-per-tenant", 1500000, "Most in-memory series a tenant may have across the cluster (each ingester enforces its share: limit × replication factor ÷ healthy ingesters). 0 means no limit.")
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind the newest sample of a series an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
 
 	l.MaxQueryLength = model.Duration(32 * 24 * time.Hour)

@@ -59,7 +59,7 @@ type Config struct {
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, distributor, ingester, querier (and the internal ones they depend on).")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), distributor, ingester, querier. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)

@@ -359,8 +359,8 @@ func (m *Meridian) readyHandler(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if m.IngesterRing != nil {
-		if _, err := m.IngesterRing.GetAllHealthy(ring.Write); err != nil {
-			http.Error(w, "not ready: no healthy ACTIVE ingester in the ring yet: "+err.Error(), http.StatusServiceUnavailable)
+		if rs, err := m.IngesterRing.GetAllHealthy(ring.Write); err != nil || len(rs.Instances) == 0 {
+			http.Error(w, "not ready: no healthy ACTIVE ingester in the ring yet", http.StatusServiceUnavailable)
 			return
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/grpccodec"
@@ -100,7 +99,6 @@ func (p *Pool) dial(addr string) (Client, error) {
 		return nil, fmt.Errorf("ingester client options: %w", err)
 	}
 	opts = append(opts,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(grpccodec.Codec{})),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 	)

@@ -78,6 +78,10 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 
 	setDefault(f, "server.http-listen-port", "8080")
 	setDefault(f, "server.grpc-listen-port", "9095")
+	// Our gRPC clients send keepalive pings every 10s even between streams;
+	// dskit's server defaults would answer them with GOAWAY too_many_pings.
+	setDefault(f, "server.grpc.keepalive.min-time-between-pings", "10s")
+	setDefault(f, "server.grpc.keepalive.ping-without-stream-allowed", "true")
 	setDefault(f, "ingester.distributor.replication-factor", "1")
 	setDefault(f, "ingester.min-ready-duration", "0s")
 	setDefault(f, "ingester.final-sleep", "0s")

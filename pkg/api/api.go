@@ -46,8 +46,9 @@ func (a *API) RegisterDistributor(push http.Handler) {
 }
 
 // RegisterIngester registers the ingester's operational endpoints.
-func (a *API) RegisterIngester(flush http.Handler) {
+func (a *API) RegisterIngester(flush, shutdown http.Handler) {
 	a.route("/ingester/flush", flush, false, http.MethodGet, http.MethodPost)
+	a.route("/ingester/shutdown", shutdown, false, http.MethodGet, http.MethodPost)
 }
 
 // RegisterRing registers the ingester ring status page.

@@ -501,3 +501,27 @@ func (i *Ingester) Tenants() []string {
 	sort.Strings(out)
 	return out
 }
+
+// ShutdownHandler serves /ingester/shutdown for scale-down: the ingester
+// flushes and ships its head, leaves the ring and stops, whatever its
+// flush-on-shutdown setting. The process keeps serving its other modules
+// (and /ready answers 503) until it is terminated.
+func (i *Ingester) ShutdownHandler(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "use POST /ingester/shutdown to flush, leave the ring and stop this ingester", http.StatusMethodNotAllowed)
+		return
+	}
+	if st := i.State(); st != services.Running {
+		http.Error(w, "the ingester is "+st.String()+", not running", http.StatusServiceUnavailable)
+		return
+	}
+	i.lifecycler.SetFlushOnShutdown(true)
+	i.lifecycler.SetUnregisterOnShutdown(true)
+	start := time.Now()
+	if err := services.StopAndAwaitTerminated(r.Context(), i); err != nil {
+		http.Error(w, "ingester shutdown did not complete: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	level.Info(i.logger).Log("msg", "ingester shut down over HTTP", "duration", time.Since(start))
+	w.WriteHeader(http.StatusNoContent)
+}

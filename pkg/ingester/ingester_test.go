@@ -2,6 +2,8 @@ package ingester
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -293,4 +295,31 @@ func TestOutOfOrderWindowFollowsRuntimeLimits(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, resp.Errors, "accepted once the tenant's window allows it")
 	require.Equal(t, []prompb.Sample{{Timestamp: now - 60_000, Value: 0}, {Timestamp: now, Value: 1}}, queryAll(t, ing, "team-a", 0, now)[`{__name__="o", job="test"}`])
+}
+
+func TestShutdownHandlerFlushesAndLeaves(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	cfg := testConfig(t, t.TempDir())
+	cfg.FlushOnShutdown = false
+	ing := startIngester(t, cfg, defaultLimits(t), bkt)
+	ctx := user.InjectOrgID(context.Background(), "team-a")
+	_, err = ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("s", prompb.Sample{Timestamp: time.Now().UnixMilli(), Value: 1})}})
+	require.NoError(t, err)
+
+	rec := httptest.NewRecorder()
+	ing.ShutdownHandler(rec, httptest.NewRequest(http.MethodGet, "/ingester/shutdown", nil))
+	require.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+
+	rec = httptest.NewRecorder()
+	ing.ShutdownHandler(rec, httptest.NewRequest(http.MethodPost, "/ingester/shutdown", nil))
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+	require.Equal(t, services.Terminated, ing.State())
+	shipped := 0
+	require.NoError(t, bkt.Iter(context.Background(), "team-a/", func(string) error { shipped++; return nil }))
+	require.Equal(t, 1, shipped, "the head was flushed and shipped although flush on shutdown was off")
+
+	rec = httptest.NewRecorder()
+	ing.ShutdownHandler(rec, httptest.NewRequest(http.MethodPost, "/ingester/shutdown", nil))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
 }

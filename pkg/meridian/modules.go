@@ -234,7 +234,7 @@ func (m *Meridian) initIngester() (services.Service, error) {
 	}
 	m.Ingester = ing
 	meridianpb.RegisterIngesterServer(m.Server.GRPC, ing)
-	m.API.RegisterIngester(http.HandlerFunc(ing.FlushHandler))
+	m.API.RegisterIngester(http.HandlerFunc(ing.FlushHandler), http.HandlerFunc(ing.ShutdownHandler))
 	if m.IngesterRing == nil {
 		// Without a ring client in this process, show the lifecycler's view.
 		m.API.RegisterRing(ing.Lifecycler())

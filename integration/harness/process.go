@@ -46,6 +46,11 @@ type Options struct {
 	ReadyTimeout time.Duration
 	// Name labels the process in logs and paths; "meridian" when empty.
 	Name string
+	// NoWaitReady makes Start return as soon as the process runs, without
+	// waiting for /ready: for a process that cannot be ready yet (a
+	// distributor started before any ingester, one that cannot join its
+	// peers). Call WaitReady when it should be.
+	NoWaitReady bool
 }
 
 // Process is one running (or stopped) meridian process. Its ports and data
@@ -181,7 +186,7 @@ func (p *Process) args() []string {
 }
 
 // Start starts the process again after Kill or Stop, with the same flags,
-// ports and data directory, and waits for /ready.
+// ports and data directory, and waits for /ready unless Options.NoWaitReady.
 func (p *Process) Start() {
 	p.tb.Helper()
 	p.mu.Lock()
@@ -221,7 +226,9 @@ func (p *Process) Start() {
 		close(done)
 	}()
 	p.mu.Unlock()
-	p.WaitReady(p.opts.ReadyTimeout)
+	if !p.opts.NoWaitReady {
+		p.WaitReady(p.opts.ReadyTimeout)
+	}
 }
 
 // exited reports whether the current process has exited; p.mu must be held.

@@ -57,6 +57,11 @@ func (a *API) RegisterRing(ring http.Handler) {
 	a.route("/ingester/ring", ring, false, http.MethodGet, http.MethodPost)
 }
 
+// RegisterDistributorRing registers the distributor ring status page.
+func (a *API) RegisterDistributorRing(ring http.Handler) {
+	a.route("/distributor/ring", ring, false, http.MethodGet, http.MethodPost)
+}
+
 // RegisterMemberlist registers the gossip membership page.
 func (a *API) RegisterMemberlist(page http.Handler) {
 	a.route("/memberlist", page, false, http.MethodGet)

@@ -28,16 +28,21 @@ import (
 // Config configures the distributor.
 type Config struct {
 	PushHandler PushHandlerConfig `yaml:"push"`
+	Ring        RingConfig        `yaml:"ring"`
 }
 
 // RegisterFlags registers the distributor flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.PushHandler.RegisterFlags(f)
+	c.Ring.RegisterFlags(f)
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	if err := c.PushHandler.Validate(); err != nil {
+		return fmt.Errorf("distributor: %w", err)
+	}
+	if err := c.Ring.Validate(); err != nil {
 		return fmt.Errorf("distributor: %w", err)
 	}
 	return nil

@@ -72,6 +72,7 @@ type pushHandler struct {
 	cfg    PushHandlerConfig
 	pusher Pusher
 	limits TenantLimits
+	rate   IngestionLimiter // nil: no rate limit
 	logger log.Logger
 	now    func() time.Time
 
@@ -101,8 +102,18 @@ type pushHandler struct {
 // ResourceExhausted included, because gRPC also uses it for its own message
 // size limits, which are ours to fix; a tenant limit must be sent as an
 // httpgrpc 429 or as SeriesErrors.
-func NewPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, logger log.Logger, reg prometheus.Registerer) http.Handler {
-	return newPushHandler(cfg, pusher, lim, logger, reg, time.Now)
+//
+// rate, when not nil, caps each tenant's ingestion rate (429 past it).
+func NewPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, rate IngestionLimiter, logger log.Logger, reg prometheus.Registerer) http.Handler {
+	h := newPushHandler(cfg, pusher, lim, logger, reg, time.Now)
+	h.rate = rate
+	return h
+}
+
+// IngestionLimiter decides whether a tenant may ingest n more samples now.
+type IngestionLimiter interface {
+	AllowN(now time.Time, tenant string, n int) bool
+	RejectionMessage(tenant string, samples int) string
 }
 
 func newPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, logger log.Logger, reg prometheus.Registerer, now func() time.Time) *pushHandler {
@@ -170,6 +181,21 @@ func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	lim := h.limits.Limits(tenantID)
 	var rej rejections
 	validateRequest(req, &lim, h.now(), &rej)
+
+	if h.rate != nil {
+		valid := 0
+		for i := range req.Timeseries {
+			valid += len(req.Timeseries[i].Samples) + len(req.Timeseries[i].Histograms)
+		}
+		if valid > 0 && !h.rate.AllowN(h.now(), tenantID, valid) {
+			for id, n := range rej.samplesByID {
+				h.discardedSamples.WithLabelValues(tenantID, id).Add(float64(n))
+			}
+			h.discardedSamples.WithLabelValues(tenantID, ErrIDIngestionRateLimited).Add(float64(valid))
+			writeRequestError(w, newRequestError(http.StatusTooManyRequests, ErrIDIngestionRateLimited, "%s", h.rate.RejectionMessage(tenantID, valid)))
+			return
+		}
+	}
 
 	status := http.StatusOK
 	var pushErrMsg string

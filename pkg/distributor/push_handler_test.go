@@ -645,3 +645,32 @@ func (discardPusher) Push(_ context.Context, req *prompb.WriteRequest) ([]meridi
 	}
 	return nil, nil
 }
+
+type denyAfter struct{ budget int }
+
+func (d *denyAfter) AllowN(_ time.Time, _ string, n int) bool {
+	if n > d.budget {
+		return false
+	}
+	d.budget -= n
+	return true
+}
+
+func (d *denyAfter) RejectionMessage(string, int) string { return "rate limited for the test" }
+
+func TestPushHandlerIngestionRateLimit(t *testing.T) {
+	pusher := &recordingPusher{}
+	h := newPushHandler(defaultPushHandlerConfig(), pusher, pushTestLimits{validationLimits()}, log.NewNopLogger(), prometheus.NewPedanticRegistry(), func() time.Time { return validationNow })
+	h.rate = &denyAfter{budget: 1}
+	body := bodyWithGoodSeries()(t)
+
+	rec := doPushRequest(t, h, "team-a", body, nil)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	rec = doPushRequest(t, h, "team-a", body, nil)
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	require.Contains(t, rec.Body.String(), ErrIDIngestionRateLimited)
+	require.Contains(t, rec.Body.String(), "rate limited for the test")
+	pusher.mu.Lock()
+	defer pusher.mu.Unlock()
+	require.Len(t, pusher.reqs, 1, "the rate-limited request reached no ingester")
+}

@@ -47,6 +47,7 @@ type Config struct {
 	CloseIdleTSDBTimeout   time.Duration `yaml:"close_idle_tsdb_timeout"`
 	FlushOnShutdown        bool          `yaml:"flush_on_shutdown"`
 	MaxExemplars           int           `yaml:"max_exemplars"`
+	AutoForgetUnhealthy    time.Duration `yaml:"auto_forget_unhealthy_period"`
 }
 
 // RegisterFlags registers the ingester flags.
@@ -58,6 +59,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	f.DurationVar(&c.HeadCompactionInterval, "ingester.head-compaction-interval", time.Minute, "How often the ingester checks each TSDB for a block to cut and for local blocks past retention.")
 	f.DurationVar(&c.CloseIdleTSDBTimeout, "ingester.close-idle-tsdb-timeout", 12*time.Hour, "Close a tenant's TSDB after this long without writes, once its head is flushed and shipped; it reopens on the next write or query. 0 disables.")
 	f.BoolVar(&c.FlushOnShutdown, "ingester.flush-on-shutdown", true, "On graceful shutdown cut the whole head into blocks and ship them, so no data exists only on this ingester's disk.")
+	f.DurationVar(&c.AutoForgetUnhealthy, "ingester.ring.auto-forget-unhealthy-period", 0, "Remove ring members whose last heartbeat is older than this (a crashed ingester that will not come back). 0 disables; when set, use several times -ingester.ring.heartbeat-timeout.")
 	f.IntVar(&c.MaxExemplars, "ingester.max-exemplars", 0, "In-memory exemplars kept per tenant. 0 disables exemplar storage.")
 }
 
@@ -68,6 +70,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HeadCompactionInterval < tsdb.MinBlockReloadInterval {
 		return fmt.Errorf("ingester: head compaction interval must be at least %s", tsdb.MinBlockReloadInterval)
+	}
+	if c.AutoForgetUnhealthy != 0 && c.AutoForgetUnhealthy <= c.Lifecycler.RingConfig.HeartbeatTimeout {
+		return fmt.Errorf("ingester: -ingester.ring.auto-forget-unhealthy-period (%s) must be 0 or longer than -ingester.ring.heartbeat-timeout (%s)", c.AutoForgetUnhealthy, c.Lifecycler.RingConfig.HeartbeatTimeout)
 	}
 	if c.RetentionPeriod < 0 {
 		return errors.New("ingester: retention period must not be negative")

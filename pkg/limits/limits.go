@@ -5,6 +5,7 @@ package limits
 import (
 	"flag"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -20,6 +21,10 @@ type Limits struct {
 	CreationGracePeriod      model.Duration `yaml:"creation_grace_period"`
 	MaxGlobalSeriesPerTenant int            `yaml:"max_global_series_per_tenant"`
 	OutOfOrderTimeWindow     model.Duration `yaml:"out_of_order_time_window"`
+	// IngestionRate is in samples per second for the whole cluster; each
+	// distributor enforces its share. 0 means no limit.
+	IngestionRate      float64 `yaml:"ingestion_rate"`
+	IngestionBurstSize int     `yaml:"ingestion_burst_size"`
 
 	// Read path.
 	MaxQueryLength         model.Duration `yaml:"max_query_length"`
@@ -38,6 +43,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.CreationGracePeriod, "validation.create-grace-period", "How far in the future a sample timestamp may be.")
 	f.IntVar(&l.MaxGlobalSeriesPerTenant, "ingester.max-series-per-tenant", 1500000, "Most in-memory series a tenant may have across the cluster (each ingester enforces its share: limit × replication factor ÷ healthy ingesters). 0 means no limit.")
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind the newest sample of a series an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
+	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 200000, "Samples (and native histogram samples) per second a tenant may push, across the whole cluster: each healthy distributor allows its share. 0 means no limit.")
+	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 2000000, "Samples a tenant may push at once above its ingestion rate, per distributor (not divided among them). A request with more samples than this is always rejected.")
 
 	l.MaxQueryLength = model.Duration(32 * 24 * time.Hour)
 	f.Var(&l.MaxQueryLength, "querier.max-query-length", "Longest time range a query may span. 0 means no limit.")
@@ -55,6 +62,12 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxPointsPerTimeseries <= 0 {
 		return fmt.Errorf("max_points_per_timeseries must be positive")
+	}
+	if l.IngestionRate < 0 || math.IsNaN(l.IngestionRate) || math.IsInf(l.IngestionRate, 0) {
+		return fmt.Errorf("ingestion_rate must be a non-negative number (0 means no limit), got %v", l.IngestionRate)
+	}
+	if l.IngestionRate > 0 && l.IngestionBurstSize <= 0 {
+		return fmt.Errorf("ingestion_burst_size must be positive when ingestion_rate is set, got %d", l.IngestionBurstSize)
 	}
 	return nil
 }

@@ -153,6 +153,13 @@ func (c *Config) ApplyDerivedDefaults() {
 		}
 	}
 	lc.ListenPort = c.Server.GRPCListenPort
+	dr := &c.Distributor.Ring
+	if dr.InstanceAddr == "" {
+		dr.InstanceAddr = lc.Addr
+	}
+	if dr.InstancePort == 0 {
+		dr.InstancePort = c.Server.GRPCListenPort
+	}
 }
 
 // configFileFromArgs finds -config.file in the arguments before flags are

@@ -14,6 +14,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/dns"
+	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/codec"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/middleware"
@@ -48,6 +49,8 @@ const (
 	RuntimeConfig = "runtime-config"
 	MemberlistKV  = "memberlist-kv"
 	IngesterRing  = "ingester-ring"
+	RingForget    = "ingester-ring-auto-forget"
+	DistRing      = "distributor-ring"
 	Ingester      = "ingester"
 	Distributor   = "distributor"
 	Querier       = "querier"
@@ -64,14 +67,15 @@ type Meridian struct {
 	Logger   log.Logger
 	SLogger  *slog.Logger
 
-	Server       *server.Server
-	Memberlist   *memberlist.KVInitService
-	API          *api.API
-	Overrides    *limits.Overrides
-	IngesterRing *ring.Ring
-	Ingester     *ingester.Ingester
-	Distributor  *distributor.Distributor
-	BucketBlocks *querier.BucketBlocks
+	Server          *server.Server
+	Memberlist      *memberlist.KVInitService
+	API             *api.API
+	Overrides       *limits.Overrides
+	IngesterRing    *ring.Ring
+	Ingester        *ingester.Ingester
+	Distributor     *distributor.Distributor
+	DistributorRing *distributor.DistributorRing
+	BucketBlocks    *querier.BucketBlocks
 
 	bucket     objstore.Bucket
 	clientPool *ingclient.Pool
@@ -99,6 +103,8 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(RuntimeConfig, m.initRuntimeConfig, modules.UserInvisibleModule)
 	mm.RegisterModule(MemberlistKV, m.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, m.initIngesterRing, modules.UserInvisibleModule)
+	mm.RegisterModule(RingForget, m.initRingAutoForget, modules.UserInvisibleModule)
+	mm.RegisterModule(DistRing, m.initDistributorRing, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, m.initIngester)
 	mm.RegisterModule(Distributor, m.initDistributor)
 	mm.RegisterModule(Querier, m.initQuerier)
@@ -110,8 +116,10 @@ func (m *Meridian) setupModules() {
 		RuntimeConfig: {Server},
 		MemberlistKV:  {Server},
 		IngesterRing:  {Server, MemberlistKV},
-		Ingester:      {Server, RuntimeConfig, MemberlistKV},
-		Distributor:   {Server, RuntimeConfig, IngesterRing},
+		RingForget:    {Server, MemberlistKV},
+		DistRing:      {Server, MemberlistKV},
+		Ingester:      {Server, RuntimeConfig, MemberlistKV, RingForget},
+		Distributor:   {Server, RuntimeConfig, IngesterRing, DistRing},
 		Querier:       {Server, RuntimeConfig, IngesterRing},
 		Write:         {Distributor, Ingester},
 		Read:          {Querier},
@@ -181,6 +189,32 @@ func (m *Meridian) initMemberlistKV() (services.Service, error) {
 	return m.Memberlist, nil
 }
 
+// initRingAutoForget removes ingesters that stopped heartbeating long ago.
+func (m *Meridian) initRingAutoForget() (services.Service, error) {
+	if m.Cfg.Ingester.AutoForgetUnhealthy <= 0 {
+		return services.NewIdleService(nil, nil), nil
+	}
+	kvc, err := kv.NewClient(m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, ring.GetCodec(),
+		kv.RegistererWithKVName(prometheus.WrapRegistererWithPrefix("meridian_", m.Registry), "ingester-auto-forget"), m.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("create ingester ring auto-forget KV client: %w", err)
+	}
+	return ingester.NewAutoForgetter(kvc, ingester.RingKey, m.Cfg.Ingester.AutoForgetUnhealthy, 0, m.Logger, m.Registry), nil
+}
+
+// initDistributorRing lets distributors count each other, so a tenant's
+// ingestion rate limit is split across the healthy ones.
+func (m *Meridian) initDistributorRing() (services.Service, error) {
+	r, err := distributor.NewDistributorRing(m.Cfg.Distributor.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore,
+		m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	if err != nil {
+		return nil, err
+	}
+	m.DistributorRing = r
+	m.API.RegisterDistributorRing(r)
+	return r, nil
+}
+
 func (m *Meridian) initIngesterRing() (services.Service, error) {
 	r, err := ring.New(m.Cfg.Ingester.Lifecycler.RingConfig, "ingester", ingester.RingKey, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
@@ -245,7 +279,8 @@ func (m *Meridian) initIngester() (services.Service, error) {
 func (m *Meridian) initDistributor() (services.Service, error) {
 	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.ingesterClients(), m.Logger, m.Registry)
 	m.Distributor = d
-	m.API.RegisterDistributor(distributor.NewPushHandler(m.Cfg.Distributor.PushHandler, d, m.Overrides, m.Logger, m.Registry))
+	rl := distributor.NewIngestionRateLimiter(m.Overrides, m.DistributorRing.HealthyInstances)
+	m.API.RegisterDistributor(distributor.NewPushHandler(m.Cfg.Distributor.PushHandler, d, m.Overrides, rl, m.Logger, m.Registry))
 	return d, nil
 }
 

@@ -228,7 +228,18 @@ func TestCluster(t *testing.T) {
 	ing2.Stop()
 	w.mark("ing-2 exited", false)
 	t.Logf("ing-2 exited %s after SIGTERM", time.Since(stopStart).Round(10*time.Millisecond))
+	blocks, err := c.BucketBlocks(clusterTenant)
+	require.NoError(t, err)
+	shipped := 0
+	for _, b := range blocks {
+		require.Equal(t, "ing-2", b.Meridian.Ingester, "only ing-2 has stopped: block %s", b.ULID)
+		shipped += int(b.Stats.NumSamples)
+	}
+	require.Positive(t, shipped, "ing-2 shipped no samples on its graceful stop")
+	t.Logf("ing-2 shipped %d blocks holding %d samples (%d acknowledged so far)", len(blocks), shipped, w.ackedCount())
 	waitActive("ing-1", "ing-3")
+	// Write with zone-2 empty for a while: both remaining zones must answer.
+	time.Sleep(time.Second)
 	c.StartIngester("ing-2b", "zone-2")
 	w.mark("ing-2b (empty disk) ready", false)
 	waitActive("ing-1", "ing-2b", "ing-3")

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -209,4 +210,41 @@ func DescribeRing(ring map[string]RingMember) string {
 		parts[i] = fmt.Sprintf("%s(%s)=%s", id, ring[id].Zone, ring[id].State)
 	}
 	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// BucketBlock is what a shipped block's meta.json says about it.
+type BucketBlock struct {
+	ULID    string `json:"ulid"`
+	MinTime int64  `json:"minTime"`
+	MaxTime int64  `json:"maxTime"`
+	Stats   struct {
+		NumSamples uint64 `json:"numSamples"`
+		NumSeries  uint64 `json:"numSeries"`
+	} `json:"stats"`
+	Meridian struct {
+		Tenant   string `json:"tenant"`
+		Ingester string `json:"ingester"`
+	} `json:"meridian"`
+}
+
+// BucketBlocks lists the complete blocks (those with a meta.json) of tenant
+// in the shared bucket.
+func (c *Cluster) BucketBlocks(tenant string) ([]BucketBlock, error) {
+	metas, err := filepath.Glob(filepath.Join(c.BucketDir(), tenant, "*", "meta.json"))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BucketBlock, 0, len(metas))
+	for _, m := range metas {
+		data, err := os.ReadFile(m)
+		if err != nil {
+			return nil, err
+		}
+		var b BucketBlock
+		if err := json.Unmarshal(data, &b); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", m, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }

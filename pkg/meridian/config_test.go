@@ -97,3 +97,18 @@ func TestConfigFileFromArgs(t *testing.T) {
 		require.Equal(t, tc.want, configFileFromArgs(tc.args), tc.args)
 	}
 }
+
+// TestDocumentedConfigParses keeps the example in docs/configuration.md
+// honest: its first YAML block must load strictly and validate.
+func TestDocumentedConfigParses(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	require.True(t, ok, "docs/configuration.md has a yaml block")
+	block, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	path := writeFile(t, block)
+	var cfg Config
+	require.NoError(t, ParseArgs(newFlagSet(&cfg), []string{"-config.file=" + path}, &cfg))
+	require.NoError(t, cfg.Validate())
+}

@@ -13,13 +13,21 @@
 #        <data-dir>/bucket divided by the samples accepted
 # 3. A summary table and a machine-readable `BENCH ...` line.
 #
+# BENCH_MODE=cluster runs step 2 against a cluster instead: 1 distributor,
+# 3 ingesters (replication factor 3, zones z1..z3) and 1 querier, each its
+# own process on its own loopback address (127.0.0.11-13, .20, .30), formed
+# over memberlist; CPU is summed over all five processes and RSS over the
+# three ingesters. BENCH_MODE=both runs the monolith, then the cluster, and
+# prints the cluster/monolith ratios.
+#
 # Environment (defaults in brackets):
 #   BENCH_SERIES [100000]  BENCH_TENANTS [1]  BENCH_DURATION [60s]
 #   BENCH_INTERVAL [10s]   BENCH_BATCH [2000] BENCH_CONCURRENCY [4]
 #   BENCH_QUERIES [50]     BENCH_QUERY_RANGE [1h]  BENCH_QUERY [loadgen default]
 #   BENCH_QUICK [0]        BENCH_SKIP_MICRO [0]    BENCH_KEEP [0] (keep the temp dir)
 #   BENCH_READY_TIMEOUT [60] BENCH_FLUSH_TIMEOUT [180] (seconds)
-#   BENCH_MERIDIAN_FLAGS   extra flags for bin/meridian
+#   BENCH_MODE [monolith]  monolith | cluster | both
+#   BENCH_MERIDIAN_FLAGS   extra flags for bin/meridian (every process)
 #   MERIDIAN_BIN [bin/meridian]  GO [go]
 set -euo pipefail
 
@@ -38,6 +46,7 @@ QUERY_RANGE=${BENCH_QUERY_RANGE:-1h}
 QUICK=${BENCH_QUICK:-0}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-60}
 FLUSH_TIMEOUT=${BENCH_FLUSH_TIMEOUT:-180}
+MODE=${BENCH_MODE:-monolith}
 
 say() { echo "bench: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -80,6 +89,38 @@ cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 now_ms() { date +%s%3N; }
 
+# port_in_use HOST PORT: something listens on HOST:PORT (TCP, or UDP when ss
+# is available; memberlist needs both).
+port_in_use() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+  if command -v ss >/dev/null; then
+    ss -Hlnu 2>/dev/null | awk -v a="$1:$2" -v b="0.0.0.0:$2" -v c="*:$2" '$4 == a || $4 == b || $4 == c { f = 1 } END { exit !f }' && return 0
+  fi
+  return 1
+}
+
+# pick_port HOST PREFERRED [EXCLUDED...] prints PREFERRED if it is free on
+# HOST and none of EXCLUDED, else a free random port.
+pick_port() {
+  local host=$1 p=$2 x ok
+  shift 2
+  for _ in $(seq 1 200); do
+    ok=1
+    for x in "$@"; do [[ $p == "$x" ]] && ok=0; done
+    if [[ $ok == 1 ]] && ! port_in_use "$host" "$p"; then
+      echo "$p"
+      return 0
+    fi
+    p=$(( 20000 + RANDOM % 40000 ))
+  done
+  die "found no free port on $host"
+}
+
+case $MODE in
+  monolith | cluster | both) ;;
+  *) die "BENCH_MODE must be monolith, cluster or both, not '$MODE'" ;;
+esac
+
 # --- 1. micro-benchmarks --------------------------------------------------
 if [[ ${BENCH_SKIP_MICRO:-0} != 1 ]]; then
   bench_flags=(-run='^$' -bench=. -benchmem)
@@ -88,22 +129,27 @@ if [[ ${BENCH_SKIP_MICRO:-0} != 1 ]]; then
   "$GO" test "${bench_flags[@]}" ./pkg/...
 fi
 
-# --- 2. the monolith under load ---------------------------------------------
+# --- 2. Meridian under load ---------------------------------------------------
 [[ -x $BIN ]] || die "$BIN does not exist or is not executable; 'make bench' builds it (or run 'make build' first)"
 [[ -r /proc/self/status ]] || die "/proc is needed to read RSS and CPU time (Linux only)"
 command -v curl >/dev/null || die "curl is needed"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/meridian-bench.XXXXXX")
-PID=""
+PIDS=() # every meridian process started and not yet stopped
 cleanup() {
-  local rc=$?
-  if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then
-    kill -KILL "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
-  fi
-  if [[ $rc -ne 0 && -s $TMP/meridian.log ]]; then
-    say "last lines of the meridian log ($TMP/meridian.log):"
-    tail -n 40 "$TMP/meridian.log" >&2 || true
+  local rc=$? pid log
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  if [[ $rc -ne 0 ]]; then
+    for log in "$TMP"/*.log "$TMP"/*/*.log; do
+      [[ -s $log ]] || continue
+      say "last lines of $log:"
+      tail -n 40 "$log" >&2 || true
+    done
   fi
   if [[ ${BENCH_KEEP:-0} == 1 || $rc -ne 0 ]]; then
     say "kept $TMP"
@@ -112,139 +158,357 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 say "building tools/loadgen and tools/querydriver"
 "$GO" build -o "$TMP/bin/loadgen" ./tools/loadgen
 "$GO" build -o "$TMP/bin/querydriver" ./tools/querydriver
 
-HTTP_PORT=$(free_port)
-GRPC_PORT=$(free_port)
-while [[ $GRPC_PORT == "$HTTP_PORT" ]]; do GRPC_PORT=$(free_port); done
-BASE="http://127.0.0.1:$HTTP_PORT"
-DATA="$TMP/data"
+# start_meridian LOG ARGS... starts bin/meridian in the background with
+# BENCH_MERIDIAN_FLAGS last and sets STARTED to its pid.
+STARTED=""
+start_meridian() {
+  local log=$1
+  shift
+  # shellcheck disable=SC2086 # BENCH_MERIDIAN_FLAGS is a list of flags
+  "$BIN" "$@" ${BENCH_MERIDIAN_FLAGS:-} >"$log" 2>&1 &
+  STARTED=$!
+  PIDS+=("$STARTED")
+}
 
-say "starting $BIN (HTTP $HTTP_PORT, gRPC $GRPC_PORT, data $DATA)"
-# shellcheck disable=SC2086 # BENCH_MERIDIAN_FLAGS is a list of flags
-"$BIN" -target=all \
-  -server.http-listen-address=127.0.0.1 -server.http-listen-port="$HTTP_PORT" \
-  -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$GRPC_PORT" \
-  -common.data-dir="$DATA" ${BENCH_MERIDIAN_FLAGS:-} >"$TMP/meridian.log" 2>&1 &
-PID=$!
+# stop_meridian PID...: SIGTERM, up to 30 s to exit, then SIGKILL.
+stop_meridian() {
+  local pid keep=() p
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 60); do
+    local alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && break
+    sleep 0.5
+  done
+  for pid in "$@"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  for p in "${PIDS[@]}"; do
+    local stopped=0
+    for pid in "$@"; do [[ $p == "$pid" ]] && stopped=1; done
+    [[ $stopped == 0 ]] && keep+=("$p")
+  done
+  PIDS=("${keep[@]}")
+}
 
-ready=0
-for _ in $(seq 1 $(( READY_TIMEOUT * 2 ))); do
-  kill -0 "$PID" 2>/dev/null || die "meridian exited before becoming ready"
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/ready" || true)
-  if [[ $code == 200 ]]; then ready=1; break; fi
-  sleep 0.5
-done
-[[ $ready == 1 ]] || die "meridian did not answer GET /ready with 200 within ${READY_TIMEOUT}s"
-say "meridian is ready (pid $PID)"
-sleep 2
-RSS_BEFORE=$(rss_bytes "$PID")
+# wait_ready NAME PID URL: polls URL/ready until 200 (BENCH_READY_TIMEOUT).
+wait_ready() {
+  local name=$1 pid=$2 url=$3 code
+  for _ in $(seq 1 $(( READY_TIMEOUT * 2 ))); do
+    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) exited before becoming ready"
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/ready" || true)
+    [[ $code == 200 ]] && return 0
+    sleep 0.5
+  done
+  die "$name did not answer GET $url/ready with 200 within ${READY_TIMEOUT}s"
+}
+
+rss_sum() { local s=0 p; for p in "$@"; do s=$(( s + $(rss_bytes "$p") )); done; echo "$s"; }
+cpu_ticks_sum() { local s=0 p; for p in "$@"; do s=$(( s + $(cpu_ticks "$p") )); done; echo "$s"; }
 
 INTERVAL_S=$(dur_s "$INTERVAL")
 DURATION_S=$(dur_s "$DURATION")
-# The load runs as fast as possible, so its sample time runs ahead of the
-# clock: start far enough in the past for 2M samples/s to fit before now
-# (the load generator waits for the clock if it gets there).
-STEPS=$(( (2000000 * DURATION_S + SERIES - 1) / SERIES + 2 ))
-START_MS=$(( $(now_ms) - STEPS * INTERVAL_S * 1000 ))
-
-common=(-url "$BASE/api/v1/push" -series "$SERIES" -tenants "$TENANTS" -interval "$INTERVAL"
-  -batch "$BATCH" -concurrency "$CONCURRENCY")
-
-say "creating $SERIES series (one sample each)"
-"$TMP/bin/loadgen" "${common[@]}" -once -start "$START_MS" | tee "$TMP/once.out"
-sleep 2
-RSS_SERIES=$(rss_bytes "$PID")
-
-say "load: as fast as possible for $DURATION"
-CPU_BEFORE=$(cpu_ticks "$PID")
-# shellcheck disable=SC2086 # BENCH_LOADGEN_FLAGS is a list of flags
-"$TMP/bin/loadgen" "${common[@]}" -rate 0 -duration "$DURATION" \
-  -start $(( START_MS + INTERVAL_S * 1000 )) ${BENCH_LOADGEN_FLAGS:-} | tee "$TMP/load.out"
-CPU_AFTER=$(cpu_ticks "$PID")
-sleep 2
-RSS_AFTER=$(rss_bytes "$PID")
-
-ONCE_ACCEPTED=$(result_field "$TMP/once.out" samples_accepted)
-RATE=$(result_field "$TMP/load.out" samples_per_sec)
-ACCEPTED=$(result_field "$TMP/load.out" samples_accepted)
-LOAD_ERRORS=$(result_field "$TMP/load.out" errors)
-LOAD_P99=$(result_field "$TMP/load.out" p99_ms)
-LAST_TS=$(result_field "$TMP/load.out" last_ts_ms)
-[[ -n $ACCEPTED && $ACCEPTED -gt 0 ]] || die "the load generator reports no accepted samples"
-
-say "queries: $QUERIES range queries over $QUERY_RANGE ending at the last sample"
-qflags=(-url "$BASE/prometheus" -tenant tenant-0 -end "$LAST_TS" -range "$QUERY_RANGE" -n "$QUERIES")
-[[ -n ${BENCH_QUERY:-} ]] && qflags+=(-query "$BENCH_QUERY")
-QUERY_P99="failed"
-if "$TMP/bin/querydriver" "${qflags[@]}" | tee "$TMP/query.out"; then
-  QUERY_P99=$(result_field "$TMP/query.out" p99_ms)
-else
-  say "the query driver failed; going on without query latency"
-fi
-
-say "flushing: POST /ingester/flush"
-code=$(curl -s -o "$TMP/flush.out" -w '%{http_code}' --max-time 60 -X POST "$BASE/ingester/flush" || true)
-[[ $code == 2* ]] || say "POST /ingester/flush answered '$code': $(head -c 300 "$TMP/flush.out" 2>/dev/null || true)"
-
-# Blocks are shipped with meta.json last. Wait until some exist and neither
-# their number nor the chunk bytes change between two looks.
-chunk_bytes() {
-  { find "$DATA/bucket" -type f -path '*/chunks/*' -printf '%s\n' 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }'
-}
-block_count() {
-  { find "$DATA/bucket" -type f -name meta.json 2>/dev/null || true; } | awk 'END { print NR }'
-}
-prev_blocks=-1 prev_bytes=-1 shipped=0
-deadline=$(( $(date +%s) + FLUSH_TIMEOUT ))
-while (( $(date +%s) < deadline )); do
-  blocks=$(block_count) bytes=$(chunk_bytes)
-  if (( blocks > 0 && blocks == prev_blocks && bytes == prev_bytes )); then shipped=1; break; fi
-  prev_blocks=$blocks prev_bytes=$bytes
-  sleep 3
-done
-CHUNK_BYTES=$(chunk_bytes)
-BLOCKS=$(block_count)
-if [[ $shipped == 1 ]]; then
-  say "$BLOCKS block(s) shipped, $CHUNK_BYTES bytes of chunks"
-else
-  say "no stable set of shipped blocks under $DATA/bucket within ${FLUSH_TIMEOUT}s ($BLOCKS meta.json, $CHUNK_BYTES chunk bytes)"
-fi
-
-say "stopping meridian"
-kill -TERM "$PID" 2>/dev/null || true
-for _ in $(seq 1 60); do kill -0 "$PID" 2>/dev/null || break; sleep 0.5; done
-kill -KILL "$PID" 2>/dev/null || true
-wait "$PID" 2>/dev/null || true
-PID=""
-
-# --- 3. summary -----------------------------------------------------------
 CLK_TCK=$(getconf CLK_TCK)
-TOTAL_ACCEPTED=$(( ACCEPTED + ${ONCE_ACCEPTED:-0} ))
-CPU_PER_M=$(awk -v a="$CPU_BEFORE" -v b="$CPU_AFTER" -v hz="$CLK_TCK" -v n="$ACCEPTED" 'BEGIN { printf "%.2f", (b - a) / hz / (n / 1e6) }')
-RSS_PER_SERIES=$(awk -v a="$RSS_BEFORE" -v b="$RSS_AFTER" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
-RSS_PER_SERIES_ONLY=$(awk -v a="$RSS_BEFORE" -v b="$RSS_SERIES" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
-if [[ $shipped == 1 && $CHUNK_BYTES -gt 0 ]]; then
-  BYTES_PER_SAMPLE=$(awk -v c="$CHUNK_BYTES" -v n="$TOTAL_ACCEPTED" 'BEGIN { printf "%.3f", c / n }')
-else
-  BYTES_PER_SAMPLE="n/a"
-fi
-SAMPLES_PER_SERIES=$(( TOTAL_ACCEPTED / SERIES ))
+
+# plan_load sets START_MS: the load runs as fast as possible, so its sample
+# time runs ahead of the clock: start far enough in the past for 2M
+# samples/s to fit before now (the load generator waits for the clock if it
+# gets there).
+plan_load() {
+  local steps=$(( (2000000 * DURATION_S + SERIES - 1) / SERIES + 2 ))
+  START_MS=$(( $(now_ms) - steps * INTERVAL_S * 1000 ))
+}
+
+loadgen_common() {
+  LG_COMMON=(-url "$1/api/v1/push" -series "$SERIES" -tenants "$TENANTS" -interval "$INTERVAL"
+    -batch "$BATCH" -concurrency "$CONCURRENCY")
+}
+
+run_once() { # DIR
+  say "creating $SERIES series (one sample each)"
+  "$TMP/bin/loadgen" "${LG_COMMON[@]}" -once -start "$START_MS" | tee "$1/once.out"
+}
+
+run_load() { # DIR
+  say "load: as fast as possible for $DURATION"
+  # shellcheck disable=SC2086 # BENCH_LOADGEN_FLAGS is a list of flags
+  "$TMP/bin/loadgen" "${LG_COMMON[@]}" -rate 0 -duration "$DURATION" \
+    -start $(( START_MS + INTERVAL_S * 1000 )) ${BENCH_LOADGEN_FLAGS:-} | tee "$1/load.out"
+}
+
+# run_queries DIR BASE sets QUERY_P99.
+run_queries() {
+  local dir=$1 base=$2 last_ts
+  last_ts=$(result_field "$dir/load.out" last_ts_ms)
+  say "queries: $QUERIES range queries over $QUERY_RANGE ending at the last sample ($base)"
+  local qflags=(-url "$base/prometheus" -tenant tenant-0 -end "$last_ts" -range "$QUERY_RANGE" -n "$QUERIES")
+  [[ -n ${BENCH_QUERY:-} ]] && qflags+=(-query "$BENCH_QUERY")
+  QUERY_P99="failed"
+  if "$TMP/bin/querydriver" "${qflags[@]}" | tee "$dir/query.out"; then
+    QUERY_P99=$(result_field "$dir/query.out" p99_ms)
+  else
+    say "the query driver failed; going on without query latency"
+  fi
+}
 
 row() { printf '%-46s %14s   %s\n' "$1" "$2" "$3"; }
-echo
-echo "Meridian benchmark: $SERIES active series, $TENANTS tenant(s), load $DURATION, interval $INTERVAL"
-row "figure" "measured" "target (anchors)"
-row "samples/s accepted" "$RATE" ">= 400000 (Cortex 340k, VictoriaMetrics 1.1M)"
-row "CPU-seconds per million samples" "$CPU_PER_M" "(Cortex 5.5, VictoriaMetrics 1.4)"
-row "RSS bytes per active series (after load)" "$RSS_PER_SERIES" "<= 3072 (Cortex 6.4 KB, VictoriaMetrics 2.5 KB)"
-row "RSS bytes per series (series only)" "$RSS_PER_SERIES_ONLY" "(one sample per series)"
-row "bytes per sample in shipped blocks" "$BYTES_PER_SAMPLE" "<= 1.5"
-row "query p99 (ms)" "$QUERY_P99" ""
-row "remote-write p99 (ms)" "$LOAD_P99" ""
-row "failed write requests" "$LOAD_ERRORS" "0"
-row "samples per series written" "$SAMPLES_PER_SERIES" ""
-echo "BENCH samples_per_sec=$RATE cpu_s_per_million=$CPU_PER_M rss_bytes_per_series=$RSS_PER_SERIES rss_bytes_per_series_only=$RSS_PER_SERIES_ONLY bytes_per_sample=$BYTES_PER_SAMPLE query_p99_ms=$QUERY_P99 write_p99_ms=$LOAD_P99 write_errors=$LOAD_ERRORS samples_accepted=$TOTAL_ACCEPTED chunk_bytes=$CHUNK_BYTES blocks=$BLOCKS series=$SERIES tenants=$TENANTS"
+
+# --- 2a. the monolith ---------------------------------------------------------
+bench_monolith() {
+  local dir=$TMP/monolith
+  mkdir -p "$dir"
+  local http_port grpc_port base data pid
+  http_port=$(free_port)
+  grpc_port=$(free_port)
+  while [[ $grpc_port == "$http_port" ]]; do grpc_port=$(free_port); done
+  base="http://127.0.0.1:$http_port"
+  data="$dir/data"
+
+  say "monolith: starting $BIN -target=all (HTTP $http_port, gRPC $grpc_port, data $data)"
+  start_meridian "$dir/meridian.log" -target=all \
+    -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http_port" \
+    -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc_port" \
+    -common.data-dir="$data"
+  pid=$STARTED
+  wait_ready meridian "$pid" "$base"
+  say "meridian is ready (pid $pid)"
+  sleep 2
+  local rss_before rss_series rss_after cpu_before cpu_after
+  rss_before=$(rss_bytes "$pid")
+
+  plan_load
+  loadgen_common "$base"
+  run_once "$dir"
+  sleep 2
+  rss_series=$(rss_bytes "$pid")
+
+  cpu_before=$(cpu_ticks "$pid")
+  run_load "$dir"
+  cpu_after=$(cpu_ticks "$pid")
+  sleep 2
+  rss_after=$(rss_bytes "$pid")
+
+  local once_accepted accepted
+  once_accepted=$(result_field "$dir/once.out" samples_accepted)
+  M_RATE=$(result_field "$dir/load.out" samples_per_sec)
+  accepted=$(result_field "$dir/load.out" samples_accepted)
+  M_ERRORS=$(result_field "$dir/load.out" errors)
+  M_WRITE_P99=$(result_field "$dir/load.out" p99_ms)
+  [[ -n $accepted && $accepted -gt 0 ]] || die "the load generator reports no accepted samples"
+
+  run_queries "$dir" "$base"
+  M_QUERY_P99=$QUERY_P99
+
+  say "flushing: POST /ingester/flush"
+  local code
+  code=$(curl -s -o "$dir/flush.out" -w '%{http_code}' --max-time 60 -X POST "$base/ingester/flush" || true)
+  [[ $code == 2* ]] || say "POST /ingester/flush answered '$code': $(head -c 300 "$dir/flush.out" 2>/dev/null || true)"
+
+  # Blocks are shipped with meta.json last. Wait until some exist and neither
+  # their number nor the chunk bytes change between two looks.
+  chunk_bytes() {
+    { find "$data/bucket" -type f -path '*/chunks/*' -printf '%s\n' 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }'
+  }
+  block_count() {
+    { find "$data/bucket" -type f -name meta.json 2>/dev/null || true; } | awk 'END { print NR }'
+  }
+  local prev_blocks=-1 prev_bytes=-1 shipped=0 deadline blocks bytes
+  deadline=$(( $(date +%s) + FLUSH_TIMEOUT ))
+  while (( $(date +%s) < deadline )); do
+    blocks=$(block_count) bytes=$(chunk_bytes)
+    if (( blocks > 0 && blocks == prev_blocks && bytes == prev_bytes )); then shipped=1; break; fi
+    prev_blocks=$blocks prev_bytes=$bytes
+    sleep 3
+  done
+  local chunk_bytes_total block_total
+  chunk_bytes_total=$(chunk_bytes)
+  block_total=$(block_count)
+  if [[ $shipped == 1 ]]; then
+    say "$block_total block(s) shipped, $chunk_bytes_total bytes of chunks"
+  else
+    say "no stable set of shipped blocks under $data/bucket within ${FLUSH_TIMEOUT}s ($block_total meta.json, $chunk_bytes_total chunk bytes)"
+  fi
+
+  say "stopping meridian"
+  stop_meridian "$pid"
+
+  local total_accepted rss_per_series_only bytes_per_sample
+  total_accepted=$(( accepted + ${once_accepted:-0} ))
+  M_CPU_PER_M=$(awk -v a="$cpu_before" -v b="$cpu_after" -v hz="$CLK_TCK" -v n="$accepted" 'BEGIN { printf "%.2f", (b - a) / hz / (n / 1e6) }')
+  M_RSS_PER_SERIES=$(awk -v a="$rss_before" -v b="$rss_after" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
+  rss_per_series_only=$(awk -v a="$rss_before" -v b="$rss_series" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
+  if [[ $shipped == 1 && $chunk_bytes_total -gt 0 ]]; then
+    bytes_per_sample=$(awk -v c="$chunk_bytes_total" -v n="$total_accepted" 'BEGIN { printf "%.3f", c / n }')
+  else
+    bytes_per_sample="n/a"
+  fi
+
+  echo
+  echo "Meridian benchmark (monolith): $SERIES active series, $TENANTS tenant(s), load $DURATION, interval $INTERVAL"
+  row "figure" "measured" "target (anchors)"
+  row "samples/s accepted" "$M_RATE" ">= 400000 (Cortex 340k, VictoriaMetrics 1.1M)"
+  row "CPU-seconds per million samples" "$M_CPU_PER_M" "(Cortex 5.5, VictoriaMetrics 1.4)"
+  row "RSS bytes per active series (after load)" "$M_RSS_PER_SERIES" "<= 3072 (Cortex 6.4 KB, VictoriaMetrics 2.5 KB)"
+  row "RSS bytes per series (series only)" "$rss_per_series_only" "(one sample per series)"
+  row "bytes per sample in shipped blocks" "$bytes_per_sample" "<= 1.5"
+  row "query p99 (ms)" "$M_QUERY_P99" ""
+  row "remote-write p99 (ms)" "$M_WRITE_P99" ""
+  row "failed write requests" "$M_ERRORS" "0"
+  row "samples per series written" "$(( total_accepted / SERIES ))" ""
+  echo "BENCH samples_per_sec=$M_RATE cpu_s_per_million=$M_CPU_PER_M rss_bytes_per_series=$M_RSS_PER_SERIES rss_bytes_per_series_only=$rss_per_series_only bytes_per_sample=$bytes_per_sample query_p99_ms=$M_QUERY_P99 write_p99_ms=$M_WRITE_P99 write_errors=$M_ERRORS samples_accepted=$total_accepted chunk_bytes=$chunk_bytes_total blocks=$block_total series=$SERIES tenants=$TENANTS mode=monolith"
+}
+
+# --- 2b. the cluster ----------------------------------------------------------
+# ring_active URL prints how many ACTIVE members the /ring JSON of URL lists.
+ring_active() {
+  curl -s --max-time 2 -H 'Accept: application/json' "$1/ring" 2>/dev/null |
+    grep -o '"state": *"ACTIVE"' | wc -l || true
+}
+
+bench_cluster() {
+  local dir=$TMP/cluster
+  mkdir -p "$dir/bucket"
+  local ing_hosts=(127.0.0.11 127.0.0.12 127.0.0.13) dist_host=127.0.0.20 q_host=127.0.0.30
+  local label="meridian-bench-$$" i h
+  # Preferred ports 8080 (HTTP), 9095 (gRPC), 7946 (memberlist) on every
+  # address; another free port on an address where one is taken.
+  declare -A http grpc gossip
+  for h in "${ing_hosts[@]}" "$dist_host" "$q_host"; do
+    http[$h]=$(pick_port "$h" 8080)
+    grpc[$h]=$(pick_port "$h" 9095 "${http[$h]}")
+    gossip[$h]=$(pick_port "$h" 7946 "${http[$h]}" "${grpc[$h]}")
+  done
+  local seed="${ing_hosts[0]}:${gossip[${ing_hosts[0]}]}"
+  local ring=(-ingester.distributor.replication-factor=3 -ingester.distributor.zone-awareness-enabled=true
+    -memberlist.cluster-label="$label" -blocks-storage.filesystem.dir="$dir/bucket")
+  # proc_flags HOST: the address flags of the process on HOST; every process
+  # but the seed joins the seed.
+  proc_flags() {
+    PF=(-memberlist.bind-addr="$1" -memberlist.bind-port="${gossip[$1]}"
+      -server.http-listen-address="$1" -server.http-listen-port="${http[$1]}"
+      -server.grpc-listen-address="$1" -server.grpc-listen-port="${grpc[$1]}")
+    [[ "$1:${gossip[$1]}" == "$seed" ]] || PF+=(-memberlist.join="$seed")
+  }
+
+  local ing_pids=() all_pids=() names=()
+  for i in 1 2 3; do
+    h=${ing_hosts[$((i - 1))]}
+    proc_flags "$h"
+    say "cluster: starting ingester ing-$i (zone z$i) on $h (HTTP ${http[$h]}, gRPC ${grpc[$h]}, gossip ${gossip[$h]})"
+    start_meridian "$dir/ing$i.log" -target=ingester "${ring[@]}" "${PF[@]}" \
+      -ingester.availability-zone="z$i" -ingester.lifecycler.ID="ing-$i" -common.data-dir="$dir/ing$i"
+    ing_pids+=("$STARTED") all_pids+=("$STARTED") names+=("ing-$i@http://$h:${http[$h]}")
+  done
+  proc_flags "$dist_host"
+  say "cluster: starting the distributor on $dist_host (HTTP ${http[$dist_host]})"
+  start_meridian "$dir/distributor.log" -target=distributor "${ring[@]}" "${PF[@]}" -common.data-dir="$dir/dist"
+  local dist_pid=$STARTED
+  all_pids+=("$STARTED") names+=("distributor@http://$dist_host:${http[$dist_host]}")
+  proc_flags "$q_host"
+  say "cluster: starting the querier on $q_host (HTTP ${http[$q_host]})"
+  start_meridian "$dir/querier.log" -target=querier "${ring[@]}" "${PF[@]}" -common.data-dir="$dir/q"
+  all_pids+=("$STARTED") names+=("querier@http://$q_host:${http[$q_host]}")
+
+  local base="http://$dist_host:${http[$dist_host]}" qbase="http://$q_host:${http[$q_host]}"
+  for i in "${!all_pids[@]}"; do
+    wait_ready "${names[$i]%%@*}" "${all_pids[$i]}" "${names[$i]#*@}"
+  done
+  # The distributor needs all three zones ACTIVE in its view of the ring,
+  # or RF 3 writes are refused.
+  local n=0
+  for _ in $(seq 1 $(( READY_TIMEOUT * 2 ))); do
+    n=$(ring_active "$base")
+    (( n >= 3 )) && break
+    sleep 0.5
+  done
+  (( n >= 3 )) || die "the distributor's ring shows $n ACTIVE ingesters, not 3, after ${READY_TIMEOUT}s"
+  say "cluster is ready (pids ${all_pids[*]}; distributor sees $n ACTIVE ingesters)"
+  sleep 2
+  local rss_before rss_series rss_after cpu_before cpu_after
+  rss_before=$(rss_sum "${ing_pids[@]}")
+
+  plan_load
+  loadgen_common "$base"
+  run_once "$dir"
+  sleep 2
+  rss_series=$(rss_sum "${ing_pids[@]}")
+
+  cpu_before=$(cpu_ticks_sum "${all_pids[@]}")
+  local cpu_ing_before cpu_dist_before
+  cpu_ing_before=$(cpu_ticks_sum "${ing_pids[@]}")
+  cpu_dist_before=$(cpu_ticks "$dist_pid")
+  run_load "$dir"
+  cpu_after=$(cpu_ticks_sum "${all_pids[@]}")
+  local cpu_ing_after cpu_dist_after
+  cpu_ing_after=$(cpu_ticks_sum "${ing_pids[@]}")
+  cpu_dist_after=$(cpu_ticks "$dist_pid")
+  sleep 2
+  rss_after=$(rss_sum "${ing_pids[@]}")
+
+  local accepted
+  C_RATE=$(result_field "$dir/load.out" samples_per_sec)
+  accepted=$(result_field "$dir/load.out" samples_accepted)
+  C_ERRORS=$(result_field "$dir/load.out" errors)
+  C_WRITE_P99=$(result_field "$dir/load.out" p99_ms)
+  [[ -n $accepted && $accepted -gt 0 ]] || die "the load generator reports no accepted samples from the distributor"
+
+  run_queries "$dir" "$qbase"
+  C_QUERY_P99=$QUERY_P99
+
+  # No flush: the shipped-block size is the monolith's times 3 (one block
+  # per replica, nothing compacts them). SIGKILL keeps the ingesters from
+  # flushing on shutdown, which would only cost time here.
+  say "stopping the cluster"
+  local p
+  for p in "${all_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  stop_meridian "${all_pids[@]}"
+
+  local cpu_ing_per_m cpu_dist_per_m rss_per_copy rss_per_series_only
+  C_CPU_PER_M=$(awk -v a="$cpu_before" -v b="$cpu_after" -v hz="$CLK_TCK" -v n="$accepted" 'BEGIN { printf "%.2f", (b - a) / hz / (n / 1e6) }')
+  cpu_ing_per_m=$(awk -v a="$cpu_ing_before" -v b="$cpu_ing_after" -v hz="$CLK_TCK" -v n="$accepted" 'BEGIN { printf "%.2f", (b - a) / hz / (n / 1e6) }')
+  cpu_dist_per_m=$(awk -v a="$cpu_dist_before" -v b="$cpu_dist_after" -v hz="$CLK_TCK" -v n="$accepted" 'BEGIN { printf "%.2f", (b - a) / hz / (n / 1e6) }')
+  C_RSS_PER_SERIES=$(awk -v a="$rss_before" -v b="$rss_after" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
+  rss_per_copy=$(awk -v a="$rss_before" -v b="$rss_after" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n / 3 }')
+  rss_per_series_only=$(awk -v a="$rss_before" -v b="$rss_series" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
+
+  echo
+  echo "Meridian benchmark (cluster: 1 distributor, 3 ingesters RF 3 in zones z1-z3, 1 querier): $SERIES active series, $TENANTS tenant(s), load $DURATION, interval $INTERVAL"
+  row "figure" "measured" "note"
+  row "samples/s accepted (by the distributor)" "$C_RATE" "each stored 3 times"
+  row "CPU-seconds per million samples" "$C_CPU_PER_M" "all 5 processes"
+  row "  of which the 3 ingesters" "$cpu_ing_per_m" ""
+  row "  of which the distributor" "$cpu_dist_per_m" ""
+  row "ingester RSS bytes per active series" "$C_RSS_PER_SERIES" "3 ingesters summed, after load"
+  row "  per stored copy" "$rss_per_copy" "the same ÷ 3"
+  row "ingester RSS bytes per series (series only)" "$rss_per_series_only" "3 ingesters, one sample per series"
+  row "query p99 (ms)" "$C_QUERY_P99" "querier"
+  row "remote-write p99 (ms)" "$C_WRITE_P99" "distributor"
+  row "failed write requests" "$C_ERRORS" "0"
+  echo "BENCH mode=cluster samples_per_sec=$C_RATE cpu_s_per_million=$C_CPU_PER_M cpu_s_per_million_ingesters=$cpu_ing_per_m cpu_s_per_million_distributor=$cpu_dist_per_m rss_bytes_per_series=$C_RSS_PER_SERIES rss_bytes_per_series_copy=$rss_per_copy rss_bytes_per_series_only=$rss_per_series_only query_p99_ms=$C_QUERY_P99 write_p99_ms=$C_WRITE_P99 write_errors=$C_ERRORS samples_accepted=$accepted series=$SERIES tenants=$TENANTS replication_factor=3"
+}
+
+# --- 3. run -------------------------------------------------------------------
+case $MODE in
+  monolith) bench_monolith ;;
+  cluster) bench_cluster ;;
+  both)
+    bench_monolith
+    bench_cluster
+    ratio() { awk -v c="$1" -v m="$2" 'BEGIN { if (m + 0 > 0 && c != "" && c != "failed") printf "%.2f", c / m; else print "n/a" }'; }
+    echo
+    echo "Cluster (RF 3) against monolith (RF 1), same run:"
+    row "cluster RF3 / monolith RF1 throughput ratio" "$(ratio "$C_RATE" "$M_RATE")" "samples/s accepted: $C_RATE / $M_RATE"
+    row "cluster / monolith CPU-per-sample ratio" "$(ratio "$C_CPU_PER_M" "$M_CPU_PER_M")" "CPU-s per million: $C_CPU_PER_M / $M_CPU_PER_M"
+    row "cluster / monolith RSS-per-series ratio" "$(ratio "$C_RSS_PER_SERIES" "$M_RSS_PER_SERIES")" "$C_RSS_PER_SERIES / $M_RSS_PER_SERIES"
+    row "cluster / monolith query p99 ratio" "$(ratio "$C_QUERY_P99" "$M_QUERY_P99")" "$C_QUERY_P99 / $M_QUERY_P99 ms"
+    echo "BENCH mode=ratio throughput_ratio=$(ratio "$C_RATE" "$M_RATE") cpu_per_sample_ratio=$(ratio "$C_CPU_PER_M" "$M_CPU_PER_M") rss_per_series_ratio=$(ratio "$C_RSS_PER_SERIES" "$M_RSS_PER_SERIES")"
+    ;;
+esac

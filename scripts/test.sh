@@ -151,7 +151,38 @@ step_integration() {
 	)
 }
 
+# Debian packages the tests use: Debian's Prometheus (an older remote-write
+# client, integration/debianprom_test.go) and protoc (the proto freshness
+# check). Installed with apt-get when running as root; otherwise the exact
+# command is printed and the run fails.
+debian_packages=(prometheus:/usr/bin/prometheus protobuf-compiler:protoc)
+step_packages() {
+	local missing=() entry pkg probe
+	for entry in "${debian_packages[@]}"; do
+		pkg=${entry%%:*}
+		probe=${entry#*:}
+		if [[ $probe == /* ]]; then [[ -x $probe ]] && continue; else command -v "$probe" >/dev/null 2>&1 && continue; fi
+		missing+=("$pkg")
+	done
+	if ((${#missing[@]} == 0)); then
+		echo "Debian packages present: ${debian_packages[*]%%:*}"
+		return 0
+	fi
+	if [[ $(id -u) != 0 ]]; then
+		echo "missing Debian packages: ${missing[*]}; install them with:" >&2
+		echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+		return 1
+	fi
+	echo "installing Debian packages: ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >"$logs/apt.txt" 2>&1 || { tail -20 "$logs/apt.txt" >&2; return 1; }
+}
+
 run_step "toolchain" step_toolchain
+if [[ ${SKIP_INTEGRATION:-} == 1 ]]; then
+	skip_step "Debian packages" "SKIP_INTEGRATION=1"
+else
+	run_step "Debian packages" step_packages
+fi
 if command -v protoc >/dev/null 2>&1 && compgen -G "pkg/meridianpb/*.proto" >/dev/null && grep -q '^proto:' Makefile 2>/dev/null; then
 	run_step "protobuf code is current" step_proto
 elif ! command -v protoc >/dev/null 2>&1; then

@@ -183,6 +183,8 @@ func TestCluster(t *testing.T) {
 	querier := c.StartQuerier()
 	waitActive := func(ids ...string) {
 		t.Helper()
+		start := time.Now()
+		defer func() { t.Logf("ring showed %v ACTIVE after %s", ids, time.Since(start).Round(10*time.Millisecond)) }()
 		for _, p := range []*harness.Process{dist, querier} {
 			harness.Eventually(t, ringWait, 100*time.Millisecond, fmt.Sprintf("%v ACTIVE in the ring", ids), func() error {
 				return harness.RingActiveExactly(p, ids...)
@@ -240,7 +242,9 @@ func TestCluster(t *testing.T) {
 	waitActive("ing-1", "ing-3")
 	// Write with zone-2 empty for a while: both remaining zones must answer.
 	time.Sleep(time.Second)
+	startB := time.Now()
 	c.StartIngester("ing-2b", "zone-2")
+	t.Logf("ing-2b ready %s after its start", time.Since(startB).Round(10*time.Millisecond))
 	w.mark("ing-2b (empty disk) ready", false)
 	waitActive("ing-1", "ing-2b", "ing-3")
 	time.Sleep(2 * time.Second)

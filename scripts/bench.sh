@@ -404,8 +404,17 @@ bench_cluster() {
     proc_flags "$h"
     say "cluster: starting ingester ing-$i (zone z$i) on $h (HTTP ${http[$h]}, gRPC ${grpc[$h]}, gossip ${gossip[$h]})"
     start_meridian "$dir/ing$i.log" -target=ingester "${ring[@]}" "${PF[@]}" \
-      -ingester.availability-zone="z$i" -ingester.lifecycler.ID="ing-$i" -common.data-dir="$dir/ing$i"
+      -ingester.availability-zone="z$i" -ingester.lifecycler.ID="ing-$i" -common.data-dir="$dir/ing$i" \
+      -ingester.flush-on-shutdown=false
     ing_pids+=("$STARTED") all_pids+=("$STARTED") names+=("ing-$i@http://$h:${http[$h]}")
+    if [[ $i == 1 ]]; then
+      # Let the seed listen before the others try to join it.
+      for _ in $(seq 1 $(( READY_TIMEOUT * 4 ))); do
+        kill -0 "$STARTED" 2>/dev/null || die "ingester ing-1 exited at start-up"
+        port_in_use "$h" "${gossip[$h]}" && break
+        sleep 0.25
+      done
+    fi
   done
   proc_flags "$dist_host"
   say "cluster: starting the distributor on $dist_host (HTTP ${http[$dist_host]})"
@@ -464,11 +473,9 @@ bench_cluster() {
   C_QUERY_P99=$QUERY_P99
 
   # No flush: the shipped-block size is the monolith's times 3 (one block
-  # per replica, nothing compacts them). SIGKILL keeps the ingesters from
-  # flushing on shutdown, which would only cost time here.
+  # per replica, nothing compacts them), so the ingesters run with
+  # -ingester.flush-on-shutdown=false and stop without shipping.
   say "stopping the cluster"
-  local p
-  for p in "${all_pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   stop_meridian "${all_pids[@]}"
 
   local cpu_ing_per_m cpu_dist_per_m rss_per_copy rss_per_series_only

@@ -123,7 +123,7 @@ func TestRateLimitedErrorMessage(t *testing.T) {
 func TestIngestionLimitsDefaultsAndValidation(t *testing.T) {
 	var l limits.Limits
 	l.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
-	require.Equal(t, 200000.0, l.IngestionRate)
+	require.Equal(t, 1000000.0, l.IngestionRate)
 	require.Equal(t, 2000000, l.IngestionBurstSize)
 	require.NoError(t, l.Validate())
 

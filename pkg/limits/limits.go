@@ -43,7 +43,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.CreationGracePeriod, "validation.create-grace-period", "How far in the future a sample timestamp may be.")
 	f.IntVar(&l.MaxGlobalSeriesPerTenant, "ingester.max-series-per-tenant", 1500000, "Most in-memory series a tenant may have across the cluster (each ingester enforces its share: limit × replication factor ÷ healthy ingesters). 0 means no limit.")
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind the newest sample of a series an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
-	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 200000, "Samples (and native histogram samples) per second a tenant may push, across the whole cluster: each healthy distributor allows its share. 0 means no limit.")
+	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 1000000, "Samples (and native histogram samples) per second a tenant may push, across the whole cluster: each healthy distributor allows its share. 0 means no limit.")
 	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 2000000, "Samples a tenant may push at once above its ingestion rate, per distributor (not divided among them). A request with more samples than this is always rejected.")
 
 	l.MaxQueryLength = model.Duration(32 * 24 * time.Hour)

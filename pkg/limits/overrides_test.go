@@ -244,7 +244,7 @@ max_label_names_per_series: 30
 creation_grace_period: 10m
 max_global_series_per_tenant: 1500000
 out_of_order_time_window: 0s
-ingestion_rate: 200000
+ingestion_rate: 1e+06
 ingestion_burst_size: 2000000
 max_query_length: 32d
 max_samples_per_query: 50000000

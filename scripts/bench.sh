@@ -135,9 +135,11 @@ fi
 command -v curl >/dev/null || die "curl is needed"
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/meridian-bench.XXXXXX")
-PIDS=() # every meridian process started and not yet stopped
+PIDS=()   # every meridian process started and not yet stopped
+TOOLS=()  # the load generator or query driver running, and its output's tail
 cleanup() {
   local rc=$? pid log
+  for pid in "${TOOLS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do
     if kill -0 "$pid" 2>/dev/null; then
       kill -KILL "$pid" 2>/dev/null || true
@@ -211,6 +213,24 @@ wait_ready() {
   die "$name did not answer GET $url/ready with 200 within ${READY_TIMEOUT}s"
 }
 
+# run_tool OUT CMD...: runs CMD with its stdout in OUT and shown as it
+# comes. CMD runs in the background and the script waits for it, so that a
+# signal runs the traps at once rather than after the tool has finished.
+run_tool() {
+  local out=$1 rc=0
+  shift
+  : >"$out"
+  "$@" >"$out" &
+  local tool=$!
+  tail -n +1 -f --pid="$tool" "$out" &
+  local tailer=$!
+  TOOLS=("$tool" "$tailer")
+  wait "$tool" || rc=$?
+  wait "$tailer" || true
+  TOOLS=()
+  return "$rc"
+}
+
 rss_sum() { local s=0 p; for p in "$@"; do s=$(( s + $(rss_bytes "$p") )); done; echo "$s"; }
 cpu_ticks_sum() { local s=0 p; for p in "$@"; do s=$(( s + $(cpu_ticks "$p") )); done; echo "$s"; }
 
@@ -234,14 +254,14 @@ loadgen_common() {
 
 run_once() { # DIR
   say "creating $SERIES series (one sample each)"
-  "$TMP/bin/loadgen" "${LG_COMMON[@]}" -once -start "$START_MS" | tee "$1/once.out"
+  run_tool "$1/once.out" "$TMP/bin/loadgen" "${LG_COMMON[@]}" -once -start "$START_MS"
 }
 
 run_load() { # DIR
   say "load: as fast as possible for $DURATION"
   # shellcheck disable=SC2086 # BENCH_LOADGEN_FLAGS is a list of flags
-  "$TMP/bin/loadgen" "${LG_COMMON[@]}" -rate 0 -duration "$DURATION" \
-    -start $(( START_MS + INTERVAL_S * 1000 )) ${BENCH_LOADGEN_FLAGS:-} | tee "$1/load.out"
+  run_tool "$1/load.out" "$TMP/bin/loadgen" "${LG_COMMON[@]}" -rate 0 -duration "$DURATION" \
+    -start $(( START_MS + INTERVAL_S * 1000 )) ${BENCH_LOADGEN_FLAGS:-}
 }
 
 # run_queries DIR BASE sets QUERY_P99.
@@ -252,7 +272,7 @@ run_queries() {
   local qflags=(-url "$base/prometheus" -tenant tenant-0 -end "$last_ts" -range "$QUERY_RANGE" -n "$QUERIES")
   [[ -n ${BENCH_QUERY:-} ]] && qflags+=(-query "$BENCH_QUERY")
   QUERY_P99="failed"
-  if "$TMP/bin/querydriver" "${qflags[@]}" | tee "$dir/query.out"; then
+  if run_tool "$dir/query.out" "$TMP/bin/querydriver" "${qflags[@]}"; then
     QUERY_P99=$(result_field "$dir/query.out" p99_ms)
   else
     say "the query driver failed; going on without query latency"

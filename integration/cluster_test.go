@@ -55,6 +55,7 @@ type faultEvent struct {
 // records which samples the distributor acknowledged.
 type clusterWriter struct {
 	client *harness.Client
+	start  time.Time
 
 	mu       sync.Mutex
 	acked    map[int]map[int64]float64 // series → timestamp (ms) → value, acknowledged
@@ -67,7 +68,7 @@ type clusterWriter struct {
 }
 
 func newClusterWriter(c *harness.Client) *clusterWriter {
-	return &clusterWriter{client: c, acked: map[int]map[int64]float64{}, unacked: map[int]map[int64]float64{}}
+	return &clusterWriter{client: c, start: time.Now(), acked: map[int]map[int64]float64{}, unacked: map[int]map[int64]float64{}}
 }
 
 // mark records a fault event at the current time.
@@ -181,15 +182,28 @@ func TestCluster(t *testing.T) {
 	ing3 := c.StartIngester("ing-3", "zone-3")
 	dist.WaitReady(ringWait)
 	querier := c.StartQuerier()
+	// waitActive waits until the distributor and the querier both see
+	// exactly ids ACTIVE, and logs how long that took (with the last ring
+	// seen when it was slow).
 	waitActive := func(ids ...string) {
 		t.Helper()
 		start := time.Now()
-		defer func() { t.Logf("ring showed %v ACTIVE after %s", ids, time.Since(start).Round(10*time.Millisecond)) }()
+		var last error
 		for _, p := range []*harness.Process{dist, querier} {
 			harness.Eventually(t, ringWait, 100*time.Millisecond, fmt.Sprintf("%v ACTIVE in the ring", ids), func() error {
-				return harness.RingActiveExactly(p, ids...)
+				err := harness.RingActiveExactly(p, ids...)
+				if err != nil {
+					last = err
+				}
+				return err
 			})
 		}
+		took := time.Since(start)
+		if took > 3*time.Second {
+			t.Logf("rings showed %v ACTIVE only after %s; before: %v", ids, took.Round(10*time.Millisecond), last)
+			return
+		}
+		t.Logf("rings showed %v ACTIVE after %s", ids, took.Round(10*time.Millisecond))
 	}
 	waitActive("ing-1", "ing-2", "ing-3")
 	t.Logf("cluster up after %s", time.Since(testStart).Round(10*time.Millisecond))
@@ -214,9 +228,9 @@ func TestCluster(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	require.Positive(t, w.ackedCount(), "no write was acknowledged before any fault")
 
-	// (a) SIGKILL ing-1, keep writing, restart it on the same disk.
-	ing1.Kill()
+	// (a) SIGKILL ing-1 and keep writing; (b) restart it on the same disk.
 	w.mark("SIGKILL ing-1", true)
+	ing1.Kill()
 	time.Sleep(4 * time.Second)
 	ing1.Start()
 	w.mark("ing-1 restarted on its disk and ready", false)
@@ -250,8 +264,8 @@ func TestCluster(t *testing.T) {
 	time.Sleep(2 * time.Second)
 
 	// (d) SIGSTOP ing-3 for longer than the heartbeat timeout.
-	require.NoError(t, ing3.Signal(syscall.SIGSTOP))
 	w.mark("SIGSTOP ing-3", true)
+	require.NoError(t, ing3.Signal(syscall.SIGSTOP))
 	time.Sleep(c.HeartbeatTimeout() + 3*time.Second)
 	ring, err := dist.Ring()
 	require.NoError(t, err)
@@ -263,6 +277,9 @@ func TestCluster(t *testing.T) {
 
 	stopWriter()
 	require.True(t, ing3.Running(), "ing-3 after SIGCONT")
+	ring, err = dist.Ring()
+	require.NoError(t, err)
+	t.Logf("distributor's ring at the end: %s", harness.DescribeRing(ring))
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -300,7 +317,7 @@ func summarizePushes(t *testing.T, w *clusterWriter) {
 			failedOutside++
 			what = "outside any fault window"
 		}
-		t.Logf("push failed at +%s (%s) after %s: %s", a.at.Sub(w.events[0].at).Round(time.Millisecond), what, a.took.Round(time.Millisecond), a.detail)
+		t.Logf("push failed %s after the writer started (%s) after %s: %s", a.at.Sub(w.start).Round(time.Millisecond), what, a.took.Round(time.Millisecond), a.detail)
 	}
 	for _, m := range w.unacked {
 		unackedBatches = len(m)

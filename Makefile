@@ -28,8 +28,9 @@ test: ## Run every test: unit, integration and compatibility (installs what they
 test-unit: ## Unit tests only.
 	$(GO) test -count=1 ./pkg/... ./cmd/...
 
-bench: build ## Benchmarks: Go micro-benchmarks and the load generator against a monolith.
+bench: build ## Benchmarks: Go micro-benchmarks, the load generator against a monolith, bytes/sample on real scrapes.
 	bash scripts/bench.sh
+	bash scripts/bench-realdata.sh
 
 proto: ## Regenerate the committed protobuf code.
 	$(GO) install github.com/gogo/protobuf/protoc-gen-gogofast@v1.3.2

@@ -72,6 +72,12 @@ type PrometheusAPI interface {
 	Register(r *mux.Router)
 }
 
+// RegisterQueryFrontend mounts the query-frontend in front of the
+// Prometheus HTTP API, behind the tenant middleware.
+func (a *API) RegisterQueryFrontend(h http.Handler) {
+	a.router.PathPrefix("/prometheus/api/v1/").Methods(http.MethodGet, http.MethodPost).Handler(a.auth.Wrap(h))
+}
+
 // RegisterQuerier mounts the Prometheus HTTP API under /prometheus, behind
 // the tenant middleware.
 func (a *API) RegisterQuerier(p PrometheusAPI) {

@@ -27,11 +27,13 @@ type Limits struct {
 	IngestionBurstSize int     `yaml:"ingestion_burst_size"`
 
 	// Read path.
-	MaxQueryLength         model.Duration `yaml:"max_query_length"`
-	MaxSamplesPerQuery     int            `yaml:"max_samples_per_query"`
-	MaxSeriesPerQuery      int            `yaml:"max_fetched_series_per_query"`
-	QueryTimeout           model.Duration `yaml:"query_timeout"`
-	MaxPointsPerTimeseries int            `yaml:"max_points_per_timeseries"`
+	MaxQueryLength          model.Duration `yaml:"max_query_length"`
+	MaxSamplesPerQuery      int            `yaml:"max_samples_per_query"`
+	MaxSeriesPerQuery       int            `yaml:"max_fetched_series_per_query"`
+	QueryTimeout            model.Duration `yaml:"query_timeout"`
+	MaxOutstandingPerTenant int            `yaml:"max_outstanding_requests_per_tenant"`
+	MaxQueryParallelism     int            `yaml:"max_query_parallelism"`
+	MaxPointsPerTimeseries  int            `yaml:"max_points_per_timeseries"`
 }
 
 // RegisterFlags registers the default limits.
@@ -52,6 +54,8 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-fetched-series-per-query", 100000, "Most series a single query may fetch. 0 means no limit.")
 	l.QueryTimeout = model.Duration(2 * time.Minute)
 	f.Var(&l.QueryTimeout, "querier.timeout", "Longest time a query may run.")
+	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 100, "Most requests of one tenant that may wait in the query-frontend queue; further requests get 429. 0 means no limit.")
+	f.IntVar(&l.MaxQueryParallelism, "frontend.max-query-parallelism", 14, "Most split sub-queries of one query the query-frontend runs at once.")
 	f.IntVar(&l.MaxPointsPerTimeseries, "querier.max-points-per-timeseries", 11000, "Most points a range query may return per series ((end-start)/step).")
 }
 

@@ -250,6 +250,8 @@ max_query_length: 32d
 max_samples_per_query: 50000000
 max_fetched_series_per_query: 100000
 query_timeout: 2m
+max_outstanding_requests_per_tenant: 100
+max_query_parallelism: 14
 max_points_per_timeseries: 11000
 `
 	indent := func(s, prefix string) string {

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meridianhq/meridian/pkg/distributor"
+	"github.com/meridianhq/meridian/pkg/frontend"
 	"github.com/meridianhq/meridian/pkg/ingester"
 	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
 	"github.com/meridianhq/meridian/pkg/limits"
@@ -54,12 +55,13 @@ type Config struct {
 	IngesterClient ingclient.Config       `yaml:"ingester_client"`
 	Querier        querier.Config         `yaml:"querier"`
 	API            httpapi.Config         `yaml:"prometheus_api"`
+	Frontend       frontend.Config        `yaml:"frontend"`
 }
 
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), distributor, ingester, querier. Internal modules they depend on start with them.")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), distributor, ingester, querier, query-frontend. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
@@ -75,6 +77,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
 	c.API.RegisterFlags(f)
+	c.Frontend.RegisterFlags(f)
 
 	setDefault(f, "server.http-listen-port", "8080")
 	setDefault(f, "server.grpc-listen-port", "9095")
@@ -118,6 +121,7 @@ func (c *Config) Validate() error {
 		{"ingester_client", c.IngesterClient.Validate},
 		{"querier", c.Querier.Validate},
 		{"prometheus_api", c.API.Validate},
+		{"frontend", c.Frontend.Validate},
 	}
 	for _, ch := range checks {
 		if err := ch.fn(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/api"
 	"github.com/meridianhq/meridian/pkg/distributor"
+	"github.com/meridianhq/meridian/pkg/frontend"
 	"github.com/meridianhq/meridian/pkg/ingester"
 	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
 	"github.com/meridianhq/meridian/pkg/limits"
@@ -54,6 +56,7 @@ const (
 	Ingester      = "ingester"
 	Distributor   = "distributor"
 	Querier       = "querier"
+	QueryFrontend = "query-frontend"
 	All           = "all"
 	Write         = "write"
 	Read          = "read"
@@ -76,6 +79,7 @@ type Meridian struct {
 	Distributor     *distributor.Distributor
 	DistributorRing *distributor.DistributorRing
 	BucketBlocks    *querier.BucketBlocks
+	Frontend        *frontend.Frontend
 
 	bucket     objstore.Bucket
 	clientPool *ingclient.Pool
@@ -108,6 +112,7 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(Ingester, m.initIngester)
 	mm.RegisterModule(Distributor, m.initDistributor)
 	mm.RegisterModule(Querier, m.initQuerier)
+	mm.RegisterModule(QueryFrontend, m.initQueryFrontend)
 	mm.RegisterModule(Write, nil)
 	mm.RegisterModule(Read, nil)
 	mm.RegisterModule(All, nil)
@@ -121,6 +126,7 @@ func (m *Meridian) setupModules() {
 		Ingester:      {Server, RuntimeConfig, MemberlistKV, RingForget},
 		Distributor:   {Server, RuntimeConfig, IngesterRing, DistRing},
 		Querier:       {Server, RuntimeConfig, IngesterRing},
+		QueryFrontend: {Server, RuntimeConfig},
 		Write:         {Distributor, Ingester},
 		Read:          {Querier},
 		All:           {Distributor, Ingester, Querier},
@@ -297,6 +303,28 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 	}
 	m.API.RegisterQuerier(httpapi.New(m.Cfg.API, q, q, m.Overrides, bi, m.Logger, m.Registry))
 	return m.BucketBlocks, nil
+}
+
+// initQueryFrontend puts the query-frontend in front of the queriers named
+// by -frontend.downstream-url. It is not part of all or read: it needs a
+// downstream to send queries to.
+func (m *Meridian) initQueryFrontend() (services.Service, error) {
+	lim := frontend.LimitsFunc(func(t string) frontend.TenantLimits {
+		l := m.Overrides.Limits(t)
+		return frontend.TenantLimits{
+			MaxOutstanding:         l.MaxOutstandingPerTenant,
+			MaxQueryParallelism:    l.MaxQueryParallelism,
+			MaxQueryLength:         time.Duration(l.MaxQueryLength),
+			MaxPointsPerTimeseries: l.MaxPointsPerTimeseries,
+		}
+	})
+	f, err := frontend.New(m.Cfg.Frontend, lim, m.Logger, m.Registry)
+	if err != nil {
+		return nil, err
+	}
+	m.Frontend = f
+	m.API.RegisterQueryFrontend(f.Handler())
+	return f, nil
 }
 
 // Run starts the targeted modules and blocks until they stop: on SIGINT or

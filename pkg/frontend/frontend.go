@@ -1,0 +1,525 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/services"
+	"github.com/grafana/dskit/tenant"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// ErrIDMaxOutstanding is the stable ID of the 429 a tenant gets when its
+// queue is full; docs/ has a section for it.
+const ErrIDMaxOutstanding = "err-meridian-max-outstanding-requests-per-tenant"
+
+// defaultMaxPoints is Prometheus' fixed limit of points per series.
+const defaultMaxPoints = 11000
+
+// Frontend splits, caches and queues Prometheus API requests in front of
+// the queriers.
+type Frontend struct {
+	services.Service
+
+	cfg        Config
+	limits     Limits
+	logger     log.Logger
+	downstream *url.URL
+	client     *http.Client
+	parser     parser.Parser
+	queue      *fairQueue
+	cache      *resultsCache // nil when caching is off
+	now        func() time.Time
+	workers    sync.WaitGroup
+
+	requests           *prometheus.CounterVec
+	duration           *prometheus.HistogramVec
+	downstreamDuration *prometheus.HistogramVec
+	retries            prometheus.Counter
+	rejected           *prometheus.CounterVec
+	splitQueries       prometheus.Counter
+	cacheHits          prometheus.Counter
+	cacheMisses        prometheus.Counter
+}
+
+// New returns a frontend sending to cfg.DownstreamURL. cfg must have passed
+// Validate. Its workers run while the service runs.
+func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
+	if cfg.DownstreamURL == "" {
+		return nil, errors.New("the query-frontend needs -frontend.downstream-url, the URL of a querier (e.g. http://querier:8080)")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(cfg.DownstreamURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse -frontend.downstream-url: %w", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
+	f := &Frontend{
+		cfg:        cfg,
+		limits:     lim,
+		logger:     logger,
+		downstream: u,
+		client:     &http.Client{Transport: tr},
+		parser:     parser.NewParser(parser.Options{}),
+		queue:      newFairQueue(reg),
+		now:        time.Now,
+		requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_frontend_requests_total",
+			Help: "Prometheus API requests answered by the query-frontend, by endpoint and HTTP status code.",
+		}, []string{"endpoint", "status_code"}),
+		duration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "meridian_frontend_request_duration_seconds",
+			Help:                            "Time the query-frontend took to answer, queueing included, by endpoint.",
+			Buckets:                         prometheus.ExponentialBuckets(0.005, 4, 9),
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"endpoint"}),
+		downstreamDuration: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
+			Name:                            "meridian_frontend_downstream_request_duration_seconds",
+			Help:                            "Time of each request from the query-frontend to a querier, by HTTP status code (\"error\" when no answer came).",
+			Buckets:                         prometheus.ExponentialBuckets(0.005, 4, 9),
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
+		}, []string{"status_code"}),
+		retries: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "meridian_frontend_retries_total",
+			Help: "Downstream requests retried after a 5xx answer or a transport error.",
+		}),
+		rejected: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_frontend_rejected_requests_total",
+			Help: "Requests the query-frontend rejected before sending them downstream, by reason.",
+		}, []string{"reason"}),
+		splitQueries: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "meridian_frontend_split_queries_total",
+			Help: "Sub-queries sent downstream for range queries, after splitting and cache lookup.",
+		}),
+		cacheHits: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "meridian_frontend_cache_hits_total",
+			Help: "Parts of range queries answered from the results cache.",
+		}),
+		cacheMisses: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+			Name: "meridian_frontend_cache_misses_total",
+			Help: "Parts of range queries the results cache did not hold, fetched downstream.",
+		}),
+	}
+	f.rejected.WithLabelValues("too_many_outstanding")
+	if cfg.CacheResults {
+		f.cache = newResultsCache(int(min(uint64(cfg.CacheMaxSizeBytes), math.MaxInt)), reg)
+	}
+	f.Service = services.NewBasicService(f.starting, f.running, f.stopping)
+	return f, nil
+}
+
+func (f *Frontend) starting(context.Context) error {
+	for range f.cfg.MaxConcurrent {
+		f.workers.Go(f.queue.work)
+	}
+	return nil
+}
+
+func (f *Frontend) running(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (f *Frontend) stopping(error) error {
+	start := time.Now()
+	f.queue.close()
+	f.workers.Wait()
+	f.client.CloseIdleConnections()
+	level.Info(f.logger).Log("msg", "query-frontend stopped", "duration", time.Since(start))
+	return nil
+}
+
+// Handler serves /prometheus/api/v1/* (any prefix ending in /api/v1/<endpoint>
+// is passed on unchanged). The tenant must be in the request context.
+func (f *Frontend) Handler() http.Handler { return http.HandlerFunc(f.serveHTTP) }
+
+func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	endpoint := endpointOf(r.URL.Path)
+	var ans *answer
+	ql := queryLog{endpoint: endpoint}
+	tenantID, err := tenant.TenantID(r.Context())
+	switch {
+	case err != nil:
+		ans = errorAnswer(http.StatusUnauthorized, "bad_data", fmt.Sprintf("no valid tenant in the request: %v; send the header \"X-Scope-OrgID: <tenant>\"", err))
+	case f.State() != services.Running:
+		ans = errorAnswer(http.StatusServiceUnavailable, "unavailable", "the query-frontend is not running (state "+f.State().String()+")")
+	default:
+		if err := r.ParseForm(); err != nil {
+			ans = errorAnswer(http.StatusBadRequest, "bad_data", "error parsing form values: "+err.Error())
+			break
+		}
+		ql.tenant = tenantID
+		lim := f.limits.FrontendLimits(tenantID)
+		ds := downstreamRequest{tenant: tenantID, method: r.Method, path: r.URL.Path, form: r.Form, auth: r.Header.Get("Authorization")}
+		if ds.method != http.MethodGet {
+			ds.method = http.MethodPost
+		}
+		if endpoint == "query_range" {
+			ans = f.queryRange(r, ds, lim, &ql)
+		} else {
+			ans = f.proxy(r.Context(), ds, lim)
+			ql.downstream = 1
+		}
+	}
+	for k, v := range ans.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(ans.status)
+	_, _ = w.Write(ans.body)
+
+	took := time.Since(start)
+	f.requests.WithLabelValues(endpoint, strconv.Itoa(ans.status)).Inc()
+	f.duration.WithLabelValues(endpoint).Observe(took.Seconds())
+	if endpoint == "query" || endpoint == "query_range" {
+		f.logQuery(r, ql, ans.status, took)
+	}
+}
+
+// endpointOf names the API endpoint of path, for metrics and logs.
+func endpointOf(path string) string {
+	i := strings.Index(path, "/api/v1/")
+	if i < 0 {
+		return "other"
+	}
+	ep := path[i+len("/api/v1/"):]
+	if strings.HasPrefix(ep, "label/") && strings.HasSuffix(ep, "/values") {
+		return "label_values"
+	}
+	switch ep {
+	case "query", "query_range", "series", "labels", "metadata", "query_exemplars", "status/buildinfo", "format_query":
+		return ep
+	}
+	return "other"
+}
+
+// proxy queues the request and forwards it as it is.
+func (f *Frontend) proxy(ctx context.Context, ds downstreamRequest, lim TenantLimits) *answer {
+	return f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
+}
+
+// queued runs fn through the tenant's queue.
+func (f *Frontend) queued(ctx context.Context, tenantID string, lim TenantLimits, fn func(context.Context) *answer) *answer {
+	var out *answer
+	err := f.queue.do(ctx, tenantID, lim.MaxOutstanding, func(ctx context.Context) { out = fn(ctx) })
+	switch {
+	case errors.Is(err, errTooManyOutstanding):
+		f.rejected.WithLabelValues("too_many_outstanding").Inc()
+		return errorAnswer(http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
+			"too many outstanding requests for tenant %s in the query-frontend queue (limit: %d) (%s). Send fewer queries at once, or raise the per-tenant limit max_outstanding_requests_per_tenant (-frontend.max-outstanding-requests-per-tenant)",
+			tenantID, lim.MaxOutstanding, ErrIDMaxOutstanding))
+	case errors.Is(err, errQueueStopped):
+		return errorAnswer(http.StatusServiceUnavailable, "unavailable", err.Error())
+	case err != nil:
+		return canceledAnswer(ctx)
+	}
+	return out
+}
+
+// splittableParams are the range query parameters the split and the cache
+// honour; a request with any other is proxied as it is.
+var splittableParams = map[string]bool{"query": true, "start": true, "end": true, "step": true, "timeout": true, "lookback_delta": true}
+
+// rangeQuery is a parsed range query, times in Unix milliseconds.
+type rangeQuery struct {
+	query             string
+	start, end, step  int64
+	lookback, timeout string
+}
+
+// parseRangeQuery reads a range query the frontend may split; false means
+// proxy it unchanged (the querier then answers any error in its own words).
+func (f *Frontend) parseRangeQuery(form url.Values, lim TenantLimits) (rangeQuery, bool) {
+	for k := range form {
+		if !splittableParams[k] {
+			return rangeQuery{}, false
+		}
+	}
+	start, err1 := parseTime(form.Get("start"))
+	end, err2 := parseTime(form.Get("end"))
+	step, err3 := parseDuration(form.Get("step"))
+	if err1 != nil || err2 != nil || err3 != nil || end < start || step <= 0 {
+		return rangeQuery{}, false
+	}
+	maxPoints := lim.MaxPointsPerTimeseries
+	if maxPoints <= 0 {
+		maxPoints = defaultMaxPoints
+	}
+	if (end-start)/step > int64(maxPoints) {
+		return rangeQuery{}, false
+	}
+	if lim.MaxQueryLength > 0 && end-start > lim.MaxQueryLength.Milliseconds() {
+		return rangeQuery{}, false
+	}
+	expr, err := f.parser.ParseExpr(form.Get("query"))
+	if err != nil {
+		return rangeQuery{}, false
+	}
+	q := form.Get("query")
+	if rewriteStartEnd(expr, start, end) {
+		q = expr.String()
+	}
+	return rangeQuery{
+		query: q, start: start, end: lastPoint(start, end, step), step: step,
+		lookback: form.Get("lookback_delta"), timeout: form.Get("timeout"),
+	}, true
+}
+
+// cacheKey names the extents of q for tenantID. The points of every
+// request with this key lie on one grid.
+func (q rangeQuery) cacheKey(tenantID string) string {
+	return strings.Join([]string{tenantID, strconv.FormatInt(q.step, 10), strconv.FormatInt(floorMod(q.start, q.step), 10), q.lookback, q.query}, "\x00")
+}
+
+func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }
+
+// queryRange answers a range query from the cache and split sub-queries.
+func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantLimits, ql *queryLog) *answer {
+	ctx := r.Context()
+	q, ok := f.parseRangeQuery(r.Form, lim)
+	if !ok {
+		ql.downstream = 1
+		return f.proxy(ctx, ds, lim)
+	}
+	ql.points = (q.end-q.start)/q.step + 1
+	useCache := f.cache != nil && !noStore(r.Header)
+	key := q.cacheKey(ds.tenant)
+
+	var parts []part
+	gaps := []timeRange{{q.start, q.end}}
+	if useCache {
+		parts, gaps = lookup(timeRange{q.start, q.end}, f.cache.get(key), q.step)
+		f.cacheHits.Add(float64(len(parts)))
+		f.cacheMisses.Add(float64(len(gaps)))
+		for _, p := range parts {
+			ql.cachedPoints += (p.r.end-p.r.start)/q.step + 1
+		}
+	}
+	var jobs []timeRange
+	for _, g := range gaps {
+		jobs = append(jobs, splitByInterval(g.start, g.end, q.step, f.cfg.SplitInterval.Milliseconds())...)
+	}
+	ql.downstream = len(jobs)
+	f.splitQueries.Add(float64(len(jobs)))
+
+	fetched, warnings, infos, fail := f.runParallel(ctx, ds, q, lim, jobs)
+	if fail != nil {
+		return fail
+	}
+	parts = append(parts, fetched...)
+	sortParts(parts)
+	ms := make([]model.Matrix, len(parts))
+	for i, p := range parts {
+		ms[i] = p.m
+	}
+	merged := concat(ms...)
+
+	if useCache && len(warnings) == 0 && len(infos) == 0 && len(jobs) > 0 {
+		cutoff := f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
+		if cutoff >= q.start {
+			end := lastPoint(q.start, min(q.end, cutoff), q.step)
+			rng := timeRange{q.start, end}
+			f.cache.add(key, extent{rng, extract(merged, rng)}, q.step)
+		}
+	}
+	b, err := json.Marshal(apiResponse{
+		Status:   "success",
+		Data:     &matrixData{ResultType: "matrix", Result: merged},
+		Warnings: warnings,
+		Infos:    infos,
+	})
+	if err != nil {
+		return errorAnswer(http.StatusInternalServerError, "internal", "encode the merged answer: "+err.Error())
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	return &answer{status: http.StatusOK, header: h, body: b}
+}
+
+// noStore reports whether the client asked not to use caches.
+func noStore(h http.Header) bool {
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func sortParts(ps []part) {
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].r.start < ps[j-1].r.start; j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
+}
+
+// runParallel runs the sub-queries, at most the tenant's max query
+// parallelism at a time. The first failure cancels the rest and is returned.
+func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, []string, []string, *answer) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	par := max(lim.MaxQueryParallelism, 1)
+	sem := make(chan struct{}, par)
+	parts := make([]part, len(jobs))
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		fail     *answer
+		warnings []string
+		infos    []string
+	)
+	setFail := func(a *answer) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail == nil {
+			fail = a
+			cancel()
+		}
+	}
+loop:
+	for i, j := range jobs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			resp, a := f.fetchRange(ctx, ds, q, lim, j)
+			if a != nil {
+				setFail(a)
+				return
+			}
+			mu.Lock()
+			parts[i] = part{r: j, m: resp.Data.Result}
+			warnings = union(warnings, resp.Warnings)
+			infos = union(infos, resp.Infos)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if fail == nil && ctx.Err() != nil {
+		fail = canceledAnswer(ctx)
+	}
+	return parts, warnings, infos, fail
+}
+
+// fetchRange runs q for the points of r downstream.
+func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, r timeRange) (*apiResponse, *answer) {
+	form := url.Values{}
+	form.Set("query", q.query)
+	form.Set("start", formatMillis(r.start))
+	form.Set("end", formatMillis(r.end))
+	form.Set("step", formatMillis(q.step))
+	if q.lookback != "" {
+		form.Set("lookback_delta", q.lookback)
+	}
+	if q.timeout != "" {
+		form.Set("timeout", q.timeout)
+	}
+	ds.method, ds.form = http.MethodPost, form
+	ans := f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
+	if ans.status != http.StatusOK {
+		return nil, ans
+	}
+	var resp apiResponse
+	if err := json.Unmarshal(ans.body, &resp); err != nil || resp.Status != "success" || resp.Data == nil || resp.Data.ResultType != "matrix" {
+		msg := "the querier's answer to a range query is not a matrix"
+		if err != nil {
+			msg = "decode the querier's answer: " + err.Error()
+		}
+		return nil, errorAnswer(http.StatusBadGateway, "internal", msg)
+	}
+	return &resp, nil
+}
+
+// formatMillis writes a Unix millisecond time (or duration) as seconds.
+func formatMillis(ms int64) string {
+	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
+}
+
+// parseTime reads a Prometheus API time (Unix seconds with an optional
+// fraction, or RFC 3339) as Unix milliseconds.
+func parseTime(s string) (int64, error) {
+	if t, err := strconv.ParseFloat(s, 64); err == nil {
+		sec, frac := math.Modf(t)
+		if math.IsNaN(t) || math.Abs(sec) > math.MaxInt64/1000-1 {
+			return 0, fmt.Errorf("time %q out of range", s)
+		}
+		return int64(sec)*1000 + int64(math.Round(frac*1000)), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse %q to a valid timestamp", s)
+	}
+	return t.UnixMilli(), nil
+}
+
+// parseDuration reads a step (seconds as a float, or a Prometheus duration)
+// as milliseconds.
+func parseDuration(s string) (int64, error) {
+	if d, err := strconv.ParseFloat(s, 64); err == nil {
+		ms := d * 1000
+		if math.IsNaN(ms) || ms >= math.MaxInt64 || ms <= math.MinInt64 {
+			return 0, fmt.Errorf("duration %q out of range", s)
+		}
+		return int64(math.Round(ms)), nil
+	}
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
+	}
+	return time.Duration(d).Milliseconds(), nil
+}
+
+// queryLog is what the query log line reports.
+type queryLog struct {
+	tenant, endpoint string
+	downstream       int
+	points           int64
+	cachedPoints     int64
+}
+
+func (f *Frontend) logQuery(r *http.Request, ql queryLog, status int, took time.Duration) {
+	kv := []any{"msg", "query", "tenant", ql.tenant, "endpoint", ql.endpoint, "query", r.FormValue("query")}
+	if ql.endpoint == "query_range" {
+		kv = append(kv, "start", r.FormValue("start"), "end", r.FormValue("end"), "step", r.FormValue("step"))
+	} else {
+		kv = append(kv, "time", r.FormValue("time"))
+	}
+	share := 0.0
+	if ql.points > 0 {
+		share = float64(ql.cachedPoints) / float64(ql.points)
+	}
+	kv = append(kv, "duration", took, "status", status, "split_queries", ql.downstream, "cache_hit_share", strconv.FormatFloat(share, 'f', 3, 64))
+	level.Info(f.logger).Log(kv...)
+	if f.cfg.LogQueriesLongerThan > 0 && took > f.cfg.LogQueriesLongerThan {
+		kv[1] = "slow query"
+		kv = append(kv, "threshold", f.cfg.LogQueriesLongerThan)
+		level.Warn(f.logger).Log(kv...)
+	}
+}

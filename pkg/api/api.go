@@ -72,6 +72,18 @@ type PrometheusAPI interface {
 	Register(r *mux.Router)
 }
 
+// Compactor serves tenant deletion.
+type Compactor interface {
+	DeleteTenantHandler(w http.ResponseWriter, r *http.Request)
+	DeleteTenantStatusHandler(w http.ResponseWriter, r *http.Request)
+}
+
+// RegisterCompactor registers tenant deletion, behind the tenant middleware.
+func (a *API) RegisterCompactor(c Compactor) {
+	a.route("/compactor/delete_tenant", http.HandlerFunc(c.DeleteTenantHandler), true, http.MethodPost)
+	a.route("/compactor/delete_tenant_status", http.HandlerFunc(c.DeleteTenantStatusHandler), true, http.MethodGet)
+}
+
 // RegisterQueryFrontend mounts the query-frontend in front of the
 // Prometheus HTTP API, behind the tenant middleware.
 func (a *API) RegisterQueryFrontend(h http.Handler) {

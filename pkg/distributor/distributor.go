@@ -27,14 +27,16 @@ import (
 
 // Config configures the distributor.
 type Config struct {
-	PushHandler PushHandlerConfig `yaml:"push"`
-	Ring        RingConfig        `yaml:"ring"`
+	PushHandler      PushHandlerConfig `yaml:"push"`
+	Ring             RingConfig        `yaml:"ring"`
+	ReplicaWaitGrace time.Duration     `yaml:"replica_wait_grace"`
 }
 
 // RegisterFlags registers the distributor flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.PushHandler.RegisterFlags(f)
 	c.Ring.RegisterFlags(f)
+	f.DurationVar(&c.ReplicaWaitGrace, "distributor.replica-wait-grace", 200*time.Millisecond, "After a quorum of ingesters stored a write, how long to wait for the remaining replicas before answering. The next request of the same sender could otherwise reach a slower replica first, which would then reject the earlier samples as out of order.")
 }
 
 // Validate checks the configuration.
@@ -131,8 +133,11 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) ([]mer
 	var (
 		mtx      sync.Mutex
 		rejected = map[int32]meridianpb.SeriesError{}
+		pending  sync.WaitGroup
 	)
 	err = ring.DoBatchWithOptions(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
+		pending.Add(1)
+		defer pending.Done()
 		sub := &prompb.WriteRequest{}
 		back := make([]int32, 0, len(indexes))
 		for _, idx := range indexes {
@@ -181,9 +186,32 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) ([]mer
 		}
 		return nil, httpgrpc.Errorf(http.StatusInternalServerError, "storing the write on a quorum of ingesters did not succeed; nothing can be assumed stored, retry: %v", err)
 	}
+	d.awaitReplicas(&pending)
+	mtx.Lock()
+	defer mtx.Unlock()
 	out := make([]meridianpb.SeriesError, 0, len(rejected))
 	for _, se := range rejected {
 		out = append(out, se)
 	}
 	return out, nil
+}
+
+// awaitReplicas waits, up to the grace period, for the pushes still running
+// after the quorum answered, so that one sender's consecutive writes reach
+// every healthy replica in order.
+func (d *Distributor) awaitReplicas(pending *sync.WaitGroup) {
+	if d.cfg.ReplicaWaitGrace <= 0 {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		pending.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d.cfg.ReplicaWaitGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }

@@ -34,6 +34,9 @@ type Limits struct {
 	MaxOutstandingPerTenant int            `yaml:"max_outstanding_requests_per_tenant"`
 	MaxQueryParallelism     int            `yaml:"max_query_parallelism"`
 	MaxPointsPerTimeseries  int            `yaml:"max_points_per_timeseries"`
+
+	// Compactor.
+	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 }
 
 // RegisterFlags registers the default limits.
@@ -57,6 +60,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 100, "Most requests of one tenant that may wait in the query-frontend queue; further requests get 429. 0 means no limit.")
 	f.IntVar(&l.MaxQueryParallelism, "frontend.max-query-parallelism", 14, "Most split sub-queries of one query the query-frontend runs at once.")
 	f.IntVar(&l.MaxPointsPerTimeseries, "querier.max-points-per-timeseries", 11000, "Most points a range query may return per series ((end-start)/step).")
+	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long the compactor keeps a tenant's blocks in object storage, measured from the end of each block. 0 keeps them forever.")
 }
 
 // Validate checks that the limits make sense.

@@ -242,3 +242,8 @@ func yamlFields(l Limits) (map[string]any, error) {
 }
 
 var _ http.Handler = (*Overrides)(nil)
+
+// BlocksRetention is the tenant's compactor_blocks_retention_period.
+func (o *Overrides) BlocksRetention(tenant string) time.Duration {
+	return time.Duration(o.Limits(tenant).CompactorBlocksRetentionPeriod)
+}

@@ -253,6 +253,7 @@ query_timeout: 2m
 max_outstanding_requests_per_tenant: 100
 max_query_parallelism: 14
 max_points_per_timeseries: 11000
+compactor_blocks_retention_period: 0s
 `
 	indent := func(s, prefix string) string {
 		lines := strings.SplitAfter(s, "\n")

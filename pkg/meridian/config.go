@@ -18,6 +18,7 @@ import (
 	"github.com/grafana/dskit/server"
 	"gopkg.in/yaml.v3"
 
+	"github.com/meridianhq/meridian/pkg/compactor"
 	"github.com/meridianhq/meridian/pkg/distributor"
 	"github.com/meridianhq/meridian/pkg/frontend"
 	"github.com/meridianhq/meridian/pkg/ingester"
@@ -56,12 +57,13 @@ type Config struct {
 	Querier        querier.Config         `yaml:"querier"`
 	API            httpapi.Config         `yaml:"prometheus_api"`
 	Frontend       frontend.Config        `yaml:"frontend"`
+	Compactor      compactor.Config       `yaml:"compactor"`
 }
 
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), distributor, ingester, querier, query-frontend. Internal modules they depend on start with them.")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), distributor, ingester, querier, query-frontend, compactor. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
@@ -78,6 +80,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Querier.RegisterFlags(f)
 	c.API.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
+	c.Compactor.RegisterFlags(f)
 
 	setDefault(f, "server.http-listen-port", "8080")
 	setDefault(f, "server.grpc-listen-port", "9095")
@@ -122,6 +125,7 @@ func (c *Config) Validate() error {
 		{"querier", c.Querier.Validate},
 		{"prometheus_api", c.API.Validate},
 		{"frontend", c.Frontend.Validate},
+		{"compactor", c.Compactor.Validate},
 	}
 	for _, ch := range checks {
 		if err := ch.fn(); err != nil {
@@ -138,6 +142,9 @@ func (c *Config) ApplyDerivedDefaults() {
 	}
 	if c.BlocksStorage.Filesystem.Dir == "" {
 		c.BlocksStorage.Filesystem.Dir = filepath.Join(c.Common.DataDir, "bucket")
+	}
+	if c.Compactor.DataDir == "" {
+		c.Compactor.DataDir = filepath.Join(c.Common.DataDir, "compactor")
 	}
 	if c.Querier.BucketBlocks.CacheDir == "" {
 		c.Querier.BucketBlocks.CacheDir = filepath.Join(c.Common.DataDir, "querier-blocks")

@@ -31,6 +31,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/meridianhq/meridian/pkg/api"
+	"github.com/meridianhq/meridian/pkg/compactor"
 	"github.com/meridianhq/meridian/pkg/distributor"
 	"github.com/meridianhq/meridian/pkg/frontend"
 	"github.com/meridianhq/meridian/pkg/ingester"
@@ -57,6 +58,7 @@ const (
 	Distributor   = "distributor"
 	Querier       = "querier"
 	QueryFrontend = "query-frontend"
+	Compactor     = "compactor"
 	All           = "all"
 	Write         = "write"
 	Read          = "read"
@@ -80,6 +82,7 @@ type Meridian struct {
 	DistributorRing *distributor.DistributorRing
 	BucketBlocks    *querier.BucketBlocks
 	Frontend        *frontend.Frontend
+	Compactor       *compactor.Compactor
 
 	bucket     objstore.Bucket
 	clientPool *ingclient.Pool
@@ -113,6 +116,7 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(Distributor, m.initDistributor)
 	mm.RegisterModule(Querier, m.initQuerier)
 	mm.RegisterModule(QueryFrontend, m.initQueryFrontend)
+	mm.RegisterModule(Compactor, m.initCompactor)
 	mm.RegisterModule(Write, nil)
 	mm.RegisterModule(Read, nil)
 	mm.RegisterModule(All, nil)
@@ -127,9 +131,10 @@ func (m *Meridian) setupModules() {
 		Distributor:   {Server, RuntimeConfig, IngesterRing, DistRing},
 		Querier:       {Server, RuntimeConfig, IngesterRing},
 		QueryFrontend: {Server, RuntimeConfig},
+		Compactor:     {Server, RuntimeConfig},
 		Write:         {Distributor, Ingester},
 		Read:          {Querier},
-		All:           {Distributor, Ingester, Querier},
+		All:           {Distributor, Ingester, Querier, Compactor},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -325,6 +330,20 @@ func (m *Meridian) initQueryFrontend() (services.Service, error) {
 	m.Frontend = f
 	m.API.RegisterQueryFrontend(f.Handler())
 	return f, nil
+}
+
+func (m *Meridian) initCompactor() (services.Service, error) {
+	bkt, err := m.objectBucket()
+	if err != nil {
+		return nil, err
+	}
+	c, err := compactor.New(m.Cfg.Compactor, bkt, m.Overrides, m.Logger, m.SLogger, m.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("create compactor: %w", err)
+	}
+	m.Compactor = c
+	m.API.RegisterCompactor(c)
+	return c, nil
 }
 
 // Run starts the targeted modules and blocks until they stop: on SIGINT or

@@ -1,0 +1,110 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/stretchr/testify/require"
+
+	"github.com/meridianhq/meridian/integration/harness"
+)
+
+// TestCompactorDeduplicatesReplicas: three ingesters at RF 3 ship up to three
+// copies of every sample; the compactor merges them so object storage holds
+// each sample exactly once, and the querier's answers do not change.
+func TestCompactorDeduplicatesReplicas(t *testing.T) {
+	const tenant = "compact"
+	c := harness.NewCluster(t, harness.ClusterOptions{})
+	var ingesters []*harness.Process
+	for i := 1; i <= 3; i++ {
+		ingesters = append(ingesters, c.StartIngester(fmt.Sprintf("cmp-ing-%d", i), fmt.Sprintf("zone-%d", i)))
+	}
+	dist := c.StartDistributor(false)
+	q := c.StartQuerier()
+
+	// 20 series, one sample a minute for the last 5 hours, in time order:
+	// the ingesters cut 2h blocks as they go; a flush ships the rest.
+	end := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	start := end.Add(-5 * time.Hour)
+	pushed := 0
+	wantSum := map[string]float64{}
+	for batchStart := start; !batchStart.After(end); batchStart = batchStart.Add(30 * time.Minute) {
+		var series []prompb.TimeSeries
+		for s := 0; s < 20; s++ {
+			var samples []prompb.Sample
+			for ts := batchStart; ts.Before(batchStart.Add(30*time.Minute)) && !ts.After(end); ts = ts.Add(time.Minute) {
+				v := float64(ts.Unix()%1000 + int64(s))
+				samples = append(samples, harness.Sample(ts, v))
+				wantSum[fmt.Sprint(s)] += v
+				pushed++
+			}
+			series = append(series, harness.Series([]string{"__name__", "compact_metric", "s", fmt.Sprint(s)}, samples...))
+		}
+		code, body := dist.Push(tenant, series...)
+		require.Equal(t, 200, code, body)
+	}
+	for _, ing := range ingesters {
+		code, body := ing.PostPath("", "/ingester/flush?wait=true")
+		require.Equal(t, 200, code, string(body))
+	}
+
+	sumSamples := func() (all, live uint64) {
+		blocks, err := c.BucketBlocks(tenant)
+		require.NoError(t, err)
+		for _, b := range blocks {
+			all += b.Stats.NumSamples
+			if _, err := os.Stat(filepath.Join(c.BucketDir(), tenant, b.ULID, "deletion-mark.json")); err != nil {
+				live += b.Stats.NumSamples
+			}
+		}
+		return all, live
+	}
+	// Every acknowledged sample is on a quorum (2 of 3) of replicas; usually
+	// on all three.
+	all, _ := sumSamples()
+	require.GreaterOrEqual(t, all, uint64(2*pushed), "before compaction each sample is stored by at least a quorum of replicas")
+	require.LessOrEqual(t, all, uint64(3*pushed))
+	t.Logf("before compaction: %d samples in object storage for %d pushed (%.2f×)", all, pushed, float64(all)/float64(pushed))
+
+	window := fmt.Sprintf("%dm", int(end.Sub(start).Minutes())+1)
+	answer := func() model.Vector {
+		r := q.Client(tenant).Query(`sum by (s) (count_over_time(compact_metric[`+window+`])) + on(s) group_left sum by (s) (sum_over_time(compact_metric[`+window+`])) * 0`, end)
+		return r.Vector(t)
+	}
+	sums := func() map[string]float64 {
+		out := map[string]float64{}
+		for _, s := range q.Client(tenant).Query(`sum by (s) (sum_over_time(compact_metric[`+window+`]))`, end).Vector(t) {
+			out[string(s.Metric["s"])] = float64(s.Value)
+		}
+		return out
+	}
+	before := answer()
+	require.Len(t, before, 20)
+	for _, s := range before {
+		require.EqualValues(t, pushed/20, s.Value, "series %s counted once", s.Metric)
+	}
+	require.Equal(t, wantSum, sums())
+
+	// The compactor runs at start and then every 2 s; marked blocks go at once.
+	c.Start(harness.Options{Target: "compactor", Name: "compactor", Args: []string{
+		"-compactor.compaction-interval=2s", "-compactor.deletion-delay=0s",
+	}})
+	requireEventually(t, 60*time.Second, 500*time.Millisecond, "replica blocks merged and deleted", func() bool {
+		all, live := sumSamples()
+		return live == uint64(pushed) && all == uint64(pushed)
+	})
+	_, err := os.Stat(filepath.Join(c.BucketDir(), tenant, "bucket-index.json.gz"))
+	require.NoError(t, err, "the compactor writes a bucket index")
+
+	// The querier's answers are the same from the compacted blocks (the
+	// ingesters' flushed heads are gone from memory, so this reads storage).
+	requireEventually(t, 30*time.Second, time.Second, "querier answers unchanged after compaction", func() bool {
+		return answer().String() == before.String()
+	})
+	require.Equal(t, wantSum, sums())
+}

@@ -1,0 +1,667 @@
+package compactor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/services"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/thanos-io/objstore"
+)
+
+// Reasons a block is marked for deletion (label of
+// meridian_compactor_blocks_marked_for_deletion_total).
+const (
+	reasonCompaction = "compaction"
+	reasonRetention  = "retention"
+)
+
+// TenantLimits gives the compactor its per-tenant limits.
+type TenantLimits interface {
+	// BlocksRetention is how long the tenant's blocks are kept, measured
+	// from their end; 0 keeps them forever.
+	BlocksRetention(tenant string) time.Duration
+}
+
+// Compactor compacts every tenant's blocks in object storage. It is a
+// dskit service that runs once at start and then every CompactionInterval.
+type Compactor struct {
+	services.Service
+
+	cfg     Config
+	ranges  []int64
+	bkt     objstore.Bucket
+	limits  TenantLimits
+	logger  log.Logger
+	slogger *slog.Logger
+	now     func() time.Time
+
+	runMu sync.Mutex // one run at a time.
+
+	runs               *prometheus.CounterVec
+	lastSuccessfulRun  prometheus.Gauge
+	blocksCompacted    prometheus.Counter
+	blocksMarked       *prometheus.CounterVec
+	blocksDeleted      prometheus.Counter
+	blockFailures      prometheus.Counter
+	tenantsProcessed   *prometheus.CounterVec
+	compactionDuration prometheus.Histogram
+}
+
+// New returns a compactor of the blocks in bkt, the whole bucket in which
+// tenants are top-level prefixes. limits may be nil: no retention.
+func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, logger log.Logger, slogger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("compactor config: %w", err)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("compactor data directory is not set")
+	}
+	if slogger == nil {
+		slogger = slog.New(slog.DiscardHandler)
+	}
+	f := promauto.With(reg)
+	c := &Compactor{
+		cfg:     cfg,
+		ranges:  cfg.rangesMillis(),
+		bkt:     bkt,
+		limits:  limits,
+		logger:  log.With(logger, "component", "compactor"),
+		slogger: slogger,
+		now:     time.Now,
+		runs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_compactor_runs_total",
+			Help: "Compactor runs over all tenants, by status: success, or failure when any tenant was not fully processed.",
+		}, []string{"status"}),
+		lastSuccessfulRun: f.NewGauge(prometheus.GaugeOpts{
+			Name: "meridian_compactor_last_successful_run_timestamp_seconds",
+			Help: "Unix time at which the last fully successful compactor run ended.",
+		}),
+		blocksCompacted: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_compactor_blocks_compacted_total",
+			Help: "Source blocks compacted into a new block.",
+		}),
+		blocksMarked: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_compactor_blocks_marked_for_deletion_total",
+			Help: "Blocks marked for deletion, by reason: compaction (replaced by a compacted block) or retention.",
+		}, []string{"reason"}),
+		blocksDeleted: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_compactor_blocks_deleted_total",
+			Help: "Blocks deleted from object storage.",
+		}),
+		blockFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_compactor_block_failures_total",
+			Help: "Compactions that failed on an unreadable block or group; the blocks are skipped until the next run.",
+		}),
+		tenantsProcessed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_compactor_tenants_processed_total",
+			Help: "Tenants processed by the compactor, by status.",
+		}, []string{"status"}),
+		compactionDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:                            "meridian_compactor_compaction_duration_seconds",
+			Help:                            "Time to download, compact and upload one group of blocks.",
+			Buckets:                         prometheus.ExponentialBuckets(0.1, 4, 8),
+			NativeHistogramBucketFactor:     1.1,
+			NativeHistogramMaxBucketNumber:  100,
+			NativeHistogramMinResetDuration: time.Hour,
+		}),
+	}
+	for _, s := range []string{"success", "failure"} {
+		c.runs.WithLabelValues(s)
+		c.tenantsProcessed.WithLabelValues(s)
+	}
+	for _, r := range []string{reasonCompaction, reasonRetention} {
+		c.blocksMarked.WithLabelValues(r)
+	}
+	c.Service = services.NewBasicService(c.starting, c.running, nil)
+	return c, nil
+}
+
+func (c *Compactor) workDir() string { return filepath.Join(c.cfg.DataDir, compactorWorkDirname) }
+
+func (c *Compactor) starting(context.Context) error {
+	if err := os.MkdirAll(c.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create compactor data directory: %w", err)
+	}
+	// Leftovers of a compactor killed mid-run.
+	if err := os.RemoveAll(c.workDir()); err != nil {
+		return fmt.Errorf("remove leftover compactor work directory: %w", err)
+	}
+	return nil
+}
+
+func (c *Compactor) running(ctx context.Context) error {
+	c.runAndLog(ctx)
+	t := time.NewTicker(c.cfg.CompactionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			c.runAndLog(ctx)
+		}
+	}
+}
+
+func (c *Compactor) runAndLog(ctx context.Context) {
+	if err := c.RunOnce(ctx); err != nil && ctx.Err() == nil {
+		level.Error(c.logger).Log("msg", "compactor run incomplete; what failed is retried on the next run", "err", err)
+	}
+}
+
+// RunOnce processes every tenant once: deletion of marked blocks whose
+// delay passed, retention, compaction, bucket index; or, for a tenant
+// marked for deletion, deletion of its objects. A tenant that fails does
+// not stop the others; the returned error names every failure.
+func (c *Compactor) RunOnce(ctx context.Context) error {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+
+	start := time.Now()
+	err := c.runOnce(ctx)
+	if err != nil {
+		c.runs.WithLabelValues("failure").Inc()
+		return err
+	}
+	c.runs.WithLabelValues("success").Inc()
+	c.lastSuccessfulRun.Set(float64(c.now().UnixNano()) / 1e9)
+	level.Info(c.logger).Log("msg", "compactor run done", "duration", time.Since(start))
+	return nil
+}
+
+func (c *Compactor) runOnce(ctx context.Context) error {
+	if err := os.RemoveAll(c.workDir()); err != nil {
+		return fmt.Errorf("clean compactor work directory: %w", err)
+	}
+	tenants, err := listTenants(ctx, c.bkt)
+	if err != nil {
+		return fmt.Errorf("list tenants in bucket: %w", err)
+	}
+	slices.Sort(tenants)
+
+	var errs []error
+	for _, tenant := range tenants {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if err := c.processTenant(ctx, tenant); err != nil {
+			c.tenantsProcessed.WithLabelValues("failure").Inc()
+			level.Warn(c.logger).Log("msg", "tenant not fully processed; other tenants continue, the rest is retried on the next run", "tenant", tenant, "err", err)
+			errs = append(errs, fmt.Errorf("tenant %s: %w", tenant, err))
+			continue
+		}
+		c.tenantsProcessed.WithLabelValues("success").Inc()
+	}
+	return errors.Join(errs...)
+}
+
+// processTenant runs every step for one tenant. Errors of one step are
+// collected and the later steps still run where that is safe.
+func (c *Compactor) processTenant(ctx context.Context, tenant string) error {
+	logger := log.With(c.logger, "tenant", tenant)
+
+	var tmark TenantDeletionMark
+	err := readJSON(ctx, c.bkt, path.Join(tenant, tenantDeletionMarkName), &tmark)
+	switch {
+	case err == nil:
+		return c.deleteTenantObjects(ctx, tenant, &tmark, logger)
+	case c.bkt.IsObjNotFoundErr(err):
+	default:
+		return fmt.Errorf("read tenant deletion mark: %w", err)
+	}
+
+	state, err := c.listTenant(ctx, tenant, logger)
+	if err != nil {
+		return err
+	}
+
+	var errs []error
+	if err := c.deleteMarkedBlocks(ctx, tenant, state, logger); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.applyRetention(ctx, tenant, state, logger); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.markSuperseded(ctx, tenant, state, logger); err != nil {
+		// Compacting now could compact the same sources twice.
+		errs = append(errs, err)
+	} else if err := c.compactTenant(ctx, tenant, state, logger); err != nil {
+		errs = append(errs, err)
+	}
+	if err := writeBucketIndex(ctx, c.bkt, tenant, newBucketIndex(state, c.now().Unix())); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// listTenant lists the tenant's blocks and reads their meta.json and
+// deletion marks. Blocks without meta.json (uploads in progress or
+// interrupted) are not complete and are left alone.
+func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Logger) (*tenantState, error) {
+	s := &tenantState{
+		metas: map[ulid.ULID]*BlockMeta{},
+		marks: map[ulid.ULID]*DeletionMark{},
+		dirs:  map[ulid.ULID]struct{}{},
+	}
+	complete := map[ulid.ULID]struct{}{}
+	marked := map[ulid.ULID]struct{}{}
+	prefix := tenant + objstore.DirDelim
+	err := c.bkt.Iter(ctx, prefix, func(name string) error {
+		dir, file, ok := strings.Cut(strings.TrimPrefix(name, prefix), objstore.DirDelim)
+		if !ok {
+			return nil
+		}
+		id, err := ulid.ParseStrict(dir)
+		if err != nil {
+			return nil
+		}
+		s.dirs[id] = struct{}{}
+		switch file {
+		case blockMetaFilename:
+			complete[id] = struct{}{}
+		case deletionMarkFilename:
+			marked[id] = struct{}{}
+		}
+		return nil
+	}, objstore.WithRecursiveIter())
+	if err != nil {
+		return nil, fmt.Errorf("list blocks: %w", err)
+	}
+
+	for id := range marked {
+		var mk DeletionMark
+		err := readJSON(ctx, c.bkt, blockPath(tenant, id, deletionMarkFilename), &mk)
+		switch {
+		case err == nil:
+		case c.bkt.IsObjNotFoundErr(err):
+			continue // deleted since the listing.
+		case errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)):
+			// Somebody meant to delete the block; a truncated mark must not keep it forever.
+			level.Warn(logger).Log("msg", "unreadable deletion mark; treating the block as marked long ago", "block", id, "err", err)
+			mk = DeletionMark{ID: id, Version: deletionMarkVersion1}
+		default:
+			return nil, fmt.Errorf("read deletion mark of block %s: %w", id, err)
+		}
+		s.marks[id] = &mk
+	}
+
+	for id := range complete {
+		var m BlockMeta
+		err := readJSON(ctx, c.bkt, blockPath(tenant, id, blockMetaFilename), &m)
+		switch {
+		case err == nil:
+		case c.bkt.IsObjNotFoundErr(err):
+			continue
+		case errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)):
+			level.Warn(logger).Log("msg", "skipping block with unreadable meta.json", "block", id, "err", err)
+			continue
+		default:
+			return nil, fmt.Errorf("read meta.json of block %s: %w", id, err)
+		}
+		if m.ULID != id {
+			level.Warn(logger).Log("msg", "skipping block whose meta.json names another block", "block", id, "meta_ulid", m.ULID)
+			continue
+		}
+		if m.Meridian.Tenant != "" && m.Meridian.Tenant != tenant {
+			level.Warn(logger).Log("msg", "skipping block whose meta.json names another tenant", "block", id, "meta_tenant", m.Meridian.Tenant)
+			continue
+		}
+		s.metas[id] = &m
+	}
+	return s, nil
+}
+
+// deleteMarkedBlocks deletes the blocks marked at least DeletionDelay ago.
+func (c *Compactor) deleteMarkedBlocks(ctx context.Context, tenant string, s *tenantState, logger log.Logger) error {
+	now := c.now()
+	var errs []error
+	for id, mk := range s.marks {
+		if now.Sub(time.Unix(mk.DeletionTime, 0)) < c.cfg.DeletionDelay {
+			continue
+		}
+		if err := c.deleteBlock(ctx, tenant, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(s.metas, id)
+		delete(s.marks, id)
+		delete(s.dirs, id)
+		c.blocksDeleted.Inc()
+		level.Info(logger).Log("msg", "deleted block marked for deletion", "block", id, "marked_at", time.Unix(mk.DeletionTime, 0).UTC())
+	}
+	return errors.Join(errs...)
+}
+
+// deleteBlock deletes a block: meta.json first, so that a half-deleted
+// block is never read as complete, then its other objects, then its
+// deletion mark, so that a block whose deletion was interrupted is still
+// marked and its deletion finished by the next run.
+func (c *Compactor) deleteBlock(ctx context.Context, tenant string, id ulid.ULID) error {
+	if err := c.deleteObject(ctx, blockPath(tenant, id, blockMetaFilename)); err != nil {
+		return fmt.Errorf("delete block %s: %w", id, err)
+	}
+	markName := blockPath(tenant, id, deletionMarkFilename)
+	var names []string
+	err := c.bkt.Iter(ctx, path.Join(tenant, id.String())+objstore.DirDelim, func(name string) error {
+		if name != markName {
+			names = append(names, name)
+		}
+		return nil
+	}, objstore.WithRecursiveIter())
+	if err != nil {
+		return fmt.Errorf("list objects of block %s: %w", id, err)
+	}
+	for _, name := range names {
+		if err := c.deleteObject(ctx, name); err != nil {
+			return fmt.Errorf("delete block %s: %w", id, err)
+		}
+	}
+	if err := c.deleteObject(ctx, markName); err != nil {
+		return fmt.Errorf("delete block %s: %w", id, err)
+	}
+	return nil
+}
+
+func (c *Compactor) deleteObject(ctx context.Context, name string) error {
+	if err := c.bkt.Delete(ctx, name); err != nil && !c.bkt.IsObjNotFoundErr(err) {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
+}
+
+// markBlock writes the block's deletion mark.
+func (c *Compactor) markBlock(ctx context.Context, tenant string, id ulid.ULID, reason string, s *tenantState) error {
+	mk := &DeletionMark{ID: id, DeletionTime: c.now().Unix(), Version: deletionMarkVersion1}
+	if err := writeJSON(ctx, c.bkt, blockPath(tenant, id, deletionMarkFilename), mk); err != nil {
+		return fmt.Errorf("mark block %s for deletion: %w", id, err)
+	}
+	s.marks[id] = mk
+	c.blocksMarked.WithLabelValues(reason).Inc()
+	return nil
+}
+
+// applyRetention marks the blocks whose samples are all older than the
+// tenant's retention period: MaxTime (exclusive) <= now - retention.
+func (c *Compactor) applyRetention(ctx context.Context, tenant string, s *tenantState, logger log.Logger) error {
+	if c.limits == nil {
+		return nil
+	}
+	retention := c.limits.BlocksRetention(tenant)
+	if retention <= 0 {
+		return nil
+	}
+	cutoff := c.now().Add(-retention).UnixMilli()
+	var errs []error
+	for _, m := range s.unmarked() {
+		// MaxTime is exclusive: every sample of the block is older.
+		if m.MaxTime > cutoff {
+			continue
+		}
+		if err := c.markBlock(ctx, tenant, m.ULID, reasonRetention, s); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		level.Info(logger).Log("msg", "marked block past retention for deletion", "block", m.ULID, "maxt", m.MaxTime, "retention", retention)
+	}
+	return errors.Join(errs...)
+}
+
+// markSuperseded marks the blocks whose data is in another block: its
+// compaction sources are a subset of the other's. That happens when a
+// compactor uploaded a compacted block and stopped before marking the
+// sources; marking them now finishes that compaction instead of redoing
+// it. Of two blocks with the same sources the newer ULID is kept.
+func (c *Compactor) markSuperseded(ctx context.Context, tenant string, s *tenantState, logger log.Logger) error {
+	metas := s.unmarked()
+	bySource := map[ulid.ULID][]*BlockMeta{}
+	for _, m := range metas {
+		for _, src := range m.Compaction.Sources {
+			bySource[src] = append(bySource[src], m)
+		}
+	}
+	var errs []error
+	for _, b := range metas {
+		if len(b.Compaction.Sources) == 0 {
+			continue
+		}
+		for _, a := range bySource[b.Compaction.Sources[0]] {
+			if a == b || !supersedes(a, b) {
+				continue
+			}
+			if err := c.markBlock(ctx, tenant, b.ULID, reasonCompaction, s); err != nil {
+				errs = append(errs, err)
+			} else {
+				level.Info(logger).Log("msg", "marked block already compacted into another for deletion", "block", b.ULID, "compacted_into", a.ULID)
+			}
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// supersedes reports whether a holds all of b's sources: more of them, or
+// the same ones and a newer ULID.
+func supersedes(a, b *BlockMeta) bool {
+	if len(a.Compaction.Sources) < len(b.Compaction.Sources) {
+		return false
+	}
+	for _, src := range b.Compaction.Sources {
+		if !slices.Contains(a.Compaction.Sources, src) {
+			return false
+		}
+	}
+	return len(a.Compaction.Sources) > len(b.Compaction.Sources) || a.ULID.Compare(b.ULID) > 0
+}
+
+// blockError is a compaction failure caused by one source block.
+type blockError struct {
+	id  ulid.ULID
+	err error
+}
+
+func (e *blockError) Error() string { return e.err.Error() }
+func (e *blockError) Unwrap() error { return e.err }
+
+// compactTenant compacts the tenant's blocks group by group until the plan
+// has nothing left. A group that fails is reported and its blocks (or the
+// one block at fault) are left out for the rest of the run.
+func (c *Compactor) compactTenant(ctx context.Context, tenant string, s *tenantState, logger log.Logger) error {
+	skip := map[ulid.ULID]struct{}{}
+	var errs []error
+	for range maxCompactionsPerTenant {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		var candidates []*BlockMeta
+		for _, m := range s.unmarked() {
+			if _, ok := skip[m.ULID]; !ok {
+				candidates = append(candidates, m)
+			}
+		}
+		group := plan(candidates, c.ranges, c.now().UnixMilli())
+		if group == nil {
+			break
+		}
+		err := c.compactGroup(ctx, tenant, group, s, logger)
+		if err == nil {
+			continue
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+		c.blockFailures.Inc()
+		if be := (*blockError)(nil); errors.As(err, &be) {
+			skip[be.id] = struct{}{}
+			level.Error(logger).Log("msg", "skipping unreadable block until the next run; other blocks are still compacted", "block", be.id, "err", err)
+			continue
+		}
+		for _, m := range group {
+			skip[m.ULID] = struct{}{}
+		}
+		level.Error(logger).Log("msg", "skipping blocks of a failed compaction until the next run", "blocks", ulids(group), "err", err)
+	}
+	return errors.Join(errs...)
+}
+
+func ulids(group []*BlockMeta) string {
+	ids := make([]string, len(group))
+	for i, m := range group {
+		ids[i] = m.ULID.String()
+	}
+	return strings.Join(ids, ",")
+}
+
+// compactGroup downloads the group, compacts it into one block, uploads
+// that block (meta.json last) and marks the group for deletion.
+func (c *Compactor) compactGroup(ctx context.Context, tenant string, group []*BlockMeta, s *tenantState, logger log.Logger) error {
+	start := time.Now()
+	defer func() { c.compactionDuration.Observe(time.Since(start).Seconds()) }()
+
+	work := filepath.Join(c.workDir(), tenant)
+	if err := os.RemoveAll(work); err != nil {
+		return fmt.Errorf("clean work directory: %w", err)
+	}
+	outDir := filepath.Join(work, "out")
+	if err := os.MkdirAll(outDir, 0o750); err != nil {
+		return fmt.Errorf("create work directory: %w", err)
+	}
+	defer func() {
+		if err := os.RemoveAll(work); err != nil {
+			level.Warn(logger).Log("msg", "removing compaction work directory; it is removed at the next run", "dir", work, "err", err)
+		}
+	}()
+
+	dirs := make([]string, 0, len(group))
+	open := make([]*tsdb.Block, 0, len(group))
+	defer func() {
+		for _, b := range open {
+			_ = b.Close()
+		}
+	}()
+	for _, m := range group {
+		dir := filepath.Join(work, m.ULID.String())
+		if err := c.download(ctx, tenant, m.ULID, dir); err != nil {
+			return &blockError{id: m.ULID, err: fmt.Errorf("download block %s: %w", m.ULID, err)}
+		}
+		b, err := tsdb.OpenBlock(c.slogger, dir, nil, nil)
+		if err != nil {
+			return &blockError{id: m.ULID, err: fmt.Errorf("open block %s: %w", m.ULID, err)}
+		}
+		open = append(open, b)
+		dirs = append(dirs, dir)
+	}
+
+	comp, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, c.slogger, c.ranges, nil, tsdb.LeveledCompactorOptions{
+		MergeFunc:                   storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge),
+		EnableOverlappingCompaction: true,
+	})
+	if err != nil {
+		return fmt.Errorf("create compactor: %w", err)
+	}
+	ids, err := comp.Compact(outDir, dirs, open)
+	if err != nil {
+		return fmt.Errorf("compact blocks %s: %w", ulids(group), err)
+	}
+
+	var result *BlockMeta
+	if len(ids) > 0 {
+		result, err = c.upload(ctx, tenant, filepath.Join(outDir, ids[0].String()), logger)
+		if err != nil {
+			return err
+		}
+		s.metas[result.ULID] = result
+		s.dirs[result.ULID] = struct{}{}
+	}
+
+	var errs []error
+	for _, m := range group {
+		if err := c.markBlock(ctx, tenant, m.ULID, reasonCompaction, s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.blocksCompacted.Add(float64(len(group)))
+	if result == nil {
+		level.Info(logger).Log("msg", "compacted blocks without samples; marked them for deletion", "sources", ulids(group), "duration", time.Since(start))
+	} else {
+		level.Info(logger).Log("msg", "compacted blocks", "block", result.ULID, "sources", ulids(group), "mint", result.MinTime, "maxt", result.MaxTime, "level", result.Compaction.Level, "samples", result.Stats.NumSamples, "duration", time.Since(start))
+	}
+	return errors.Join(errs...)
+}
+
+// download copies a block of the bucket into dir.
+func (c *Compactor) download(ctx context.Context, tenant string, id ulid.ULID, dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	for _, name := range []string{blockMetaFilename, blockIndexFilename} {
+		if err := objstore.DownloadFile(ctx, c.logger, c.bkt, blockPath(tenant, id, name), filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("download %s: %w", name, err)
+		}
+	}
+	chunks := blockPath(tenant, id, blockChunksDirname)
+	if err := objstore.DownloadDir(ctx, c.logger, c.bkt, chunks, chunks, filepath.Join(dir, blockChunksDirname)); err != nil {
+		return fmt.Errorf("download chunks: %w", err)
+	}
+	return nil
+}
+
+// upload copies the compacted block in dir to the bucket: chunks, index,
+// then meta.json with the Meridian section, last. If the upload fails the
+// objects already uploaded are removed; if the compactor dies instead, they
+// stay invisible to readers (no meta.json) and the next run compacts again.
+func (c *Compactor) upload(ctx context.Context, tenant, dir string, logger log.Logger) (_ *BlockMeta, err error) {
+	body, err := os.ReadFile(filepath.Join(dir, blockMetaFilename))
+	if err != nil {
+		return nil, fmt.Errorf("read meta.json of compacted block: %w", err)
+	}
+	var meta tsdb.BlockMeta
+	if err := json.Unmarshal(body, &meta); err != nil {
+		return nil, fmt.Errorf("decode meta.json of compacted block: %w", err)
+	}
+	id := meta.ULID
+	defer func() {
+		if err == nil {
+			return
+		}
+		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if derr := c.deleteBlock(cleanupCtx, tenant, id); derr != nil {
+			level.Warn(logger).Log("msg", "removing partial upload of compacted block; it stays invisible without meta.json", "block", id, "err", derr)
+		}
+	}()
+
+	if err := objstore.UploadDir(ctx, c.logger, c.bkt, filepath.Join(dir, blockChunksDirname), blockPath(tenant, id, blockChunksDirname)); err != nil {
+		return nil, fmt.Errorf("upload chunks of compacted block %s: %w", id, err)
+	}
+	if err := objstore.UploadFile(ctx, c.logger, c.bkt, filepath.Join(dir, blockIndexFilename), blockPath(tenant, id, blockIndexFilename)); err != nil {
+		return nil, fmt.Errorf("upload index of compacted block %s: %w", id, err)
+	}
+	result := &BlockMeta{
+		BlockMeta: meta,
+		Meridian:  MeridianMeta{Tenant: tenant, Source: SourceCompactor},
+	}
+	if err := writeJSON(ctx, c.bkt, blockPath(tenant, id, blockMetaFilename), result); err != nil {
+		return nil, fmt.Errorf("upload meta.json of compacted block %s: %w", id, err)
+	}
+	return result, nil
+}

@@ -11,7 +11,7 @@ PROM_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/prometheus/pr
 GOGO_DIR     := $(GOMODCACHE)/github.com/gogo/protobuf@v1.3.2
 PROMPB_DIR   := $(GOMODCACHE)/github.com/prometheus/prometheus@$(PROM_VERSION)/prompb
 
-.PHONY: help build run test test-unit test-integration bench proto lint fmt clean
+.PHONY: help build run test test-unit test-integration bench proto lint fmt clean production
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,9 @@ test-unit: ## Unit tests only.
 bench: build ## Benchmarks: Go micro-benchmarks, the load generator against a monolith, bytes/sample on real scrapes.
 	bash scripts/bench.sh
 	bash scripts/bench-realdata.sh
+
+production: ## Build and check production/ (manifests, mixin, k8s strict validation, promtool, config verify).
+	bash scripts/production.sh
 
 proto: ## Regenerate the committed protobuf code.
 	$(GO) install github.com/gogo/protobuf/protoc-gen-gogofast@v1.3.2

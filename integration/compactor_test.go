@@ -26,6 +26,11 @@ func TestCompactorDeduplicatesReplicas(t *testing.T) {
 	}
 	dist := c.StartDistributor(false)
 	q := c.StartQuerier()
+	for _, p := range []*harness.Process{dist, q} {
+		requireEventually(t, 30*time.Second, 200*time.Millisecond, "all three ingesters ACTIVE in every ring", func() bool {
+			return harness.RingActiveExactly(p, "cmp-ing-1", "cmp-ing-2", "cmp-ing-3") == nil
+		})
+	}
 
 	// 20 series, one sample a minute for the last 5 hours, in time order:
 	// the ingesters cut 2h blocks as they go; a flush ships the rest.

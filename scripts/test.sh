@@ -129,6 +129,8 @@ step_unit() {
 	go_test "$logs/unit.log" -count=1 "${patterns[@]}"
 }
 
+step_production() { bash scripts/production.sh; }
+
 refprom=""
 step_refprom() {
 	local out
@@ -193,9 +195,11 @@ fi
 run_step "gofmt and go vet" step_lint
 run_step "unit tests" step_unit
 if [[ ${SKIP_INTEGRATION:-} == 1 ]]; then
+	skip_step "production manifests and mixin" "SKIP_INTEGRATION=1"
 	skip_step "reference Prometheus" "SKIP_INTEGRATION=1"
 	skip_step "integration tests" "SKIP_INTEGRATION=1"
 else
+	run_step "production manifests and mixin" step_production
 	run_step "reference Prometheus" step_refprom
 	run_step "integration tests" step_integration
 fi

@@ -1,0 +1,119 @@
+// Meridian alerts. Each has a section in runbooks.md named after it.
+{
+  local cfg = self._config,
+  local runbook(name) = 'production/mixin/runbooks.md#' + std.asciiLower(name),
+  local alert(name, expr, forDuration, severity, summary, description) = {
+    alert: name,
+    expr: expr,
+    'for': forDuration,
+    labels: { severity: severity },
+    annotations: { summary: summary, description: description, runbook_url: runbook(name) },
+  },
+
+  prometheusAlerts+:: {
+    groups+: [
+      {
+        name: 'meridian_alerts',
+        rules: [
+          alert(
+            'MeridianIngesterUnhealthy',
+            'min by (cluster, namespace) (meridian_ring_members{name="ingester", state="Unhealthy"}) > 0',
+            '15m',
+            'critical',
+            'Ingesters are unhealthy in the ring.',
+            '{{ $value }} ingesters in {{ $labels.cluster }}/{{ $labels.namespace }} have not heartbeated within the heartbeat timeout for 15 minutes.',
+          ),
+          alert(
+            'MeridianWriteErrors',
+            |||
+              sum by (cluster, namespace) (rate(meridian_request_duration_seconds_count{route="api_v1_push", status_code=~"5.."}[5m]))
+              /
+              sum by (cluster, namespace) (rate(meridian_request_duration_seconds_count{route="api_v1_push"}[5m]))
+              > %g
+            ||| % cfg.write_error_ratio,
+            '15m',
+            'critical',
+            'Remote writes are failing.',
+            '{{ $value | humanizePercentage }} of remote-write requests to {{ $labels.cluster }}/{{ $labels.namespace }} answer 5xx.',
+          ),
+          alert(
+            'MeridianQueryErrors',
+            |||
+              sum by (cluster, namespace, job) (rate(meridian_request_duration_seconds_count{route=~"prometheus_api_v1.*", status_code=~"5.."}[5m]))
+              /
+              sum by (cluster, namespace, job) (rate(meridian_request_duration_seconds_count{route=~"prometheus_api_v1.*"}[5m]))
+              > %g
+            ||| % cfg.query_error_ratio,
+            '15m',
+            'warning',
+            'Queries are failing.',
+            '{{ $value | humanizePercentage }} of queries to {{ $labels.job }} in {{ $labels.cluster }} answer 5xx.',
+          ),
+          alert(
+            'MeridianTenantAtSeriesLimit',
+            'sum by (cluster, namespace, tenant) (rate(meridian_ingester_rejected_samples_total{reason="err-meridian-max-series-per-tenant"}[5m])) > 0',
+            '15m',
+            'warning',
+            'A tenant is at its series limit.',
+            'Ingesters in {{ $labels.cluster }}/{{ $labels.namespace }} reject new series of tenant {{ $labels.tenant }}: it reached max_global_series_per_tenant.',
+          ),
+          alert(
+            'MeridianIngesterHighMemoryPerSeries',
+            |||
+              (
+                process_resident_memory_bytes
+                / on (cluster, namespace, job, pod, instance)
+                meridian_ingester_memory_series
+              ) > %d
+              and on (cluster, namespace, job, pod, instance)
+              meridian_ingester_memory_series > %d
+            ||| % [cfg.ingester_max_bytes_per_series, cfg.ingester_min_series_for_memory_alert],
+            '30m',
+            'warning',
+            'An ingester uses much more memory per series than planned.',
+            'Ingester {{ $labels.pod }} in {{ $labels.cluster }} holds {{ $value | humanize1024 }}B of RSS per in-memory series; capacity is planned at 3 KiB.',
+          ),
+          alert(
+            'MeridianShipperUploadFailures',
+            'sum by (cluster, namespace, pod) (rate(meridian_ingester_shipper_upload_failures_total[15m])) > 0',
+            '30m',
+            'critical',
+            'An ingester fails to upload blocks to object storage.',
+            'Ingester {{ $labels.pod }} in {{ $labels.cluster }} has been failing block uploads for 30 minutes; blocks pile up on its disk.',
+          ),
+          alert(
+            'MeridianShipperNoRecentUpload',
+            |||
+              (time() - meridian_ingester_shipper_last_successful_upload_timestamp_seconds > %d)
+              and meridian_ingester_shipper_last_successful_upload_timestamp_seconds > 0
+              and on (cluster, namespace, job, pod, instance) meridian_ingester_memory_series > 0
+            ||| % cfg.shipper_max_seconds_without_upload,
+            '15m',
+            'warning',
+            'An ingester has not uploaded a block for hours.',
+            'Ingester {{ $labels.pod }} in {{ $labels.cluster }} last uploaded a block {{ $value | humanizeDuration }} ago while holding series.',
+          ),
+          alert(
+            'MeridianQuerierBucketSyncFailing',
+            'sum by (cluster, namespace, pod) (rate(meridian_querier_bucket_sync_failures_total[15m])) > 0',
+            '30m',
+            'warning',
+            'A querier cannot sync blocks from object storage.',
+            'Querier {{ $labels.pod }} in {{ $labels.cluster }} fails to list or load blocks; queries over older data may miss them.',
+          ),
+          alert(
+            'MeridianGossipMembersMismatch',
+            |||
+              min by (cluster, namespace) (meridian_memberlist_client_cluster_members_count)
+              < 0.8 * count by (cluster, namespace) (meridian_memberlist_client_cluster_members_count)
+            |||,
+            '15m',
+            'warning',
+            'Memberlist gossip is split or lagging.',
+            'A process in {{ $labels.cluster }}/{{ $labels.namespace }} sees {{ $value }} gossip members, fewer than 80% of the processes that gossip.',
+          ),
+        ],
+      },
+    ],
+  },
+}

@@ -1,0 +1,25 @@
+// Settings of the Meridian mixin. The job matchers are regular expressions
+// over the part of the `job` label after "<namespace>/": the scrape config in
+// production/README.md sets job="<namespace>/<name label of the pod>", and
+// the monolith's pods are named "meridian".
+{
+  _config+:: {
+    job_names: {
+      distributor: '(distributor|meridian)',
+      ingester: '(ingester.*|meridian)',
+      querier: '(querier|meridian)',
+      query_frontend: '(query-frontend)',
+      compactor: '(compactor|meridian)',
+      gossip: '(distributor|ingester.*|querier)',
+    },
+    // Alert thresholds.
+    write_error_ratio: 0.01,
+    query_error_ratio: 0.01,
+    // Twice the 3 KiB per-series target of docs/benchmarks.md.
+    ingester_max_bytes_per_series: 6144,
+    ingester_min_series_for_memory_alert: 10000,
+    // Blocks are cut every 2h; no upload for this long while holding series
+    // means blocks are piling up on the ingester's disk.
+    shipper_max_seconds_without_upload: 4 * 3600,
+  },
+}

@@ -5,7 +5,7 @@
 # each step and ends with a line "N passed, M failed".
 #
 #   SKIP_INTEGRATION=1   skip the reference Prometheus and integration tests
-#   MERIDIAN_CACHE       cache for the reference Prometheus (default ~/.cache/meridian)
+#   MERIDIAN_CACHE       cache for the reference Prometheus and versitygw (default ~/.cache/meridian)
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -140,6 +140,15 @@ step_refprom() {
 	[[ -x $refprom ]]
 }
 
+versitygw=""
+step_versitygw() {
+	local out
+	out=$(scripts/build-versitygw.sh) || return 1
+	versitygw=$(echo "$out" | tail -n1)
+	echo "versitygw: $versitygw"
+	[[ -x $versitygw ]]
+}
+
 step_integration() {
 	local bin="$work/meridian"
 	echo "building $bin"
@@ -148,6 +157,9 @@ step_integration() {
 		export MERIDIAN_BIN="$bin"
 		if [[ -n $refprom ]]; then
 			export MERIDIAN_REF_PROMETHEUS="$refprom"
+		fi
+		if [[ -n $versitygw ]]; then
+			export MERIDIAN_VERSITYGW="$versitygw"
 		fi
 		go_test "$logs/integration.log" -count=1 -p 1 -parallel 2 -timeout 30m ./integration/...
 	)
@@ -197,10 +209,12 @@ run_step "unit tests" step_unit
 if [[ ${SKIP_INTEGRATION:-} == 1 ]]; then
 	skip_step "production manifests and mixin" "SKIP_INTEGRATION=1"
 	skip_step "reference Prometheus" "SKIP_INTEGRATION=1"
+	skip_step "versitygw (S3 server)" "SKIP_INTEGRATION=1"
 	skip_step "integration tests" "SKIP_INTEGRATION=1"
 else
 	run_step "production manifests and mixin" step_production
 	run_step "reference Prometheus" step_refprom
+	run_step "versitygw (S3 server)" step_versitygw
 	run_step "integration tests" step_integration
 fi
 

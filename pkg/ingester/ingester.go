@@ -520,9 +520,16 @@ func (i *Ingester) ShutdownHandler(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the ingester is "+st.String()+", not running", http.StatusServiceUnavailable)
 		return
 	}
+	start := time.Now()
+	// Flush and ship first, so a failure is reported and the ingester keeps
+	// running with its data; the lifecycler's own flush on the way out then
+	// finds an empty head.
+	if err := i.flushAll(r.Context()); err != nil {
+		http.Error(w, "the ingester keeps running: its head could not be flushed and shipped: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	i.lifecycler.SetFlushOnShutdown(true)
 	i.lifecycler.SetUnregisterOnShutdown(true)
-	start := time.Now()
 	if err := services.StopAndAwaitTerminated(r.Context(), i); err != nil {
 		http.Error(w, "ingester shutdown did not complete: "+err.Error(), http.StatusInternalServerError)
 		return

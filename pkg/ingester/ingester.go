@@ -150,6 +150,12 @@ func New(cfg Config, lim TenantLimits, bucket objstore.Bucket, logger log.Logger
 		return float64(len(i.openDBs()))
 	})
 
+	if reg != nil {
+		if err := reg.Register(newTenantCollector(i)); err != nil {
+			return nil, fmt.Errorf("register per-tenant ingester metrics: %w", err)
+		}
+	}
+
 	lc, err := ring.NewLifecycler(cfg.Lifecycler, i, "ingester", RingKey, cfg.FlushOnShutdown, logger, prometheus.WrapRegistererWithPrefix("meridian_", reg))
 	if err != nil {
 		return nil, fmt.Errorf("create ingester lifecycler: %w", err)
@@ -304,7 +310,11 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 	opts.BlockReloadInterval = i.cfg.HeadCompactionInterval
 	opts.BlocksToDelete = t.blocksToDelete(i)
 	opts.EnableOverlappingCompaction = false
-	db, err := tsdb.Open(dir, i.slogger.With("tenant", tenant), nil, opts, nil)
+	// Each TSDB registers its metrics in a registry of its own (a TSDB
+	// reopened after being idle registers them again); tenantCollector
+	// re-exports the few an operator acts on.
+	t.reg = prometheus.NewRegistry()
+	db, err := tsdb.Open(dir, i.slogger.With("tenant", tenant), t.reg, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB for tenant %s: %w", tenant, err)
 	}
@@ -450,6 +460,7 @@ type tenantDB struct {
 	tenant     string
 	db         *tsdb.DB
 	shipper    *Shipper
+	reg        *prometheus.Registry
 	lastAppend atomic.Int64
 	oooWindow  atomic.Int64 // milliseconds, as applied to db
 	closed     atomic.Bool

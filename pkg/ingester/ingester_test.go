@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/labels"
@@ -322,4 +324,30 @@ func TestShutdownHandlerFlushesAndLeaves(t *testing.T) {
 	rec = httptest.NewRecorder()
 	ing.ShutdownHandler(rec, httptest.NewRequest(http.MethodPost, "/ingester/shutdown", nil))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+}
+
+func TestPerTenantMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	lim := defaultLimits(t)
+	lim.MaxGlobalSeriesPerTenant = 1000
+	ing, err := New(testConfig(t, t.TempDir()), fixedLimits{lim}, nil, log.NewNopLogger(), promslog.NewNopLogger(), reg)
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
+	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
+	now := time.Now().UnixMilli()
+	_, err = ing.Push(user.InjectOrgID(context.Background(), "team-m"), &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{
+		series("m1", prompb.Sample{Timestamp: now, Value: 1}), series("m2", prompb.Sample{Timestamp: now, Value: 1}),
+	}})
+	require.NoError(t, err)
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP meridian_ingester_tenant_memory_series In-memory series of a tenant in this ingester.
+# TYPE meridian_ingester_tenant_memory_series gauge
+meridian_ingester_tenant_memory_series{tenant="team-m"} 2
+# HELP meridian_ingester_tenant_series_limit This ingester's share of the tenant's series limit (0: no limit).
+# TYPE meridian_ingester_tenant_series_limit gauge
+meridian_ingester_tenant_series_limit{tenant="team-m"} 1000
+# HELP meridian_ingester_tsdb_wal_corruptions_total WAL corruptions found (and repaired) when the tenant's TSDB was opened since it was last opened.
+# TYPE meridian_ingester_tsdb_wal_corruptions_total counter
+meridian_ingester_tsdb_wal_corruptions_total{tenant="team-m"} 0
+`), "meridian_ingester_tenant_memory_series", "meridian_ingester_tenant_series_limit", "meridian_ingester_tsdb_wal_corruptions_total"))
 }

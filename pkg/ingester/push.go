@@ -166,8 +166,8 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*meridia
 // localSeriesLimit turns the tenant's cluster-wide series limit into this
 // ingester's share: each series lives on RF of the healthy ingesters.
 func (i *Ingester) localSeriesLimit(global int) int {
-	if global <= 0 {
-		return 0
+	if global <= 0 || i.lifecycler == nil {
+		return max(global, 0)
 	}
 	n := i.lifecycler.HealthyInstancesCount()
 	rf := i.cfg.Lifecycler.RingConfig.ReplicationFactor

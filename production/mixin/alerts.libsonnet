@@ -112,6 +112,68 @@
             'Memberlist gossip is split or lagging.',
             'A process in {{ $labels.cluster }}/{{ $labels.namespace }} sees {{ $value }} gossip members, fewer than 80% of the processes that gossip.',
           ),
+          alert(
+            'MeridianCompactorNotRunning',
+            |||
+              time() - (
+                meridian_compactor_last_successful_run_timestamp_seconds > 0
+                or on (cluster, namespace, job, pod, instance)
+                (
+                  process_start_time_seconds
+                  and on (cluster, namespace, job, pod, instance)
+                  meridian_compactor_last_successful_run_timestamp_seconds == 0
+                )
+              ) > %d
+            ||| % cfg.compactor_max_seconds_without_success,
+            '15m',
+            'critical',
+            'The compactor has not completed a run for hours.',
+            'Compactor {{ $labels.pod }} in {{ $labels.cluster }}/{{ $labels.namespace }} has not completed a successful run for {{ $value | humanizeDuration }} (since it started, if it never did); it runs every hour.',
+          ),
+          alert(
+            'MeridianCompactorFailing',
+            |||
+              sum by (cluster, namespace, job, pod) (increase(meridian_compactor_runs_total{status="failure"}[%(w)s])) > 0
+              unless on (cluster, namespace, job, pod)
+              sum by (cluster, namespace, job, pod) (increase(meridian_compactor_runs_total{status="success"}[%(w)s])) > 0
+            ||| % { w: cfg.compactor_failing_window },
+            '1h',
+            'warning',
+            'Compactor runs keep failing.',
+            'Every compactor run of {{ $labels.pod }} in {{ $labels.cluster }}/{{ $labels.namespace }} over the last %s failed, and this has lasted for an hour.' % cfg.compactor_failing_window,
+          ),
+          alert(
+            'MeridianTenantNearSeriesLimit',
+            |||
+              max by (cluster, namespace, tenant) (
+                meridian_ingester_tenant_memory_series
+                / on (cluster, namespace, job, pod, instance, tenant)
+                (meridian_ingester_tenant_series_limit > 0)
+              ) > %g
+            ||| % cfg.tenant_series_limit_warning_ratio,
+            '15m',
+            'warning',
+            'A tenant is close to its series limit.',
+            'Tenant {{ $labels.tenant }} in {{ $labels.cluster }}/{{ $labels.namespace }} holds {{ $value | humanizePercentage }} of its series limit on its fullest ingester; at 100% new series are rejected.',
+          ),
+          alert(
+            'MeridianIngesterWALCorruption',
+            |||
+              max by (cluster, namespace, job, pod, tenant) (
+                increase(meridian_ingester_tsdb_wal_corruptions_total[1h]) > 0
+                or
+                (
+                  meridian_ingester_tsdb_wal_corruptions_total > 0
+                  unless
+                  meridian_ingester_tsdb_wal_corruptions_total offset 1h
+                )
+              )
+            |||,
+            '0m',
+            'warning',
+            'An ingester repaired a corrupt WAL.',
+            'Ingester {{ $labels.pod }} in {{ $labels.cluster }} found WAL corruption when it opened the TSDB of tenant {{ $labels.tenant }}; samples after the corruption point of that segment may be lost on this replica.',
+          ),
         ],
       },
     ],

@@ -21,5 +21,12 @@
     // Blocks are cut every 2h; no upload for this long while holding series
     // means blocks are piling up on the ingester's disk.
     shipper_max_seconds_without_upload: 4 * 3600,
+    // Three times the compactor's -compactor.compaction-interval (1h, the
+    // default, which the manifests keep).
+    compactor_max_seconds_without_success: 3 * 3600,
+    // Failed runs and no successful one over this window (two runs at 1h).
+    compactor_failing_window: '2h',
+    // Share of the tenant's per-ingester series limit that warns.
+    tenant_series_limit_warning_ratio: 0.8,
   },
 }

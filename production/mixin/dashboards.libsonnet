@@ -101,6 +101,13 @@ local d = import 'lib/dashboard.libsonnet';
           '{{pod}}',
         ]]),
       ]),
+      d.row('Compactor: tenants and groups', [
+        d.panel('Tenants processed / s by outcome', 'ops', [[rate('meridian_compactor_tenants_processed_total', 'compactor', 'status'), '{{status}}']], stack=true),
+        d.panel('Group compaction duration (p99)', 's', [[
+          'histogram_quantile(0.99, sum by (le) (rate(meridian_compactor_compaction_duration_seconds_bucket{%s}[$__rate_interval])))' % sel('compactor'),
+          'p99',
+        ]], description='Download, compact and upload of one group of blocks.'),
+      ]),
       d.row('Querier: bucket sync', [
         d.panel('Blocks loaded', 'short', [['sum by (pod) (meridian_querier_bucket_blocks_loaded{%s})' % sel('querier'), '{{pod}}']]),
         d.panel('Sync and block load failures / s', 'ops', [

@@ -56,7 +56,9 @@
 // delays another tenant's request by at most a few slots. A tenant with
 // max_outstanding_requests_per_tenant requests queued gets 429. When the
 // client goes away its queued requests are dropped and its in-flight
-// downstream requests canceled.
+// downstream requests canceled; meridian_frontend_canceled_requests_total
+// counts them by stage ("queued", "in_flight"). Sub-queries canceled
+// because a sibling failed, and timeouts, are not counted.
 //
 // # Retries and logs
 //

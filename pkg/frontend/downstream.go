@@ -72,6 +72,9 @@ func (f *Frontend) roundTrip(ctx context.Context, req downstreamRequest) *answer
 		}
 		ans, err := f.send(ctx, req)
 		if ctx.Err() != nil {
+			if clientGone(ctx) {
+				f.canceled.WithLabelValues("in_flight").Inc()
+			}
 			return canceledAnswer(ctx)
 		}
 		if err != nil {

@@ -54,6 +54,7 @@ type Frontend struct {
 	splitQueries       prometheus.Counter
 	cacheHits          prometheus.Counter
 	cacheMisses        prometheus.Counter
+	canceled           *prometheus.CounterVec
 }
 
 // New returns a frontend sending to cfg.DownstreamURL. cfg must have passed
@@ -122,6 +123,13 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 		}),
 	}
 	f.rejected.WithLabelValues("too_many_outstanding")
+	f.canceled = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "meridian_frontend_canceled_requests_total",
+		Help: "Downstream requests abandoned because the client went away, by stage: \"queued\" (dropped from the queue before running) or \"in_flight\" (the request to the querier was canceled).",
+	}, []string{"stage"})
+	for _, st := range []string{"queued", "in_flight"} {
+		f.canceled.WithLabelValues(st)
+	}
 	if cfg.CacheResults {
 		f.cache = newResultsCache(int(min(uint64(cfg.CacheMaxSizeBytes), math.MaxInt)), reg)
 	}
@@ -232,9 +240,22 @@ func (f *Frontend) queued(ctx context.Context, tenantID string, lim TenantLimits
 	case errors.Is(err, errQueueStopped):
 		return errorAnswer(http.StatusServiceUnavailable, "unavailable", err.Error())
 	case err != nil:
+		if clientGone(ctx) {
+			f.canceled.WithLabelValues("queued").Inc()
+		}
 		return canceledAnswer(ctx)
 	}
 	return out
+}
+
+// errSiblingFailed cancels the other sub-queries of a range query when one
+// fails; unlike a client disconnect it is not counted as a cancellation.
+var errSiblingFailed = errors.New("another sub-query of the range query failed")
+
+// clientGone reports whether ctx was canceled because the client went away
+// (rather than by a timeout or by a failed sibling sub-query).
+func clientGone(ctx context.Context) bool {
+	return ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled)
 }
 
 // splittableParams are the range query parameters the split and the cache
@@ -380,7 +401,8 @@ func sortParts(ps []part) {
 // runParallel runs the sub-queries, at most the tenant's max query
 // parallelism at a time. The first failure cancels the rest and is returned.
 func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, []string, []string, *answer) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(errSiblingFailed) }
 	defer cancel()
 	par := max(lim.MaxQueryParallelism, 1)
 	sem := make(chan struct{}, par)

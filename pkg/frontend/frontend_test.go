@@ -383,6 +383,8 @@ func TestCancelDropsQueued(t *testing.T) {
 	require.Zero(t, queueLen(f, "a"))
 	require.False(t, g.isOpen())
 	require.Len(t, d.takeCalls(), 1, "only the running sub-query reached downstream")
+	require.InDelta(t, 1, testutil.ToFloat64(f.canceled.WithLabelValues("in_flight")), 0)
+	require.InDelta(t, testLimits.MaxQueryParallelism-1, testutil.ToFloat64(f.canceled.WithLabelValues("queued")), 0)
 }
 
 func TestRetries(t *testing.T) {
@@ -448,6 +450,33 @@ func TestSubQueryErrorWins(t *testing.T) {
 	code, body := do(context.Background(), f.Handler(), "a", rangePath, rangeParams("up", "0", "36000", "60"), nil)
 	require.Equal(t, http.StatusUnprocessableEntity, code)
 	require.Equal(t, "too many samples", decode(t, body).Error)
+}
+
+// TestSiblingFailureNotCountedAsCanceled: sub-queries canceled because
+// another one failed are not client cancellations.
+func TestSiblingFailureNotCountedAsCanceled(t *testing.T) {
+	d := newFakeDownstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		if r.Form.Get("start") == "7200" {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = w.Write([]byte(`{"status":"error","errorType":"execution","error":"too many samples"}`))
+			return
+		}
+		select { // the others run until the frontend gives up on them
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"matrix","result":[]}}`))
+	})
+	cfg := testConfig(t, d.srv.URL)
+	cfg.SplitInterval = time.Hour
+	cfg.MaxConcurrent = 4
+	f, _ := startFrontend(t, cfg, testLimits, nil, nil)
+	code, _ := do(context.Background(), f.Handler(), "a", rangePath, rangeParams("up", "0", "36000", "60"), nil)
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.Zero(t, testutil.ToFloat64(f.canceled.WithLabelValues("in_flight")))
+	require.Zero(t, testutil.ToFloat64(f.canceled.WithLabelValues("queued")))
 }
 
 // TestUnsplittable: parameters the merge cannot honour, or queries beyond

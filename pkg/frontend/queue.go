@@ -23,6 +23,7 @@ type request struct {
 	tenant string
 	run    func(context.Context)
 	done   chan struct{} // closed after run returns, or when it is skipped
+	ran    bool          // run was called; set before done is closed
 }
 
 // fairQueue holds a FIFO per tenant and hands requests to workers
@@ -147,6 +148,7 @@ func (q *fairQueue) work() {
 			return
 		}
 		if req.ctx.Err() == nil {
+			req.ran = true
 			req.run(req.ctx)
 		}
 		close(req.done)
@@ -154,7 +156,8 @@ func (q *fairQueue) work() {
 }
 
 // do queues fn for tenant and waits until a worker has run it. When ctx is
-// done first, a queued fn is dropped and a running one sees ctx canceled.
+// done first, a queued fn is dropped (do returns ctx's error) and a running
+// one sees ctx canceled (do returns nil once fn has returned).
 func (q *fairQueue) do(ctx context.Context, tenant string, maxOutstanding int, fn func(context.Context)) error {
 	req := &request{ctx: ctx, tenant: tenant, run: fn, done: make(chan struct{})}
 	if err := q.enqueue(req, maxOutstanding); err != nil {
@@ -166,6 +169,9 @@ func (q *fairQueue) do(ctx context.Context, tenant string, maxOutstanding int, f
 	case <-ctx.Done():
 		if !q.remove(req) {
 			<-req.done
+			if req.ran {
+				return nil
+			}
 		}
 		return ctx.Err()
 	}

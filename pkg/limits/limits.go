@@ -57,7 +57,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxSeriesPerQuery, "querier.max-fetched-series-per-query", 100000, "Most series a single query may fetch. 0 means no limit.")
 	l.QueryTimeout = model.Duration(2 * time.Minute)
 	f.Var(&l.QueryTimeout, "querier.timeout", "Longest time a query may run.")
-	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 100, "Most requests of one tenant that may wait in the query-frontend queue; further requests get 429. 0 means no limit.")
+	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 1000, "Most requests of one tenant that may wait in the query-frontend queue; further requests get 429. 0 means no limit.")
 	f.IntVar(&l.MaxQueryParallelism, "frontend.max-query-parallelism", 14, "Most split sub-queries of one query the query-frontend runs at once.")
 	f.IntVar(&l.MaxPointsPerTimeseries, "querier.max-points-per-timeseries", 11000, "Most points a range query may return per series ((end-start)/step).")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long the compactor keeps a tenant's blocks in object storage, measured from the end of each block. 0 keeps them forever.")

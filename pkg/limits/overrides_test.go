@@ -250,7 +250,7 @@ max_query_length: 32d
 max_samples_per_query: 50000000
 max_fetched_series_per_query: 100000
 query_timeout: 2m
-max_outstanding_requests_per_tenant: 100
+max_outstanding_requests_per_tenant: 1000
 max_query_parallelism: 14
 max_points_per_timeseries: 11000
 compactor_blocks_retention_period: 0s

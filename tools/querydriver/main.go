@@ -7,6 +7,17 @@
 // line printed is machine readable:
 //
 //	RESULT p50_ms=... p99_ms=... errors=... ...
+//
+// With -dashboard N it loads a Grafana-like dashboard instead: N panels,
+// each a distinct range query over -range with a step giving about
+// -points points, all sent at once; the dashboard is loaded -loads times
+// (default 2) and the time of each load is printed, the first (cold) against
+// the later (warm, from the query-frontend's results cache) ones:
+//
+//	RESULT first_load_ms=... second_load_ms=... speedup=... errors=... ...
+//
+// -no-cache sends "Cache-Control: no-store", which makes the query-frontend
+// neither read nor fill its results cache.
 package main
 
 import (
@@ -21,6 +32,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -40,6 +52,12 @@ type config struct {
 	n           int
 	concurrency int
 	timeout     time.Duration
+	noCache     bool
+	dashboard   int
+	loads       int
+	points      int
+	scrape      time.Duration
+	panelFilter *regexp.Regexp
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -55,8 +73,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.n, "n", 50, "Number of queries to run.")
 	fs.IntVar(&c.concurrency, "concurrency", 1, "Queries in flight at once.")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "Timeout of one query.")
+	fs.BoolVar(&c.noCache, "no-cache", false, "Send \"Cache-Control: no-store\" so that the query-frontend bypasses its results cache.")
+	fs.IntVar(&c.dashboard, "dashboard", 0, "Load a dashboard of this many panels (distinct range queries over -range, all at once) instead of running -query; -n, -concurrency, -query and -step are then ignored.")
+	fs.IntVar(&c.loads, "loads", 2, "With -dashboard: how many times the dashboard is loaded.")
+	fs.DurationVar(&c.scrape, "scrape-interval", 15*time.Second, "With -dashboard: the scrape interval of the data, for the panels' rate windows (like Grafana's $__rate_interval).")
+	filter := fs.String("panel-filter", "", "With -dashboard: use only the panel expressions matching this regular expression (e.g. '^(sum|avg|topk)' leaves out histogram_quantile).")
+	fs.IntVar(&c.points, "points", 500, "With -dashboard: points per series each panel asks for (step = -range / -points, in whole seconds).")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if *filter != "" {
+		re, err := regexp.Compile(*filter)
+		if err != nil {
+			return c, fmt.Errorf("-panel-filter: %w", err)
+		}
+		c.panelFilter = re
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -71,6 +102,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-step must be positive")
 	case strings.TrimSpace(c.query) == "":
 		return c, errors.New("-query must not be empty")
+	case c.dashboard < 0:
+		return c, errors.New("-dashboard must not be negative")
+	case c.dashboard > 0 && c.loads <= 0:
+		return c, errors.New("-loads must be positive")
+	case c.dashboard > 0 && c.scrape <= 0:
+		return c, errors.New("-scrape-interval must be positive")
+	case c.dashboard > 0 && c.points <= 0:
+		return c, errors.New("-points must be positive")
+	case c.dashboard > 0 && c.rng < time.Second:
+		return c, errors.New("-dashboard needs a -range of at least 1s")
 	}
 	return c, nil
 }
@@ -85,6 +126,15 @@ func main() {
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if cfg.dashboard > 0 {
+		res := runDashboard(ctx, cfg, os.Stdout)
+		stop()
+		if res.errors > 0 {
+			fmt.Fprintln(os.Stderr, "querydriver: some panels failed")
+			os.Exit(1)
+		}
+		return
+	}
 	res := run(ctx, cfg, os.Stdout)
 	stop()
 	if res.ok == 0 {
@@ -104,9 +154,11 @@ type result struct {
 
 // queryResponse is the part of the Prometheus API answer we look at.
 type queryResponse struct {
-	Status    string `json:"status"`
-	ErrorType string `json:"errorType"`
-	Error     string `json:"error"`
+	Status    string   `json:"status"`
+	ErrorType string   `json:"errorType"`
+	Error     string   `json:"error"`
+	Warnings  []string `json:"warnings"`
+	Infos     []string `json:"infos"`
 	Data      struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
@@ -157,7 +209,7 @@ func run(ctx context.Context, cfg config, out io.Writer) result {
 				mu.Unlock()
 
 				t0 := time.Now()
-				series, points, code, err := query(ctx, client, target, cfg.tenant)
+				series, points, code, _, err := query(ctx, client, target, cfg.tenant, cfg.noCache)
 				lat := time.Since(t0)
 
 				mu.Lock()
@@ -190,42 +242,46 @@ func run(ctx context.Context, cfg config, out io.Writer) result {
 }
 
 // query runs one range query and counts the series and points it returned.
-// code is the HTTP status, 0 when there was no usable answer.
-func query(ctx context.Context, client *http.Client, target, tenant string) (series, points, code int, err error) {
+// code is the HTTP status, 0 when there was no usable answer; annotated
+// tells whether the answer carried warnings or infos.
+func query(ctx context.Context, client *http.Client, target, tenant string, noCache bool) (series, points, code int, annotated bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, false, err
 	}
 	if tenant != "" {
 		req.Header.Set("X-Scope-OrgID", tenant)
 	}
 	req.Header.Set("User-Agent", "meridian-querydriver")
+	if noCache {
+		req.Header.Set("Cache-Control", "no-store")
+	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, false, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, 0, resp.StatusCode, fmt.Errorf("reading the answer: %w", err)
+		return 0, 0, resp.StatusCode, false, fmt.Errorf("reading the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, 0, resp.StatusCode, fmt.Errorf("HTTP %d: %s", resp.StatusCode, oneLine(string(body)))
+		return 0, 0, resp.StatusCode, false, fmt.Errorf("HTTP %d: %s", resp.StatusCode, oneLine(string(body)))
 	}
 	var qr queryResponse
 	if err := json.Unmarshal(body, &qr); err != nil {
-		return 0, 0, 0, fmt.Errorf("the answer is not Prometheus API JSON: %v: %s", err, oneLine(string(body)))
+		return 0, 0, 0, false, fmt.Errorf("the answer is not Prometheus API JSON: %v: %s", err, oneLine(string(body)))
 	}
 	if qr.Status != "success" {
-		return 0, 0, 0, fmt.Errorf("status %q: %s: %s", qr.Status, qr.ErrorType, qr.Error)
+		return 0, 0, 0, false, fmt.Errorf("status %q: %s: %s", qr.Status, qr.ErrorType, qr.Error)
 	}
 	if qr.Data.ResultType != "matrix" {
-		return 0, 0, 0, fmt.Errorf("result type %q, want matrix", qr.Data.ResultType)
+		return 0, 0, 0, false, fmt.Errorf("result type %q, want matrix", qr.Data.ResultType)
 	}
 	for _, s := range qr.Data.Result {
 		points += len(s.Values) + len(s.Histograms)
 	}
-	return len(qr.Data.Result), points, resp.StatusCode, nil
+	return len(qr.Data.Result), points, resp.StatusCode, len(qr.Warnings)+len(qr.Infos) > 0, nil
 }
 
 func formatTime(t time.Time) string {

@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/compactor"
 )
 
 // Names of a block's objects in the bucket and files in the cache.
@@ -30,7 +32,9 @@ const (
 	blockMetaFilename  = "meta.json"
 	blockIndexFilename = "index"
 	blockChunksDirname = "chunks"
-	downloadDirSuffix  = ".tmp-download"
+	// deletionMarkFilename is the compactor's mark of a block to delete.
+	deletionMarkFilename = "deletion-mark.json"
+	downloadDirSuffix    = ".tmp-download"
 )
 
 // BucketBlocksConfig configures the querier's direct reader of blocks in
@@ -40,18 +44,26 @@ type BucketBlocksConfig struct {
 	// CacheDir holds the downloaded blocks. Empty means
 	// <data-dir>/querier-blocks; the caller fills it in.
 	CacheDir string `yaml:"cache_dir"`
+	// IgnoreDeletionMarksDelay: a block whose deletion mark (as listed in
+	// the tenant's bucket index) is older than this is no longer loaded,
+	// and dropped if loaded: its replacement has had time to be synced.
+	IgnoreDeletionMarksDelay time.Duration `yaml:"ignore_deletion_marks_delay" category:"advanced"`
 }
 
 // RegisterFlags registers the flags of the bucket blocks reader.
 func (c *BucketBlocksConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.SyncInterval, "querier.bucket-sync-interval", time.Minute, "How often the querier lists object storage for new and deleted blocks.")
 	f.StringVar(&c.CacheDir, "querier.blocks-cache-dir", "", "Directory the querier downloads blocks from object storage into. Empty means <data-dir>/querier-blocks.")
+	f.DurationVar(&c.IgnoreDeletionMarksDelay, "querier.ignore-deletion-marks-delay", time.Hour, "Blocks the tenant's bucket index shows marked for deletion longer ago than this are not queried: the block that replaced them has had time to be synced. Keep it well below -compactor.deletion-delay.")
 }
 
 // Validate checks the configuration.
 func (c *BucketBlocksConfig) Validate() error {
 	if c.SyncInterval <= 0 {
 		return fmt.Errorf("querier bucket sync interval must be positive, got %s", c.SyncInterval)
+	}
+	if c.IgnoreDeletionMarksDelay < 0 {
+		return fmt.Errorf("querier ignore deletion marks delay must not be negative, got %s", c.IgnoreDeletionMarksDelay)
 	}
 	return nil
 }
@@ -66,6 +78,7 @@ type BucketBlocks struct {
 	bkt     objstore.Bucket
 	logger  log.Logger
 	slogger *slog.Logger
+	now     func() time.Time
 
 	syncMu sync.Mutex // one sync at a time.
 
@@ -74,6 +87,12 @@ type BucketBlocks struct {
 	// waits for the queriers already reading it.
 	mu      sync.RWMutex
 	tenants map[string]map[ulid.ULID]*tsdb.Block
+	// indexes are the tenants' bucket indexes as of the last sync that
+	// could read them; a tenant without one has no entry.
+	indexes map[string]*compactor.BucketIndex
+	// failed are the blocks of each tenant the last sync listed as
+	// complete but could not load, with the error.
+	failed map[string]map[ulid.ULID]error
 
 	blocksLoaded  prometheus.Gauge
 	syncFailures  prometheus.Counter
@@ -91,7 +110,10 @@ func NewBucketBlocks(cfg BucketBlocksConfig, bkt objstore.Bucket, logger log.Log
 		bkt:     bkt,
 		logger:  log.With(logger, "component", "querier-bucket-blocks"),
 		slogger: slogger,
+		now:     time.Now,
 		tenants: map[string]map[ulid.ULID]*tsdb.Block{},
+		indexes: map[string]*compactor.BucketIndex{},
+		failed:  map[string]map[ulid.ULID]error{},
 		blocksLoaded: f.NewGauge(prometheus.GaugeOpts{
 			Name: "meridian_querier_bucket_blocks_loaded",
 			Help: "Blocks from object storage the querier has downloaded and opened.",
@@ -124,6 +146,9 @@ func NewBucketBlocks(cfg BucketBlocksConfig, bkt objstore.Bucket, logger log.Log
 func (b *BucketBlocks) starting(ctx context.Context) error {
 	if b.cfg.CacheDir == "" {
 		return errors.New("querier blocks cache directory is not set")
+	}
+	if b.cfg.IgnoreDeletionMarksDelay < 0 {
+		return fmt.Errorf("querier ignore deletion marks delay must not be negative, got %s", b.cfg.IgnoreDeletionMarksDelay)
 	}
 	start := time.Now()
 	if err := b.SyncNow(ctx); err != nil {
@@ -165,6 +190,10 @@ func (b *BucketBlocks) Querier(tenant string, mint, maxt int64) (storage.Querier
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 
+	if err := b.checkConsistency(tenant, mint, maxt); err != nil {
+		return nil, err
+	}
+
 	blocks := b.tenants[tenant]
 	ids := make([]ulid.ULID, 0, len(blocks))
 	for id := range blocks {
@@ -192,6 +221,41 @@ func (b *BucketBlocks) Querier(tenant string, mint, maxt int64) (storage.Querier
 		return storage.NoopQuerier(), nil
 	}
 	return storage.NewMergeQuerier(queriers, nil, storage.ChainedSeriesMerge), nil
+}
+
+// checkConsistency returns an error when the tenant's last-synced bucket
+// index lists a block overlapping [mint, maxt], not marked for deletion,
+// that the last sync found in the bucket but could not load: a query
+// without it would be a silently partial answer. The caller holds mu.
+func (b *BucketBlocks) checkConsistency(tenant string, mint, maxt int64) error {
+	failed := b.failed[tenant]
+	idx := b.indexes[tenant]
+	if len(failed) == 0 || idx == nil {
+		return nil
+	}
+	marked := make(map[ulid.ULID]struct{}, len(idx.DeletionMarks))
+	for _, m := range idx.DeletionMarks {
+		marked[m.ULID] = struct{}{}
+	}
+	var errs []error
+	for _, blk := range idx.Blocks {
+		loadErr, ok := failed[blk.ULID]
+		if !ok {
+			continue
+		}
+		if _, ok := marked[blk.ULID]; ok {
+			continue
+		}
+		if blk.MinTime > maxt || blk.MaxTime <= mint {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("block %s of tenant %s (%s to %s) is in the bucket index but could not be read: %w",
+			blk.ULID, tenant, time.UnixMilli(blk.MinTime).UTC().Format(time.RFC3339), time.UnixMilli(blk.MaxTime).UTC().Format(time.RFC3339), loadErr))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("consistency check failed, refusing a partial answer: %w", errors.Join(errs...))
 }
 
 // SyncNow brings the local blocks in line with the bucket: it downloads
@@ -250,6 +314,18 @@ func (b *BucketBlocks) sync(ctx context.Context) error {
 		b.dropBlocks(tenant, func(ulid.ULID) bool { return true })
 		b.removeTenantFromMap(tenant)
 	}
+	b.mu.Lock()
+	for tenant := range b.indexes {
+		if !slices.Contains(tenants, tenant) {
+			delete(b.indexes, tenant)
+		}
+	}
+	for tenant := range b.failed {
+		if !slices.Contains(tenants, tenant) {
+			delete(b.failed, tenant)
+		}
+	}
+	b.mu.Unlock()
 	b.cleanCacheDir(b.cfg.CacheDir, func(name string) bool { return slices.Contains(tenants, name) })
 
 	return errors.Join(errs...)
@@ -261,6 +337,24 @@ func validTenantDir(name string) bool {
 
 // syncTenant loads the tenant's new complete blocks and drops those gone.
 func (b *BucketBlocks) syncTenant(ctx context.Context, tenant string) error {
+	// The bucket index is read before the listing: a block the index shows
+	// marked was replaced before it was marked, so the replacement is in
+	// the listing that follows.
+	idx, idxErr := compactor.ReadBucketIndex(ctx, b.bkt, tenant)
+	switch {
+	case idxErr == nil:
+	case errors.Is(idxErr, compactor.ErrBucketIndexNotFound):
+		idx, idxErr = nil, nil
+	default:
+		// Keep the index of the last sync: without a fresh one no new
+		// block is skipped, which only costs duplicate work.
+		level.Warn(b.logger).Log("msg", "reading bucket index failed; using the one of the last sync", "tenant", tenant, "err", idxErr)
+		b.mu.RLock()
+		idx = b.indexes[tenant]
+		b.mu.RUnlock()
+	}
+	skip := b.ignoredBlocks(idx)
+
 	// One recursive listing shows which blocks exist and which are complete,
 	// without a request per block.
 	complete := map[ulid.ULID]struct{}{}
@@ -272,7 +366,9 @@ func (b *BucketBlocks) syncTenant(ctx context.Context, tenant string) error {
 			return nil
 		}
 		if id, err := ulid.ParseStrict(dir); err == nil {
-			complete[id] = struct{}{}
+			if _, ok := skip[id]; !ok {
+				complete[id] = struct{}{}
+			}
 		}
 		return nil
 	}, objstore.WithRecursiveIter())
@@ -288,16 +384,46 @@ func (b *BucketBlocks) syncTenant(ctx context.Context, tenant string) error {
 	slices.SortFunc(ids, func(a, b ulid.ULID) int { return a.Compare(b) })
 
 	tenantDir := filepath.Join(b.cfg.CacheDir, tenant)
+	failed := map[ulid.ULID]error{}
+	defer func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if idx != nil {
+			b.indexes[tenant] = idx
+		} else {
+			delete(b.indexes, tenant)
+		}
+		if len(failed) > 0 {
+			b.failed[tenant] = failed
+		} else {
+			delete(b.failed, tenant)
+		}
+	}()
 	for _, id := range ids {
 		if b.isLoaded(tenant, id) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
+			// Blocks not tried keep their earlier failure, if any.
+			b.mu.RLock()
+			for fid, ferr := range b.failed[tenant] {
+				if _, ok := complete[fid]; ok && !b.isLoadedLocked(tenant, fid) {
+					if _, ok := failed[fid]; !ok {
+						failed[fid] = ferr
+					}
+				}
+			}
+			b.mu.RUnlock()
 			return err
 		}
 		blk, err := b.loadBlock(ctx, tenant, id)
 		if err != nil {
 			b.loadFailures.Inc()
+			if b.beingDeleted(ctx, tenant, id) {
+				level.Info(b.logger).Log("msg", "block being deleted could not be loaded; skipping it", "tenant", tenant, "block", id, "err", err)
+				continue
+			}
+			failed[id] = err
 			level.Warn(b.logger).Log("msg", "skipping block that could not be loaded; retrying next sync", "tenant", tenant, "block", id, "err", err)
 			continue
 		}
@@ -310,6 +436,8 @@ func (b *BucketBlocks) syncTenant(ctx context.Context, tenant string) error {
 		level.Info(b.logger).Log("msg", "loaded block", "tenant", tenant, "block", id, "mint", blk.MinTime(), "maxt", blk.MaxTime())
 	}
 
+	// Blocks gone from the bucket, and those marked for deletion long
+	// enough ago to be ignored.
 	b.dropBlocks(tenant, func(id ulid.ULID) bool {
 		_, ok := complete[id]
 		return !ok
@@ -384,9 +512,41 @@ func (b *BucketBlocks) openBlock(dir string, id ulid.ULID) (*tsdb.Block, error) 
 	return blk, nil
 }
 
+// beingDeleted tells whether the block that failed to load has since lost
+// its meta.json or gained a deletion mark: then it failed because it is
+// going away, not because it is unreadable.
+func (b *BucketBlocks) beingDeleted(ctx context.Context, tenant string, id ulid.ULID) bool {
+	dir := path.Join(tenant, id.String())
+	if ok, err := b.bkt.Exists(ctx, path.Join(dir, blockMetaFilename)); err == nil && !ok {
+		return true
+	}
+	ok, err := b.bkt.Exists(ctx, path.Join(dir, deletionMarkFilename))
+	return err == nil && ok
+}
+
+// ignoredBlocks returns the blocks idx shows marked for deletion more
+// than IgnoreDeletionMarksDelay ago.
+func (b *BucketBlocks) ignoredBlocks(idx *compactor.BucketIndex) map[ulid.ULID]struct{} {
+	skip := map[ulid.ULID]struct{}{}
+	if idx == nil {
+		return skip
+	}
+	now := b.now()
+	for _, m := range idx.DeletionMarks {
+		if now.Sub(time.Unix(m.DeletionTime, 0)) >= b.cfg.IgnoreDeletionMarksDelay {
+			skip[m.ULID] = struct{}{}
+		}
+	}
+	return skip
+}
+
 func (b *BucketBlocks) isLoaded(tenant string, id ulid.ULID) bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	return b.isLoadedLocked(tenant, id)
+}
+
+func (b *BucketBlocks) isLoadedLocked(tenant string, id ulid.ULID) bool {
 	_, ok := b.tenants[tenant][id]
 	return ok
 }

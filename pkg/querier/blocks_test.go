@@ -1,7 +1,10 @@
 package querier
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"os"
@@ -25,6 +28,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
+	"github.com/meridianhq/meridian/pkg/compactor"
 	"github.com/meridianhq/meridian/pkg/ingester"
 )
 
@@ -313,14 +317,17 @@ func TestBucketBlocksCorruptedBlockSkipped(t *testing.T) {
 	}
 }
 
-// countingBucket counts object reads.
+// countingBucket counts object reads other than of bucket indexes, which
+// every sync reads.
 type countingBucket struct {
 	objstore.Bucket
 	gets atomic.Int64
 }
 
 func (b *countingBucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
-	b.gets.Add(1)
+	if !strings.HasSuffix(name, "/bucket-index.json.gz") {
+		b.gets.Add(1)
+	}
 	return b.Bucket.Get(ctx, name)
 }
 
@@ -364,4 +371,134 @@ func TestBucketBlocksStartingNeedsCacheDir(t *testing.T) {
 	bb := NewBucketBlocks(BucketBlocksConfig{SyncInterval: time.Hour}, bkt, log.NewNopLogger(), promslog.NewNopLogger(), prometheus.NewPedanticRegistry())
 	err := services.StartAndAwaitRunning(context.Background(), bb)
 	require.ErrorContains(t, err, "cache directory is not set")
+}
+
+// writeIndex uploads a bucket index listing the shipped blocks and marks
+// (block -> deletion time).
+func writeIndex(t testing.TB, bkt objstore.Bucket, tenant string, blocks []tsdb.BlockMeta, marks map[ulid.ULID]time.Time) {
+	t.Helper()
+	idx := compactor.BucketIndex{Version: 1, Blocks: []compactor.IndexBlock{}, DeletionMarks: []compactor.IndexDeletionMark{}, UpdatedAt: time.Now().Unix()}
+	for _, b := range blocks {
+		idx.Blocks = append(idx.Blocks, compactor.IndexBlock{ULID: b.ULID, MinTime: b.MinTime, MaxTime: b.MaxTime, CompactionLevel: 1, Source: "ingester"})
+	}
+	for id, at := range marks {
+		idx.DeletionMarks = append(idx.DeletionMarks, compactor.IndexDeletionMark{ULID: id, DeletionTime: at.Unix()})
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	require.NoError(t, json.NewEncoder(gz).Encode(idx))
+	require.NoError(t, gz.Close())
+	require.NoError(t, bkt.Upload(context.Background(), tenant+"/bucket-index.json.gz", &buf))
+	got, err := compactor.ReadBucketIndex(context.Background(), bkt, tenant)
+	require.NoError(t, err, "the test writes an index the compactor's reader accepts")
+	require.Len(t, got.Blocks, len(blocks))
+}
+
+func newBucketBlocksWithDelay(t testing.TB, bkt objstore.Bucket, delay time.Duration, now func() time.Time) *BucketBlocks {
+	t.Helper()
+	b := NewBucketBlocks(BucketBlocksConfig{SyncInterval: time.Hour, CacheDir: t.TempDir(), IgnoreDeletionMarksDelay: delay}, bkt, log.NewNopLogger(), promslog.NewNopLogger(), prometheus.NewPedanticRegistry())
+	b.now = now
+	t.Cleanup(func() {
+		if b.State() == services.New {
+			require.NoError(t, b.stopping(nil))
+			return
+		}
+		require.NoError(t, services.StopAndAwaitTerminated(context.Background(), b))
+	})
+	return b
+}
+
+func TestBucketBlocksIgnoreDeletionMarksDelayFlag(t *testing.T) {
+	var cfg BucketBlocksConfig
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	require.Equal(t, time.Hour, cfg.IgnoreDeletionMarksDelay)
+	require.NoError(t, fs.Parse([]string{"-querier.ignore-deletion-marks-delay=0s"}))
+	require.Zero(t, cfg.IgnoreDeletionMarksDelay)
+	cfg.SyncInterval = time.Second
+	require.NoError(t, cfg.Validate())
+	cfg.IgnoreDeletionMarksDelay = -time.Second
+	require.ErrorContains(t, cfg.Validate(), "must not be negative")
+}
+
+func TestBucketBlocksSkipsBlocksMarkedLongAgo(t *testing.T) {
+	bkt, _ := newTestBucket(t)
+	a := shipTenant(t, bkt, testTenant, 0)
+	marked, kept := a.blocks[0], a.blocks[1]
+	ctx := context.Background()
+	now := time.Now()
+	clock := now
+	bb := newBucketBlocksWithDelay(t, bkt, time.Hour, func() time.Time { return clock })
+
+	// Marked just now: still queried, the replacement may not be synced.
+	writeIndex(t, bkt, testTenant, a.blocks, map[ulid.ULID]time.Time{marked.ULID: now})
+	require.NoError(t, bb.SyncNow(ctx))
+	require.True(t, bb.isLoaded(testTenant, marked.ULID))
+	require.Equal(t, a.samples, queryTenant(t, bb, testTenant, 0, 6*hourMs))
+
+	// Past the delay: dropped although its objects are still in the bucket.
+	clock = now.Add(time.Hour + time.Second)
+	require.NoError(t, bb.SyncNow(ctx))
+	require.False(t, bb.isLoaded(testTenant, marked.ULID))
+	require.True(t, bb.isLoaded(testTenant, kept.ULID))
+	require.Equal(t, 1.0, testutil.ToFloat64(bb.blocksLoaded))
+	require.Equal(t, a.samplesIn(kept.MinTime, kept.MaxTime-1), queryTenant(t, bb, testTenant, 0, 6*hourMs))
+
+	// A fresh querier never loads it.
+	fresh := newBucketBlocksWithDelay(t, bkt, time.Hour, func() time.Time { return clock })
+	require.NoError(t, fresh.SyncNow(ctx))
+	require.False(t, fresh.isLoaded(testTenant, marked.ULID))
+	require.Equal(t, 1.0, testutil.ToFloat64(fresh.blocksLoaded))
+	require.Zero(t, testutil.ToFloat64(fresh.loadFailures))
+
+	// Without a bucket index nothing is skipped.
+	require.NoError(t, bkt.Delete(ctx, testTenant+"/bucket-index.json.gz"))
+	require.NoError(t, fresh.SyncNow(ctx))
+	require.True(t, fresh.isLoaded(testTenant, marked.ULID))
+	require.Equal(t, a.samples, queryTenant(t, fresh, testTenant, 0, 6*hourMs))
+}
+
+func TestBucketBlocksQuerierFailsOnUnreadableIndexedBlock(t *testing.T) {
+	bkt, bktDir := newTestBucket(t)
+	a := shipTenant(t, bkt, testTenant, 0)
+	b := shipTenant(t, bkt, otherTenant, 1e9)
+	bad, good := a.blocks[0], a.blocks[1]
+	indexPath := filepath.Join(bktDir, testTenant, bad.ULID.String(), "index")
+	index, err := os.ReadFile(indexPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(indexPath, bytes.Repeat([]byte("garbage!"), 512), 0o644))
+	ctx := context.Background()
+	bb := newBucketBlocksWithDelay(t, bkt, time.Hour, time.Now)
+
+	// Without a bucket index there is nothing to check against: the
+	// unreadable block is skipped as before.
+	require.NoError(t, bb.SyncNow(ctx))
+	require.Equal(t, a.samplesIn(good.MinTime, good.MaxTime-1), queryTenant(t, bb, testTenant, 0, 6*hourMs))
+
+	writeIndex(t, bkt, testTenant, a.blocks, nil)
+	writeIndex(t, bkt, otherTenant, b.blocks, nil)
+	require.NoError(t, bb.SyncNow(ctx), "a bad block is not a sync failure")
+
+	for _, r := range [][2]int64{{0, 6 * hourMs}, {bad.MinTime, bad.MinTime}, {bad.MaxTime - 1, bad.MaxTime + hourMs}} {
+		q, err := bb.Querier(testTenant, r[0], r[1])
+		require.Error(t, err, "range %v overlaps the unreadable block", r)
+		require.Nil(t, q)
+		require.ErrorContains(t, err, bad.ULID.String())
+		require.ErrorContains(t, err, "consistency check")
+	}
+	// Ranges without the bad block, and other tenants, still answer.
+	require.Equal(t, a.samplesIn(good.MinTime, 6*hourMs), queryTenant(t, bb, testTenant, bad.MaxTime, 6*hourMs))
+	require.Equal(t, b.samples, queryTenant(t, bb, otherTenant, 0, 6*hourMs))
+
+	// Marked for deletion (recently, so not yet ignored): a block on its
+	// way out is not required.
+	writeIndex(t, bkt, testTenant, a.blocks, map[ulid.ULID]time.Time{bad.ULID: time.Now()})
+	require.NoError(t, bb.SyncNow(ctx))
+	require.Equal(t, a.samplesIn(good.MinTime, good.MaxTime-1), queryTenant(t, bb, testTenant, 0, 6*hourMs))
+
+	// Repaired: the check passes again and the full answer is back.
+	writeIndex(t, bkt, testTenant, a.blocks, nil)
+	require.NoError(t, os.WriteFile(indexPath, index, 0o644))
+	require.NoError(t, bb.SyncNow(ctx))
+	require.Equal(t, a.samples, queryTenant(t, bb, testTenant, 0, 6*hourMs))
 }

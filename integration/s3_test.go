@@ -88,7 +88,7 @@ func pushBlocksMetric(t *testing.T, c *harness.Client) (first, last time.Time, n
 func TestS3BlocksShippedAndQueriedOnce(t *testing.T) {
 	t.Parallel()
 	s3 := harness.StartVersityGW(t)
-	p := harness.StartMeridian(t, harness.Options{Args: append(s3.MeridianArgs(),
+	p := harness.StartMeridian(t, harness.Options{Target: shippingTarget, Args: append(s3.MeridianArgs(),
 		"-ingester.ship-interval=1s",
 		"-ingester.retention-period=1s",
 		"-ingester.head-compaction-interval=1s",

@@ -473,15 +473,25 @@ type tenantDB struct {
 }
 
 // flushHead compacts the whole head into blocks. Caller holds appendMtx.
+// The range starts where the blocks already cut end, so the flushed block
+// never overlaps them; out-of-order samples are compacted from their own head.
 func (t *tenantDB) flushHead() error {
 	h := t.db.Head()
-	if h.NumSeries() == 0 || h.MinTime() == h.MaxTime() && h.MinTime() == 0 {
+	if h.NumSeries() == 0 {
 		return nil
 	}
-	if err := t.db.CompactHead(tsdb.NewRangeHead(h, h.MinTime(), h.MaxTime())); err != nil {
-		return err
+	mint, maxt := h.MinTime(), h.MaxTime()
+	for _, b := range t.db.Blocks() {
+		if m := b.Meta(); m.MaxTime > mint {
+			mint = m.MaxTime
+		}
 	}
-	return nil
+	if mint <= maxt {
+		if err := t.db.CompactHead(tsdb.NewRangeHead(h, mint, maxt)); err != nil {
+			return err
+		}
+	}
+	return t.db.CompactOOOHead(context.Background())
 }
 
 // blocksToDelete keeps local blocks until they are shipped (when shipping is

@@ -2,8 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -11,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
@@ -194,92 +191,9 @@ func TestS3CompactorDeduplicatesReplicas(t *testing.T) {
 	const tenant = "s3compact"
 	s3 := harness.StartVersityGW(t)
 	c := harness.NewCluster(t, harness.ClusterOptions{Args: s3.MeridianArgs()})
-	var ingesters []*harness.Process
-	for i := 1; i <= 3; i++ {
-		ingesters = append(ingesters, c.StartIngester(fmt.Sprintf("s3-ing-%d", i), fmt.Sprintf("zone-%d", i)))
-	}
-	dist := c.StartDistributor(false)
-	q := c.StartQuerier()
-	// The distributor is ready with one healthy ingester in its ring; an RF3
-	// push needs two, so wait for gossip to bring all three.
-	harness.Eventually(t, 30*time.Second, 200*time.Millisecond, "all three ingesters ACTIVE in the distributor's ring", func() error {
-		return harness.RingActiveExactly(dist, "s3-ing-1", "s3-ing-2", "s3-ing-3")
-	})
-
-	end := time.Now().Truncate(time.Minute).Add(-time.Minute)
-	start := end.Add(-5 * time.Hour)
-	pushed := 0
-	wantSum := map[string]float64{}
-	for batchStart := start; !batchStart.After(end); batchStart = batchStart.Add(30 * time.Minute) {
-		var series []prompb.TimeSeries
-		for s := 0; s < 20; s++ {
-			var samples []prompb.Sample
-			for ts := batchStart; ts.Before(batchStart.Add(30*time.Minute)) && !ts.After(end); ts = ts.Add(time.Minute) {
-				v := float64(ts.Unix()%1000 + int64(s))
-				samples = append(samples, harness.Sample(ts, v))
-				wantSum[fmt.Sprint(s)] += v
-				pushed++
-			}
-			series = append(series, harness.Series([]string{"__name__", "compact_metric", "s", fmt.Sprint(s)}, samples...))
-		}
-		code, body := dist.Push(tenant, series...)
-		require.Equal(t, 200, code, body)
-	}
-	for _, ing := range ingesters {
-		code, body := ing.PostPath("", "/ingester/flush?wait=true")
-		require.Equal(t, 200, code, string(body))
-	}
+	runCompactorDedup(t, c, tenant, "s3", s3.BucketDir(), s3.Blocks)
 	require.Empty(t, ulidDirs(t, filepath.Join(c.BucketDir(), tenant)), "blocks in the filesystem bucket: the cluster must use S3")
-
-	sumSamples := func() (all, live uint64) {
-		blocks, err := s3.Blocks(tenant)
-		require.NoError(t, err)
-		for _, b := range blocks {
-			all += b.Stats.NumSamples
-			if _, err := os.Stat(filepath.Join(s3.BucketDir(), tenant, b.ULID, "deletion-mark.json")); err != nil {
-				live += b.Stats.NumSamples
-			}
-		}
-		return all, live
-	}
-	all, _ := sumSamples()
-	require.GreaterOrEqual(t, all, uint64(2*pushed), "before compaction each sample is stored by at least a quorum of replicas")
-	require.LessOrEqual(t, all, uint64(3*pushed))
-	t.Logf("before compaction: %d samples in S3 for %d pushed (%.2f×)", all, pushed, float64(all)/float64(pushed))
-
-	window := fmt.Sprintf("%dm", int(end.Sub(start).Minutes())+1)
-	counts := func() model.Vector {
-		return q.Client(tenant).Query(`sum by (s) (count_over_time(compact_metric[`+window+`]))`, end).Vector(t)
-	}
-	sums := func() map[string]float64 {
-		out := map[string]float64{}
-		for _, s := range q.Client(tenant).Query(`sum by (s) (sum_over_time(compact_metric[`+window+`]))`, end).Vector(t) {
-			out[string(s.Metric["s"])] = float64(s.Value)
-		}
-		return out
-	}
-	before := counts()
-	require.Len(t, before, 20)
-	for _, s := range before {
-		require.EqualValues(t, pushed/20, s.Value, "series %s counted once", s.Metric)
-	}
-	require.Equal(t, wantSum, sums())
-
-	c.Start(harness.Options{Target: "compactor", Name: "compactor", Args: []string{
-		"-compactor.compaction-interval=2s", "-compactor.deletion-delay=0s",
-	}})
-	requireEventually(t, 90*time.Second, 500*time.Millisecond, "replica blocks in S3 merged and deleted", func() bool {
-		all, live := sumSamples()
-		return live == uint64(pushed) && all == uint64(pushed)
-	})
-	_, err := os.Stat(filepath.Join(s3.BucketDir(), tenant, "bucket-index.json.gz"))
-	require.NoError(t, err, "the compactor writes a bucket index to S3")
 	ok, err := s3.Client().Exists(context.Background(), tenant+"/bucket-index.json.gz")
 	require.NoError(t, err)
 	require.True(t, ok, "the bucket index is served over S3")
-
-	requireEventually(t, 30*time.Second, time.Second, "querier answers unchanged after compaction", func() bool {
-		return counts().String() == before.String()
-	})
-	require.Equal(t, wantSum, sums())
 }

@@ -351,3 +351,32 @@ meridian_ingester_tenant_series_limit{tenant="team-m"} 1000
 meridian_ingester_tsdb_wal_corruptions_total{tenant="team-m"} 0
 `), "meridian_ingester_tenant_memory_series", "meridian_ingester_tenant_series_limit", "meridian_ingester_tsdb_wal_corruptions_total"))
 }
+
+// TestQueriesDuringFlushes: a flush truncates the head it compacts; queries
+// running at the same time must neither fail nor lose samples.
+func TestQueriesDuringFlushes(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()), defaultLimits(t), nil)
+	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
+	ctx := user.InjectOrgID(context.Background(), "team-f")
+	now := time.Now().UnixMilli()
+	var want []prompb.Sample
+	for round := 0; round < 20; round++ {
+		var samples []prompb.Sample
+		for k := 0; k < 30; k++ {
+			s := prompb.Sample{Timestamp: now - int64(20-round)*60_000 + int64(k)*1000, Value: float64(round*100 + k)}
+			samples = append(samples, s)
+		}
+		want = append(want, samples...)
+		_, err := ing.Push(ctx, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series("f", samples...)}})
+		require.NoError(t, err)
+
+		done := make(chan error, 1)
+		go func() { done <- ing.flushAll(context.Background()) }()
+		for q := 0; q < 5; q++ {
+			st := &fakeStream{ctx: ctx}
+			require.NoError(t, ing.QueryStream(&meridianpb.QueryRequest{StartMs: 0, EndMs: now + 1, Matchers: []prompb.LabelMatcher{{Type: prompb.LabelMatcher_EQ, Name: "__name__", Value: "f"}}}, st))
+		}
+		require.NoError(t, <-done)
+		require.Equal(t, want, queryAll(t, ing, "team-f", 0, now+1)[`{__name__="f", job="test"}`], "round %d", round)
+	}
+}

@@ -20,22 +20,38 @@ import (
 // enough to keep messages well under gRPC's size limit.
 const queryStreamBatchSeries = 128
 
-func (i *Ingester) queryDB(ctx context.Context) (*tenantDB, error) {
+// queryDB returns the tenant's TSDB (nil if it has none) read-locked against
+// a flush or close, which would otherwise truncate the head under a running
+// query; the caller must call the returned release.
+func (i *Ingester) queryDB(ctx context.Context) (*tenantDB, func(), error) {
 	tenant, err := dskittenant.TenantID(ctx)
 	if err != nil {
-		return nil, httpgrpc.Errorf(401, "no tenant in the request: %v", err)
+		return nil, nil, httpgrpc.Errorf(401, "no tenant in the request: %v", err)
 	}
-	return i.getDB(tenant)
+	for attempt := 0; attempt < 3; attempt++ {
+		db, err := i.getDB(tenant)
+		if err != nil || db == nil {
+			return nil, nil, err
+		}
+		db.appendMtx.RLock()
+		if !db.closed.Load() {
+			return db, db.appendMtx.RUnlock, nil
+		}
+		// Closed as idle meanwhile: look it up (and reopen it) again.
+		db.appendMtx.RUnlock()
+	}
+	return nil, nil, httpgrpc.Errorf(503, "the TSDB of tenant %s is being closed; retry", tenant)
 }
 
 // QueryStream streams the series matching the request as the TSDB's own
 // compressed chunks; they are decoded only by the querier's PromQL engine.
 func (i *Ingester) QueryStream(req *meridianpb.QueryRequest, stream meridianpb.Ingester_QueryStreamServer) error {
 	ctx := stream.Context()
-	db, err := i.queryDB(ctx)
+	db, release, err := i.queryDB(ctx)
 	if err != nil || db == nil {
 		return err
 	}
+	defer release()
 	ms, err := matchers.FromProto(req.Matchers)
 	if err != nil {
 		return httpgrpc.Errorf(400, "%v", err)
@@ -150,10 +166,11 @@ func wireChunk(mint, maxt int64, c chunkenc.Chunk) (prompb.Chunk, error) {
 
 // LabelNames answers the label names of the tenant's series in range.
 func (i *Ingester) LabelNames(ctx context.Context, req *meridianpb.LabelNamesRequest) (*meridianpb.LabelNamesResponse, error) {
-	db, err := i.queryDB(ctx)
+	db, release, err := i.queryDB(ctx)
 	if err != nil || db == nil {
 		return &meridianpb.LabelNamesResponse{}, err
 	}
+	defer release()
 	ms, err := matchers.FromProto(req.Matchers)
 	if err != nil {
 		return nil, httpgrpc.Errorf(400, "%v", err)
@@ -172,10 +189,11 @@ func (i *Ingester) LabelNames(ctx context.Context, req *meridianpb.LabelNamesReq
 
 // LabelValues answers the values of one label of the tenant's series in range.
 func (i *Ingester) LabelValues(ctx context.Context, req *meridianpb.LabelValuesRequest) (*meridianpb.LabelValuesResponse, error) {
-	db, err := i.queryDB(ctx)
+	db, release, err := i.queryDB(ctx)
 	if err != nil || db == nil {
 		return &meridianpb.LabelValuesResponse{}, err
 	}
+	defer release()
 	ms, err := matchers.FromProto(req.Matchers)
 	if err != nil {
 		return nil, httpgrpc.Errorf(400, "%v", err)
@@ -194,10 +212,11 @@ func (i *Ingester) LabelValues(ctx context.Context, req *meridianpb.LabelValuesR
 
 // MetricsMetadata answers the metadata remote-written for the tenant.
 func (i *Ingester) MetricsMetadata(ctx context.Context, req *meridianpb.MetadataRequest) (*meridianpb.MetadataResponse, error) {
-	db, err := i.queryDB(ctx)
+	db, release, err := i.queryDB(ctx)
 	if err != nil || db == nil {
 		return &meridianpb.MetadataResponse{}, err
 	}
+	defer release()
 	db.metaMtx.RLock()
 	names := make([]string, 0, len(db.metadata))
 	for name := range db.metadata {

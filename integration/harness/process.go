@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -354,17 +353,7 @@ func (p *Process) cleanup() {
 }
 
 // LogTail returns the last n lines of the process log.
-func (p *Process) LogTail(n int) string {
-	data, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", p.logPath, err)
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
-}
+func (p *Process) LogTail(n int) string { return fileTail(p.logPath, n) }
 
 // URL is the base HTTP URL, e.g. http://127.0.0.5:41234.
 func (p *Process) URL() string { return "http://" + p.HTTPAddr() }

@@ -187,38 +187,6 @@ func (p *Prometheus) Addr() string { return p.addr }
 // Client returns an API client for Prometheus (API under /api/v1).
 func (p *Prometheus) Client() *Client { return NewClient(p.tb, p.URL(), "/api/v1") }
 
-// Kill stops Prometheus with SIGKILL and waits (bounded) for it to exit.
-func (p *Prometheus) Kill() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-	case <-time.After(killTimeout):
-		p.tb.Errorf("Prometheus (pid %d) did not exit within %s of SIGKILL", p.cmd.Process.Pid, killTimeout)
-	}
-}
-
-// LogTail returns the last n lines of Prometheus' log.
-func (p *Prometheus) LogTail(n int) string {
-	data, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", p.logPath, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 func (p *Prometheus) cleanup() {
 	p.Kill()
 	if p.tb.Failed() {
@@ -227,3 +195,9 @@ func (p *Prometheus) cleanup() {
 	}
 	_ = os.RemoveAll(p.root)
 }
+
+// Kill stops Prometheus with SIGKILL and waits (bounded) for it to exit.
+func (p *Prometheus) Kill() { killGroup(p.tb, "Prometheus", p.cmd, p.done) }
+
+// LogTail returns the last n lines of Prometheus' log.
+func (p *Prometheus) LogTail(n int) string { return fileTail(p.logPath, n) }

@@ -266,38 +266,6 @@ func (s *S3Server) Blocks(tenant string) ([]BucketBlock, error) {
 	return out, nil
 }
 
-// LogTail returns the last n lines of versitygw's log.
-func (s *S3Server) LogTail(n int) string {
-	data, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", s.logPath, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Kill stops versitygw with SIGKILL and waits (bounded) until it is gone.
-func (s *S3Server) Kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	_ = s.cmd.Process.Kill()
-	select {
-	case <-s.done:
-	case <-time.After(killTimeout):
-		s.tb.Errorf("versitygw (pid %d) did not exit within %s of SIGKILL", s.cmd.Process.Pid, killTimeout)
-	}
-}
-
 func (s *S3Server) cleanup() {
 	exitedEarly := false
 	select {
@@ -340,3 +308,9 @@ func (p *Process) ExpectExit(timeout time.Duration) error {
 	}
 	return p.waitErr
 }
+
+// Kill stops versitygw with SIGKILL and waits (bounded) for it to exit.
+func (s *S3Server) Kill() { killGroup(s.tb, "versitygw", s.cmd, s.done) }
+
+// LogTail returns the last n lines of versitygw' log.
+func (s *S3Server) LogTail(n int) string { return fileTail(s.logPath, n) }

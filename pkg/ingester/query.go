@@ -7,6 +7,7 @@ import (
 
 	"github.com/grafana/dskit/httpgrpc"
 	dskittenant "github.com/grafana/dskit/tenant"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -166,48 +167,40 @@ func wireChunk(mint, maxt int64, c chunkenc.Chunk) (prompb.Chunk, error) {
 
 // LabelNames answers the label names of the tenant's series in range.
 func (i *Ingester) LabelNames(ctx context.Context, req *meridianpb.LabelNamesRequest) (*meridianpb.LabelNamesResponse, error) {
-	db, release, err := i.queryDB(ctx)
-	if err != nil || db == nil {
-		return &meridianpb.LabelNamesResponse{}, err
-	}
-	defer release()
-	ms, err := matchers.FromProto(req.Matchers)
-	if err != nil {
-		return nil, httpgrpc.Errorf(400, "%v", err)
-	}
-	q, err := db.db.Querier(req.StartMs, req.EndMs)
-	if err != nil {
-		return nil, err
-	}
-	defer q.Close()
-	names, _, err := q.LabelNames(ctx, &storage.LabelHints{Limit: int(req.Limit)}, ms...)
-	if err != nil {
-		return nil, err
-	}
-	return &meridianpb.LabelNamesResponse{Names: names}, nil
+	names, err := i.labelQuery(ctx, req.StartMs, req.EndMs, req.Matchers, func(q storage.Querier, ms []*labels.Matcher) ([]string, error) {
+		names, _, err := q.LabelNames(ctx, &storage.LabelHints{Limit: int(req.Limit)}, ms...)
+		return names, err
+	})
+	return &meridianpb.LabelNamesResponse{Names: names}, err
 }
 
 // LabelValues answers the values of one label of the tenant's series in range.
 func (i *Ingester) LabelValues(ctx context.Context, req *meridianpb.LabelValuesRequest) (*meridianpb.LabelValuesResponse, error) {
+	values, err := i.labelQuery(ctx, req.StartMs, req.EndMs, req.Matchers, func(q storage.Querier, ms []*labels.Matcher) ([]string, error) {
+		values, _, err := q.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: int(req.Limit)}, ms...)
+		return values, err
+	})
+	return &meridianpb.LabelValuesResponse{Values: values}, err
+}
+
+// labelQuery runs fn on a querier over the tenant's TSDB in [mint, maxt];
+// a tenant without a TSDB has no labels.
+func (i *Ingester) labelQuery(ctx context.Context, mint, maxt int64, pms []prompb.LabelMatcher, fn func(storage.Querier, []*labels.Matcher) ([]string, error)) ([]string, error) {
 	db, release, err := i.queryDB(ctx)
 	if err != nil || db == nil {
-		return &meridianpb.LabelValuesResponse{}, err
+		return nil, err
 	}
 	defer release()
-	ms, err := matchers.FromProto(req.Matchers)
+	ms, err := matchers.FromProto(pms)
 	if err != nil {
 		return nil, httpgrpc.Errorf(400, "%v", err)
 	}
-	q, err := db.db.Querier(req.StartMs, req.EndMs)
+	q, err := db.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, err
 	}
 	defer q.Close()
-	values, _, err := q.LabelValues(ctx, req.Name, &storage.LabelHints{Limit: int(req.Limit)}, ms...)
-	if err != nil {
-		return nil, err
-	}
-	return &meridianpb.LabelValuesResponse{Values: values}, nil
+	return fn(q, ms)
 }
 
 // MetricsMetadata answers the metadata remote-written for the tenant.

@@ -10,8 +10,9 @@ import (
 	"strings"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/storage"
 )
 
 // Names of objects in the bucket.
@@ -30,20 +31,12 @@ const (
 	maxCompactionsPerTenant = 1000     // bounds one tenant's share of a run.
 )
 
-// MeridianMeta is the Meridian section of a block's meta.json in object
-// storage (see docs/formats.md).
-type MeridianMeta struct {
-	Tenant   string `json:"tenant"`
-	Ingester string `json:"ingester,omitempty"`
-	Source   string `json:"source"`
-}
-
-// BlockMeta is a block's meta.json in object storage: Prometheus'
-// tsdb.BlockMeta plus the "meridian" section.
-type BlockMeta struct {
-	tsdb.BlockMeta
-	Meridian MeridianMeta `json:"meridian"`
-}
+// MeridianMeta and BlockMeta are the meta.json format shared with the
+// ingesters' shipper.
+type (
+	MeridianMeta = storage.MeridianMeta
+	BlockMeta    = storage.BlockMeta
+)
 
 // DeletionMark is <tenant>/<ULID>/deletion-mark.json: the block is
 // deleted once DeletionTime is older than the deletion delay.

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/storage"
 )
 
 // Names of the files and directories of a block, locally and in the bucket.
@@ -32,19 +34,12 @@ const (
 	shippedFileVersion1 = 1
 )
 
-// MeridianMeta is the Meridian section of a shipped block's meta.json.
-type MeridianMeta struct {
-	Tenant   string `json:"tenant"`
-	Ingester string `json:"ingester"`
-	Source   string `json:"source"`
-}
-
-// ShippedMeta is the meta.json Meridian writes into object storage: every
-// field of Prometheus' tsdb.BlockMeta plus a "meridian" section.
-type ShippedMeta struct {
-	tsdb.BlockMeta
-	Meridian MeridianMeta `json:"meridian"`
-}
+// MeridianMeta and ShippedMeta are the meta.json format in object storage,
+// shared with the compactor.
+type (
+	MeridianMeta = storage.MeridianMeta
+	ShippedMeta  = storage.BlockMeta
+)
 
 // ShipperMetrics are shared by the shippers of all tenants of an ingester.
 type ShipperMetrics struct {

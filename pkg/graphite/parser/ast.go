@@ -53,8 +53,3 @@ type Error struct {
 func (e *Error) Error() string {
 	return fmt.Sprintf("invalid target %q at position %d: %s", e.Target, e.Pos, e.Msg)
 }
-
-// Parse parses one render target.
-func Parse(target string) (*Expr, error) {
-	return nil, &Error{Target: target, Msg: "parser not built yet"}
-}

@@ -78,7 +78,7 @@ func (p *parser) describe(pos int) string {
 	if pos >= len(p.src) {
 		return "end of target"
 	}
-	return strconv.Quote(p.src[pos:pos+1])
+	return strconv.Quote(p.src[pos : pos+1])
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

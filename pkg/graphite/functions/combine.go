@@ -257,8 +257,8 @@ func fnAsPercent(e *env, a *args) ([]*Series, error) {
 	if len(a.multiVals(2)) > 0 {
 		return asPercentByNodes(a, list, total, a.multiVals(2))
 	}
-	if len(list) == 0 && total.kind != vSeries {
-		return nil, nil
+	if len(list) == 0 {
+		return nil, nil // graphite-web's normalize() of nothing
 	}
 	var totalVals []float64
 	var totalText string

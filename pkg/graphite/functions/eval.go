@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -155,6 +156,9 @@ func (e *env) eval(x *parser.Expr) (value, error) {
 // place, as graphite-web's do) and fills the defaults.
 func prepareFetched(list []*Series, pathExpr string) []*Series {
 	out := make([]*Series, 0, len(list))
+	// graphite-web returns the series of a fetch sorted by name.
+	list = append([]*Series(nil), list...)
+	sort.SliceStable(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	for _, s := range list {
 		c := *s
 		c.Values = append([]float64(nil), s.Values...)
@@ -341,6 +345,9 @@ func (e *env) argValue(fn string, p param, x *parser.Expr) (value, error) {
 		return value{}, inputErrorf("%s: argument %q must be %s, got %s", fn, p.name, what, x.Source)
 	}
 	isSeriesExpr := x.Kind == parser.KindPath || x.Kind == parser.KindCall
+	if x.Kind == parser.KindNone && !p.required {
+		return value{}, nil // None is "not given"
+	}
 	switch p.typ {
 	case tSeriesList, tSeriesLists:
 		if !isSeriesExpr {

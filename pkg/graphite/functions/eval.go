@@ -25,7 +25,13 @@ func inputErrorf(format string, args ...any) error {
 const maxDepth = 64
 
 // Eval evaluates one parsed target over req's time range.
-func Eval(ctx context.Context, req *Request, target *parser.Expr) ([]*Series, error) {
+func Eval(ctx context.Context, req *Request, target *parser.Expr) (_ []*Series, err error) {
+	defer func() {
+		// A bug in one function must not take the process down with it.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error evaluating %q: %v", target.Source, r)
+		}
+	}()
 	if req == nil || req.Fetcher == nil {
 		return nil, fmt.Errorf("graphite evaluation needs a fetcher")
 	}

@@ -12,189 +12,194 @@ import (
 // s.b.x = 2,N,6,8,10, s.c.y = 5,5,N,N,1, neg.n = -1,3,-5,0,2,
 // cnt.c = 10,20,5,15,25 (all step 10 from 1000), t.w = 4,8,N (step 20).
 // Expected values are worked out by hand in the comments.
+var third = 100.0 / 3
+
+type funcCase struct {
+	target string
+	want   []want
+}
+
+var functionCases = []funcCase{
+	{"s.a.x", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
+	// Combine
+	{"sumSeries(s.*.x)", []want{{"sumSeries(s.*.x)", []float64{3, 2, 9, 12, 15}}}},
+	{"sum(s.a.x, s.b.x)", []want{{"sumSeries(s.a.x,s.b.x)", []float64{3, 2, 9, 12, 15}}}},
+	{"averageSeries(s.*.x)", []want{{"averageSeries(s.*.x)", []float64{1.5, 2, 4.5, 6, 7.5}}}},
+	{"avg(s.*.x)", []want{{"averageSeries(s.*.x)", []float64{1.5, 2, 4.5, 6, 7.5}}}},
+	{"maxSeries(s.*.x)", []want{{"maxSeries(s.*.x)", []float64{2, 2, 6, 8, 10}}}},
+	{"max(s.*.x)", []want{{"maxSeries(s.*.x)", []float64{2, 2, 6, 8, 10}}}},
+	{"minSeries(s.*.x)", []want{{"minSeries(s.*.x)", []float64{1, 2, 3, 4, 5}}}},
+	{"min(s.*.x)", []want{{"minSeries(s.*.x)", []float64{1, 2, 3, 4, 5}}}},
+	{"diffSeries(s.a.x, s.b.x)", []want{{"diffSeries(s.a.x,s.b.x)", []float64{-1, 2, -3, -4, -5}}}},
+	{"multiplySeries(s.a.x, s.b.x)", []want{{"multiplySeries(s.a.x,s.b.x)", []float64{2, N, 18, 32, 50}}}},
+	{"multiplySeries(s.a.x)", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
+	// population stddev of each pair: |a-b|/2
+	{"stddevSeries(s.a.x, s.b.x)", []want{{"stddevSeries(s.a.x,s.b.x)", []float64{0.5, 0, 1.5, 2, 2.5}}}},
+	{"rangeOfSeries(s.a.x, s.b.x)", []want{{"rangeOfSeries(s.a.x,s.b.x)", []float64{1, 0, 3, 4, 5}}}},
+	{"countSeries(s.*.x)", []want{{"countSeries(s.*.x)", []float64{2, 2, 2, 2, 2}}}},
+	// rows of two: rank ceil(0.5*3)=2 -> the larger; a row of one -> that value
+	{"percentileOfSeries(s.*.x, 50)", []want{{"percentileOfSeries(s.*.x,50)", []float64{2, 2, 6, 8, 10}}}},
+	{"divideSeries(s.b.x, s.a.x)", []want{{"divideSeries(s.b.x,s.a.x)", []float64{2, N, 2, 2, 2}}}},
+	{"divideSeries(s.b.x, nothing.here)", []want{{"divideSeries(s.b.x,MISSING)", []float64{N, N, N, N, N}}}},
+	{"divideSeriesLists(s.*.x, s.*.x)", []want{{"divideSeries(s.a.x,s.a.x)", []float64{1, 1, 1, 1, 1}}, {"divideSeries(s.b.x,s.b.x)", []float64{1, N, 1, 1, 1}}}},
+	{"asPercent(s.*.x)", []want{
+		{"asPercent(s.a.x,sumSeries(s.*.x))", []float64{third, 100, third, third, third}},
+		{"asPercent(s.b.x,sumSeries(s.*.x))", []float64{2 * third, N, 2 * third, 2 * third, 2 * third}}}},
+	{"asPercent(s.a.x, 10)", []want{{"asPercent(s.a.x,10)", []float64{10, 20, 30, 40, 50}}}},
+	{"asPercent(s.*.x, s.a.x)", []want{
+		{"asPercent(s.a.x,s.a.x)", []float64{100, 100, 100, 100, 100}},
+		{"asPercent(s.b.x,s.a.x)", []float64{200, N, 200, 200, 200}}}},
+	{"asPercent(s.*.*, None, 2)", []want{
+		{"asPercent(s.a.x,sumSeries(s.*.*))", []float64{third, 100, third, third, third}},
+		{"asPercent(s.b.x,sumSeries(s.*.*))", []float64{2 * third, N, 2 * third, 2 * third, 2 * third}},
+		{"asPercent(s.c.y,s.c.y)", []float64{100, 100, N, N, 100}}}},
+	{"aggregate(s.*.x, 'sum')", []want{{"sumSeries(s.*.x)", []float64{3, 2, 9, 12, 15}}}},
+	{"aggregate(s.*.x, 'avg')", []want{{"avgSeries(s.*.x)", []float64{1.5, 2, 4.5, 6, 7.5}}}},
+	{"aggregate(s.*.x, 'median')", []want{{"medianSeries(s.*.x)", []float64{1.5, 2, 4.5, 6, 7.5}}}},
+	{"aggregate(s.*.x, 'count')", []want{{"countSeries(s.*.x)", []float64{2, 1, 2, 2, 2}}}},
+	{"aggregate(s.*.x, 'last')", []want{{"lastSeries(s.*.x)", []float64{2, 2, 6, 8, 10}}}},
+	{"aggregate(s.*.x, 'avg_zero')", []want{{"avg_zeroSeries(s.*.x)", []float64{1.5, 1, 4.5, 6, 7.5}}}},
+	// xFilesFactor 0.6: the row (2, null) has only half its values
+	{"aggregate(s.*.x, 'sum', 0.6)", []want{{"sumSeries(s.*.x)", []float64{3, N, 9, 12, 15}}}},
+	{"aggregateWithWildcards(s.*.x, 'sum', 1)", []want{{"s.x", []float64{3, 2, 9, 12, 15}}}},
+	{"sumSeriesWithWildcards(s.*.x, 1)", []want{{"s.x", []float64{3, 2, 9, 12, 15}}}},
+	{"averageSeriesWithWildcards(s.*.x, 1)", []want{{"s.x", []float64{1.5, 2, 4.5, 6, 7.5}}}},
+	{"groupByNode(s.*.*, 2, 'sum')", []want{{"x", []float64{3, 2, 9, 12, 15}}, {"y", []float64{5, 5, N, N, 1}}}},
+	{"groupByNode(s.*.*, 2, 'sumSeries')", []want{{"x", []float64{3, 2, 9, 12, 15}}, {"y", []float64{5, 5, N, N, 1}}}},
+	{"groupByNode(s.*.*, 2)", []want{{"x", []float64{1.5, 2, 4.5, 6, 7.5}}, {"y", []float64{5, 5, N, N, 1}}}},
+	{"groupByNodes(s.*.*, 'max', 0, 2)", []want{{"s.x", []float64{2, 2, 6, 8, 10}}, {"s.y", []float64{5, 5, N, N, 1}}}},
+	{"groupByTags(seriesByTag('name=cpu'), 'sum', 'name')", []want{{"cpu", []float64{11, 22, 33, 44, 55}}}},
+	{"groupByTags(seriesByTag('name=cpu'), 'max', 'dc')", []want{{"cpu;dc=east", []float64{1, 2, 3, 4, 5}}, {"cpu;dc=west", []float64{10, 20, 30, 40, 50}}}},
+	{"group(s.a.x, s.c.y)", []want{{"s.a.x", nil}, {"s.c.y", nil}}},
+	{"applyByNode(s.*.x, 1, 'sumSeries(%.*)')", []want{{"sumSeries(s.a.*)", []float64{1, 2, 3, 4, 5}}, {"sumSeries(s.b.*)", []float64{2, N, 6, 8, 10}}}},
+	{"applyByNode(s.*.x, 1, 'sumSeries(%.*)', '%.total')", []want{{"s.a.total", nil}, {"s.b.total", nil}}},
+	// lcm of 10 and 20: s.a.x averaged in pairs (1.5, 3.5, 5) plus t.w (4, 8, null)
+	{"sumSeries(s.a.x, t.w)", []want{{"sumSeries(s.a.x,t.w)", []float64{5.5, 11.5, 5}}}},
+	{"sumSeriesLists(s.*.x, s.*.x)", []want{{"sumSeries(s.a.x,s.a.x)", []float64{2, 4, 6, 8, 10}}, {"sumSeries(s.b.x,s.b.x)", []float64{4, N, 12, 16, 20}}}},
+	// Transform
+	{"scale(s.a.x, 2)", []want{{"scale(s.a.x,2)", []float64{2, 4, 6, 8, 10}}}},
+	{"scale(s.a.x, 0.5)", []want{{"scale(s.a.x,0.5)", []float64{0.5, 1, 1.5, 2, 2.5}}}},
+	{"scale(s.a.x, 1e7)", []want{{"scale(s.a.x,1e+07)", []float64{1e7, 2e7, 3e7, 4e7, 5e7}}}},
+	{"scale(s.c.y, -1)", []want{{"scale(s.c.y,-1)", []float64{-5, -5, N, N, -1}}}},
+	{"scaleToSeconds(s.a.x, 1)", []want{{"scaleToSeconds(s.a.x,1)", []float64{0.1, 0.2, 0.3, 0.4, 0.5}}}},
+	{"offset(neg.n, 1)", []want{{"offset(neg.n,1)", []float64{0, 4, -4, 1, 3}}}},
+	{"offsetToZero(neg.n)", []want{{"offsetToZero(neg.n)", []float64{4, 8, 0, 5, 7}}}},
+	{"absolute(neg.n)", []want{{"absolute(neg.n)", []float64{1, 3, 5, 0, 2}}}},
+	{"invert(neg.n)", []want{{"invert(neg.n)", []float64{-1, 1.0 / 3, -0.2, N, 0.5}}}},
+	{"log(s.b.x, 2)", []want{{"log(s.b.x, 2)", []float64{1, N, math.Log2(6), 3, math.Log2(10)}}}},
+	{"log(neg.n)", []want{{"log(neg.n, 10)", []float64{N, math.Log10(3), N, N, math.Log10(2)}}}},
+	{"pow(s.a.x, 2)", []want{{"pow(s.a.x,2)", []float64{1, 4, 9, 16, 25}}}},
+	{"squareRoot(neg.n)", []want{{"squareRoot(neg.n)", []float64{N, math.Sqrt(3), N, 0, math.Sqrt(2)}}}},
+	{"sqrt(s.a.x)", []want{{"squareRoot(s.a.x)", []float64{1, math.Sqrt(2), math.Sqrt(3), 2, math.Sqrt(5)}}}},
+	// counter 10,20,5,15,25: the drop to 5 is a reset
+	{"perSecond(cnt.c)", []want{{"perSecond(cnt.c)", []float64{N, 1, N, 1, 1}}}},
+	{"derivative(cnt.c)", []want{{"derivative(cnt.c)", []float64{N, 10, -15, 10, 10}}}},
+	{"nonNegativeDerivative(cnt.c)", []want{{"nonNegativeDerivative(cnt.c)", []float64{N, 10, N, 10, 10}}}},
+	// wrap at 30: 30+1+5-20 = 16
+	{"nonNegativeDerivative(cnt.c, 30)", []want{{"nonNegativeDerivative(cnt.c)", []float64{N, 10, 16, 10, 10}}}},
+	{"integral(s.b.x)", []want{{"integral(s.b.x)", []float64{2, N, 8, 16, 26}}}},
+	{"delay(s.a.x, 2)", []want{{"delay(s.a.x,2)", []float64{N, N, 1, 2, 3}}}},
+	{"delay(s.a.x, -2)", []want{{"delay(s.a.x,-2)", []float64{3, 4, 5, N, N}}}},
+	{"keepLastValue(s.c.y)", []want{{"keepLastValue(s.c.y)", []float64{5, 5, 5, 5, 1}}}},
+	{"keepLastValue(s.c.y, 1)", []want{{"keepLastValue(s.c.y)", []float64{5, 5, N, N, 1}}}},
+	{"interpolate(s.c.y)", []want{{"interpolate(s.c.y)", []float64{5, 5, 11.0 / 3, 7.0 / 3, 1}}}},
+	{"transformNull(s.c.y)", []want{{"transformNull(s.c.y,0)", []float64{5, 5, 0, 0, 1}}}},
+	{"transformNull(s.c.y, -1.5)", []want{{"transformNull(s.c.y,-1.5)", []float64{5, 5, -1.5, -1.5, 1}}}},
+	{"transformNull(s.c.y, 0, s.b.x)", []want{{"transformNull(s.c.y,0,referenceSeries)", []float64{5, 5, 0, 0, 1}}}},
+	{"isNonNull(s.c.y)", []want{{"isNonNull(s.c.y)", []float64{1, 1, 0, 0, 1}}}},
+	{"changed(s.c.y)", []want{{"changed(s.c.y)", []float64{0, 0, 0, 0, 1}}}},
+	{"consolidateBy(s.a.x, 'max')", []want{{"consolidateBy(s.a.x,\"max\")", []float64{1, 2, 3, 4, 5}}}},
+	// buckets [1000,1020) [1020,1040) [1040,1060)
+	{"summarize(s.a.x, '20s')", []want{{"summarize(s.a.x, \"20s\", \"sum\")", []float64{3, 7, 5}}}},
+	{"summarize(s.a.x, '20s', 'avg')", []want{{"summarize(s.a.x, \"20s\", \"avg\")", []float64{1.5, 3.5, 5}}}},
+	{"summarize(s.a.x, '30s', 'max', true)", []want{{"summarize(s.a.x, \"30s\", \"max\", true)", []float64{3, 5}}}},
+	{"smartSummarize(s.a.x, '20s')", []want{{"smartSummarize(s.a.x, \"20s\", \"sum\")", []float64{3, 7, 5}}}},
+	// rate*seconds spread over 20s buckets starting at 1050-60=990
+	{"hitcount(s.a.x, '20s')", []want{{"hitcount(s.a.x, \"20s\")", []float64{10, 50, 90}}}},
+	// Calculate: windows of the two points before each point (30,40 precede 1000)
+	{"movingAverage(s.a.x, 2)", []want{{"movingAverage(s.a.x,2)", []float64{35, 20.5, 1.5, 2.5, 3.5}}}},
+	{"movingSum(s.a.x, '20s')", []want{{"movingSum(s.a.x,\"20s\")", []float64{70, 41, 3, 5, 7}}}},
+	{"movingMax(s.a.x, 2)", []want{{"movingMax(s.a.x,2)", []float64{40, 40, 2, 3, 4}}}},
+	{"movingMin(s.a.x, 2)", []want{{"movingMin(s.a.x,2)", []float64{30, 1, 1, 2, 3}}}},
+	{"movingMedian(s.a.x, 3)", []want{{"movingMedian(s.a.x,3)", []float64{30, 30, 2, 2, 3}}}},
+	{"movingAverage(s.b.x, 2)", []want{{"movingAverage(s.b.x,2)", []float64{N, 2, 2, 6, 7}}}},
+	{"movingAverage(s.b.x, 2, 0.6)", []want{{"movingAverage(s.b.x,2)", []float64{N, N, N, N, 7}}}},
+	{"movingWindow(s.a.x, 2, 'sum')", []want{{"movingSum(s.a.x,2)", []float64{70, 41, 3, 5, 7}}}},
+	{"nPercentile(s.a.x, 50)", []want{{"nPercentile(s.a.x, 50)", []float64{3, 3, 3, 3, 3}}}},
+	{"stdev(s.a.x, 2)", []want{{"stdev(s.a.x,2)", []float64{0, 0.5, 0.5, 0.5, 0.5}}}},
+	// Filter series (sums: a 15, b 26, c 11; averages: 3, 6.5, 11/3; last: 5, 10, 1)
+	{"highestCurrent(s.*.*, 1)", []want{{"s.b.x", nil}}},
+	{"highestMax(s.*.*, 2)", []want{{"s.b.x", nil}, {"s.a.x", nil}}},
+	{"highestAverage(s.*.*, 1)", []want{{"s.b.x", nil}}},
+	{"lowestCurrent(s.*.*, 1)", []want{{"s.c.y", nil}}},
+	{"lowestAverage(s.*.*, 1)", []want{{"s.a.x", nil}}},
+	{"highest(s.*.*, 2, 'sum')", []want{{"s.b.x", nil}, {"s.a.x", nil}}},
+	{"lowest(s.*.*)", []want{{"s.a.x", nil}}},
+	{"limit(s.*.*, 2)", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
+	{"currentAbove(s.*.*, 4)", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
+	{"currentBelow(s.*.*, 5)", []want{{"s.a.x", nil}, {"s.c.y", nil}}},
+	{"maximumAbove(s.*.*, 5)", []want{{"s.b.x", nil}}},
+	{"averageAbove(s.*.*, 3.5)", []want{{"s.b.x", nil}, {"s.c.y", nil}}},
+	{"filterSeries(s.*.*, 'sum', '<', 15)", []want{{"s.c.y", nil}}},
+	{"removeEmptySeries(removeAboveValue(s.*.*, 0))", nil},
+	{"removeEmptySeries(s.*.*, 0.9)", []want{{"s.a.x", nil}}},
+	{"exclude(s.*.*, 'b')", []want{{"s.a.x", nil}, {"s.c.y", nil}}},
+	{"grep(s.*.*, '\\.x$')", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
+	// variances: a 2, b 8.75, c 32/9
+	{"mostDeviant(s.*.*, 1)", []want{{"s.b.x", nil}}},
+	{"unique(s.a.x, s.*.x)", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
+	{"fallbackSeries(does.not.exist, s.a.x)", []want{{"s.a.x", nil}}},
+	{"fallbackSeries(s.b.x, s.a.x)", []want{{"s.b.x", nil}}},
+	// Filter data
+	{"removeBelowValue(s.a.x, 3)", []want{{"removeBelowValue(s.a.x, 3)", []float64{N, N, 3, 4, 5}}}},
+	{"removeAboveValue(s.a.x, 3)", []want{{"removeAboveValue(s.a.x, 3)", []float64{1, 2, 3, N, N}}}},
+	// Sorting
+	{"sortByMaxima(s.*.*)", []want{{"s.b.x", nil}, {"s.a.x", nil}, {"s.c.y", nil}}},
+	{"sortByTotal(s.*.*)", []want{{"s.b.x", nil}, {"s.a.x", nil}, {"s.c.y", nil}}},
+	{"sortBy(s.*.*, 'last')", []want{{"s.c.y", nil}, {"s.a.x", nil}, {"s.b.x", nil}}},
+	{"sortBy(s.*.*, 'last', true)", []want{{"s.b.x", nil}, {"s.a.x", nil}, {"s.c.y", nil}}},
+	{"sortByName(srv.*)", []want{{"srv.h10", nil}, {"srv.h2", nil}}},
+	{"sortByName(srv.*, true)", []want{{"srv.h2", nil}, {"srv.h10", nil}}},
+	{"sortByName(s.*.*, reverse=true)", []want{{"s.c.y", nil}, {"s.b.x", nil}, {"s.a.x", nil}}},
+	// Alias
+	{"alias(s.a.x, 'foo')", []want{{"foo", []float64{1, 2, 3, 4, 5}}}},
+	{"aliasByNode(s.*.x, 1)", []want{{"a", nil}, {"b", nil}}},
+	{"aliasByNode(s.*.x, 1, -1)", []want{{"a.x", nil}, {"b.x", nil}}},
+	{"aliasByNode(sumSeries(s.a.x), 0, 2)", []want{{"s.x", nil}}},
+	{"aliasByNode(sumSeries(s.*.x), 1)", []want{{"*", nil}}},
+	{"aliasByTags(seriesByTag('name=cpu'), 'host', 'name')", []want{{"h1.cpu", nil}, {"h2.cpu", nil}}},
+	{"aliasByMetric(s.a.x)", []want{{"x", nil}}},
+	{"aliasByMetric(scale(s.a.x, 2))", []want{{"x", nil}}},
+	{`aliasSub(s.a.x, '(^.*$)', '\1 A')`, []want{{"s.a.x A", []float64{1, 2, 3, 4, 5}}}},
+	{`aliasSub(sumSeries(s.*.x), "(^.*$)", "\1 A")`, []want{{"sumSeries(s.*.x) A", []float64{3, 2, 9, 12, 15}}}},
+	{`aliasSub(s.a.x, '^s\.(\w+)\.x$', 'node-\g<1>')`, []want{{"node-a", nil}}},
+	{`aliasSub(s.a.x, '\.', '_')`, []want{{"s_a_x", nil}}},
+	{"legendValue(s.a.x, 'avg')", []want{{"s.a.x (avg: 3.0)", nil}}},
+	{"legendValue(s.a.x, 'avg', 'last')", []want{{"s.a.x (avg: 3.0) (last: 5.0)", nil}}},
+	{"legendValue(s.a.x, 'last', 'si')", []want{{"s.a.x               last 5.00      ", nil}}},
+	// Special
+	{"seriesByTag('name=cpu', 'dc=east')", []want{{"cpu;dc=east;host=h1", []float64{1, 2, 3, 4, 5}}}},
+	{"seriesByTag('name=cpu', 'host=~h[2-9]')", []want{{"cpu;dc=west;host=h2", nil}}},
+	{"sumSeries(seriesByTag('name=cpu'))", []want{{"sumSeries(seriesByTag('name=cpu'))", []float64{11, 22, 33, 44, 55}}}},
+	// step = (1040-990)/2 = 25: points at 990, 1015, 1040
+	{"constantLine(100)", []want{{"100.0", []float64{100, 100, 100}}}},
+	{"constantLine(1.5)", []want{{"1.5", []float64{1.5, 1.5, 1.5}}}},
+	{"threshold(5, 'limit')", []want{{"limit", []float64{5, 5, 5}}}},
+	{"threshold(5)", []want{{"5.0", []float64{5, 5, 5}}}},
+	// Graph: styling keeps the values
+	{"color(s.a.x, 'red')", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
+	{"lineWidth(s.a.x, 2)", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
+	{"alpha(s.a.x, 0.5)", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
+	{"dashed(s.a.x)", []want{{"dashed(s.a.x, 5)", []float64{1, 2, 3, 4, 5}}}},
+	{"secondYAxis(s.a.x)", []want{{"secondYAxis(s.a.x)", []float64{1, 2, 3, 4, 5}}}},
+	{"drawAsInfinite(s.a.x)", []want{{"drawAsInfinite(s.a.x)", []float64{1, 2, 3, 4, 5}}}},
+	{"stacked(s.*.x)", []want{{"stacked(s.a.x)", []float64{1, 2, 3, 4, 5}}, {"stacked(s.b.x)", []float64{3, N, 9, 12, 15}}}},
+	// pipes
+	{"s.*.x|sumSeries()|scale(2)", []want{{"scale(sumSeries(s.*.x),2)", []float64{6, 4, 18, 24, 30}}}},
+}
+
 func TestFunctions(t *testing.T) {
-	third := 100.0 / 3
-	for _, tc := range []struct {
-		target string
-		want   []want
-	}{
-		{"s.a.x", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
-		// Combine
-		{"sumSeries(s.*.x)", []want{{"sumSeries(s.*.x)", []float64{3, 2, 9, 12, 15}}}},
-		{"sum(s.a.x, s.b.x)", []want{{"sumSeries(s.a.x,s.b.x)", []float64{3, 2, 9, 12, 15}}}},
-		{"averageSeries(s.*.x)", []want{{"averageSeries(s.*.x)", []float64{1.5, 2, 4.5, 6, 7.5}}}},
-		{"avg(s.*.x)", []want{{"averageSeries(s.*.x)", []float64{1.5, 2, 4.5, 6, 7.5}}}},
-		{"maxSeries(s.*.x)", []want{{"maxSeries(s.*.x)", []float64{2, 2, 6, 8, 10}}}},
-		{"max(s.*.x)", []want{{"maxSeries(s.*.x)", []float64{2, 2, 6, 8, 10}}}},
-		{"minSeries(s.*.x)", []want{{"minSeries(s.*.x)", []float64{1, 2, 3, 4, 5}}}},
-		{"min(s.*.x)", []want{{"minSeries(s.*.x)", []float64{1, 2, 3, 4, 5}}}},
-		{"diffSeries(s.a.x, s.b.x)", []want{{"diffSeries(s.a.x,s.b.x)", []float64{-1, 2, -3, -4, -5}}}},
-		{"multiplySeries(s.a.x, s.b.x)", []want{{"multiplySeries(s.a.x,s.b.x)", []float64{2, N, 18, 32, 50}}}},
-		{"multiplySeries(s.a.x)", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
-		// population stddev of each pair: |a-b|/2
-		{"stddevSeries(s.a.x, s.b.x)", []want{{"stddevSeries(s.a.x,s.b.x)", []float64{0.5, 0, 1.5, 2, 2.5}}}},
-		{"rangeOfSeries(s.a.x, s.b.x)", []want{{"rangeOfSeries(s.a.x,s.b.x)", []float64{1, 0, 3, 4, 5}}}},
-		{"countSeries(s.*.x)", []want{{"countSeries(s.*.x)", []float64{2, 2, 2, 2, 2}}}},
-		// rows of two: rank ceil(0.5*3)=2 -> the larger; a row of one -> that value
-		{"percentileOfSeries(s.*.x, 50)", []want{{"percentileOfSeries(s.*.x,50)", []float64{2, 2, 6, 8, 10}}}},
-		{"divideSeries(s.b.x, s.a.x)", []want{{"divideSeries(s.b.x,s.a.x)", []float64{2, N, 2, 2, 2}}}},
-		{"divideSeries(s.b.x, nothing.here)", []want{{"divideSeries(s.b.x,MISSING)", []float64{N, N, N, N, N}}}},
-		{"divideSeriesLists(s.*.x, s.*.x)", []want{{"divideSeries(s.a.x,s.a.x)", []float64{1, 1, 1, 1, 1}}, {"divideSeries(s.b.x,s.b.x)", []float64{1, N, 1, 1, 1}}}},
-		{"asPercent(s.*.x)", []want{
-			{"asPercent(s.a.x,sumSeries(s.*.x))", []float64{third, 100, third, third, third}},
-			{"asPercent(s.b.x,sumSeries(s.*.x))", []float64{2 * third, N, 2 * third, 2 * third, 2 * third}}}},
-		{"asPercent(s.a.x, 10)", []want{{"asPercent(s.a.x,10)", []float64{10, 20, 30, 40, 50}}}},
-		{"asPercent(s.*.x, s.a.x)", []want{
-			{"asPercent(s.a.x,s.a.x)", []float64{100, 100, 100, 100, 100}},
-			{"asPercent(s.b.x,s.a.x)", []float64{200, N, 200, 200, 200}}}},
-		{"asPercent(s.*.*, None, 2)", []want{
-			{"asPercent(s.a.x,sumSeries(s.*.*))", []float64{third, 100, third, third, third}},
-			{"asPercent(s.b.x,sumSeries(s.*.*))", []float64{2 * third, N, 2 * third, 2 * third, 2 * third}},
-			{"asPercent(s.c.y,s.c.y)", []float64{100, 100, N, N, 100}}}},
-		{"aggregate(s.*.x, 'sum')", []want{{"sumSeries(s.*.x)", []float64{3, 2, 9, 12, 15}}}},
-		{"aggregate(s.*.x, 'avg')", []want{{"avgSeries(s.*.x)", []float64{1.5, 2, 4.5, 6, 7.5}}}},
-		{"aggregate(s.*.x, 'median')", []want{{"medianSeries(s.*.x)", []float64{1.5, 2, 4.5, 6, 7.5}}}},
-		{"aggregate(s.*.x, 'count')", []want{{"countSeries(s.*.x)", []float64{2, 1, 2, 2, 2}}}},
-		{"aggregate(s.*.x, 'last')", []want{{"lastSeries(s.*.x)", []float64{2, 2, 6, 8, 10}}}},
-		{"aggregate(s.*.x, 'avg_zero')", []want{{"avg_zeroSeries(s.*.x)", []float64{1.5, 1, 4.5, 6, 7.5}}}},
-		// xFilesFactor 0.6: the row (2, null) has only half its values
-		{"aggregate(s.*.x, 'sum', 0.6)", []want{{"sumSeries(s.*.x)", []float64{3, N, 9, 12, 15}}}},
-		{"aggregateWithWildcards(s.*.x, 'sum', 1)", []want{{"s.x", []float64{3, 2, 9, 12, 15}}}},
-		{"sumSeriesWithWildcards(s.*.x, 1)", []want{{"s.x", []float64{3, 2, 9, 12, 15}}}},
-		{"averageSeriesWithWildcards(s.*.x, 1)", []want{{"s.x", []float64{1.5, 2, 4.5, 6, 7.5}}}},
-		{"groupByNode(s.*.*, 2, 'sum')", []want{{"x", []float64{3, 2, 9, 12, 15}}, {"y", []float64{5, 5, N, N, 1}}}},
-		{"groupByNode(s.*.*, 2, 'sumSeries')", []want{{"x", []float64{3, 2, 9, 12, 15}}, {"y", []float64{5, 5, N, N, 1}}}},
-		{"groupByNode(s.*.*, 2)", []want{{"x", []float64{1.5, 2, 4.5, 6, 7.5}}, {"y", []float64{5, 5, N, N, 1}}}},
-		{"groupByNodes(s.*.*, 'max', 0, 2)", []want{{"s.x", []float64{2, 2, 6, 8, 10}}, {"s.y", []float64{5, 5, N, N, 1}}}},
-		{"groupByTags(seriesByTag('name=cpu'), 'sum', 'name')", []want{{"cpu", []float64{11, 22, 33, 44, 55}}}},
-		{"groupByTags(seriesByTag('name=cpu'), 'max', 'dc')", []want{{"cpu;dc=east", []float64{1, 2, 3, 4, 5}}, {"cpu;dc=west", []float64{10, 20, 30, 40, 50}}}},
-		{"group(s.a.x, s.c.y)", []want{{"s.a.x", nil}, {"s.c.y", nil}}},
-		{"applyByNode(s.*.x, 1, 'sumSeries(%.*)')", []want{{"sumSeries(s.a.*)", []float64{1, 2, 3, 4, 5}}, {"sumSeries(s.b.*)", []float64{2, N, 6, 8, 10}}}},
-		{"applyByNode(s.*.x, 1, 'sumSeries(%.*)', '%.total')", []want{{"s.a.total", nil}, {"s.b.total", nil}}},
-		// lcm of 10 and 20: s.a.x averaged in pairs (1.5, 3.5, 5) plus t.w (4, 8, null)
-		{"sumSeries(s.a.x, t.w)", []want{{"sumSeries(s.a.x,t.w)", []float64{5.5, 11.5, 5}}}},
-		{"sumSeriesLists(s.*.x, s.*.x)", []want{{"sumSeries(s.a.x,s.a.x)", []float64{2, 4, 6, 8, 10}}, {"sumSeries(s.b.x,s.b.x)", []float64{4, N, 12, 16, 20}}}},
-		// Transform
-		{"scale(s.a.x, 2)", []want{{"scale(s.a.x,2)", []float64{2, 4, 6, 8, 10}}}},
-		{"scale(s.a.x, 0.5)", []want{{"scale(s.a.x,0.5)", []float64{0.5, 1, 1.5, 2, 2.5}}}},
-		{"scale(s.a.x, 1e7)", []want{{"scale(s.a.x,1e+07)", []float64{1e7, 2e7, 3e7, 4e7, 5e7}}}},
-		{"scale(s.c.y, -1)", []want{{"scale(s.c.y,-1)", []float64{-5, -5, N, N, -1}}}},
-		{"scaleToSeconds(s.a.x, 1)", []want{{"scaleToSeconds(s.a.x,1)", []float64{0.1, 0.2, 0.3, 0.4, 0.5}}}},
-		{"offset(neg.n, 1)", []want{{"offset(neg.n,1)", []float64{0, 4, -4, 1, 3}}}},
-		{"offsetToZero(neg.n)", []want{{"offsetToZero(neg.n)", []float64{4, 8, 0, 5, 7}}}},
-		{"absolute(neg.n)", []want{{"absolute(neg.n)", []float64{1, 3, 5, 0, 2}}}},
-		{"invert(neg.n)", []want{{"invert(neg.n)", []float64{-1, 1.0 / 3, -0.2, N, 0.5}}}},
-		{"log(s.b.x, 2)", []want{{"log(s.b.x, 2)", []float64{1, N, math.Log2(6), 3, math.Log2(10)}}}},
-		{"log(neg.n)", []want{{"log(neg.n, 10)", []float64{N, math.Log10(3), N, N, math.Log10(2)}}}},
-		{"pow(s.a.x, 2)", []want{{"pow(s.a.x,2)", []float64{1, 4, 9, 16, 25}}}},
-		{"squareRoot(neg.n)", []want{{"squareRoot(neg.n)", []float64{N, math.Sqrt(3), N, 0, math.Sqrt(2)}}}},
-		{"sqrt(s.a.x)", []want{{"squareRoot(s.a.x)", []float64{1, math.Sqrt(2), math.Sqrt(3), 2, math.Sqrt(5)}}}},
-		// counter 10,20,5,15,25: the drop to 5 is a reset
-		{"perSecond(cnt.c)", []want{{"perSecond(cnt.c)", []float64{N, 1, N, 1, 1}}}},
-		{"derivative(cnt.c)", []want{{"derivative(cnt.c)", []float64{N, 10, -15, 10, 10}}}},
-		{"nonNegativeDerivative(cnt.c)", []want{{"nonNegativeDerivative(cnt.c)", []float64{N, 10, N, 10, 10}}}},
-		// wrap at 30: 30+1+5-20 = 16
-		{"nonNegativeDerivative(cnt.c, 30)", []want{{"nonNegativeDerivative(cnt.c)", []float64{N, 10, 16, 10, 10}}}},
-		{"integral(s.b.x)", []want{{"integral(s.b.x)", []float64{2, N, 8, 16, 26}}}},
-		{"delay(s.a.x, 2)", []want{{"delay(s.a.x,2)", []float64{N, N, 1, 2, 3}}}},
-		{"delay(s.a.x, -2)", []want{{"delay(s.a.x,-2)", []float64{3, 4, 5, N, N}}}},
-		{"keepLastValue(s.c.y)", []want{{"keepLastValue(s.c.y)", []float64{5, 5, 5, 5, 1}}}},
-		{"keepLastValue(s.c.y, 1)", []want{{"keepLastValue(s.c.y)", []float64{5, 5, N, N, 1}}}},
-		{"interpolate(s.c.y)", []want{{"interpolate(s.c.y)", []float64{5, 5, 11.0 / 3, 7.0 / 3, 1}}}},
-		{"transformNull(s.c.y)", []want{{"transformNull(s.c.y,0)", []float64{5, 5, 0, 0, 1}}}},
-		{"transformNull(s.c.y, -1.5)", []want{{"transformNull(s.c.y,-1.5)", []float64{5, 5, -1.5, -1.5, 1}}}},
-		{"transformNull(s.c.y, 0, s.b.x)", []want{{"transformNull(s.c.y,0,referenceSeries)", []float64{5, 5, 0, 0, 1}}}},
-		{"isNonNull(s.c.y)", []want{{"isNonNull(s.c.y)", []float64{1, 1, 0, 0, 1}}}},
-		{"changed(s.c.y)", []want{{"changed(s.c.y)", []float64{0, 0, 0, 0, 1}}}},
-		{"consolidateBy(s.a.x, 'max')", []want{{"consolidateBy(s.a.x,\"max\")", []float64{1, 2, 3, 4, 5}}}},
-		// buckets [1000,1020) [1020,1040) [1040,1060)
-		{"summarize(s.a.x, '20s')", []want{{"summarize(s.a.x, \"20s\", \"sum\")", []float64{3, 7, 5}}}},
-		{"summarize(s.a.x, '20s', 'avg')", []want{{"summarize(s.a.x, \"20s\", \"avg\")", []float64{1.5, 3.5, 5}}}},
-		{"summarize(s.a.x, '30s', 'max', true)", []want{{"summarize(s.a.x, \"30s\", \"max\", true)", []float64{3, 5}}}},
-		{"smartSummarize(s.a.x, '20s')", []want{{"smartSummarize(s.a.x, \"20s\", \"sum\")", []float64{3, 7, 5}}}},
-		// rate*seconds spread over 20s buckets starting at 1050-60=990
-		{"hitcount(s.a.x, '20s')", []want{{"hitcount(s.a.x, \"20s\")", []float64{10, 50, 90}}}},
-		// Calculate: windows of the two points before each point (30,40 precede 1000)
-		{"movingAverage(s.a.x, 2)", []want{{"movingAverage(s.a.x,2)", []float64{35, 20.5, 1.5, 2.5, 3.5}}}},
-		{"movingSum(s.a.x, '20s')", []want{{"movingSum(s.a.x,\"20s\")", []float64{70, 41, 3, 5, 7}}}},
-		{"movingMax(s.a.x, 2)", []want{{"movingMax(s.a.x,2)", []float64{40, 40, 2, 3, 4}}}},
-		{"movingMin(s.a.x, 2)", []want{{"movingMin(s.a.x,2)", []float64{30, 1, 1, 2, 3}}}},
-		{"movingMedian(s.a.x, 3)", []want{{"movingMedian(s.a.x,3)", []float64{30, 30, 2, 2, 3}}}},
-		{"movingAverage(s.b.x, 2)", []want{{"movingAverage(s.b.x,2)", []float64{N, 2, 2, 6, 7}}}},
-		{"movingAverage(s.b.x, 2, 0.6)", []want{{"movingAverage(s.b.x,2)", []float64{N, N, N, N, 7}}}},
-		{"movingWindow(s.a.x, 2, 'sum')", []want{{"movingSum(s.a.x,2)", []float64{70, 41, 3, 5, 7}}}},
-		{"nPercentile(s.a.x, 50)", []want{{"nPercentile(s.a.x, 50)", []float64{3, 3, 3, 3, 3}}}},
-		{"stdev(s.a.x, 2)", []want{{"stdev(s.a.x,2)", []float64{0, 0.5, 0.5, 0.5, 0.5}}}},
-		// Filter series (sums: a 15, b 26, c 11; averages: 3, 6.5, 11/3; last: 5, 10, 1)
-		{"highestCurrent(s.*.*, 1)", []want{{"s.b.x", nil}}},
-		{"highestMax(s.*.*, 2)", []want{{"s.b.x", nil}, {"s.a.x", nil}}},
-		{"highestAverage(s.*.*, 1)", []want{{"s.b.x", nil}}},
-		{"lowestCurrent(s.*.*, 1)", []want{{"s.c.y", nil}}},
-		{"lowestAverage(s.*.*, 1)", []want{{"s.a.x", nil}}},
-		{"highest(s.*.*, 2, 'sum')", []want{{"s.b.x", nil}, {"s.a.x", nil}}},
-		{"lowest(s.*.*)", []want{{"s.a.x", nil}}},
-		{"limit(s.*.*, 2)", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
-		{"currentAbove(s.*.*, 4)", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
-		{"currentBelow(s.*.*, 5)", []want{{"s.a.x", nil}, {"s.c.y", nil}}},
-		{"maximumAbove(s.*.*, 5)", []want{{"s.b.x", nil}}},
-		{"averageAbove(s.*.*, 3.5)", []want{{"s.b.x", nil}, {"s.c.y", nil}}},
-		{"filterSeries(s.*.*, 'sum', '<', 15)", []want{{"s.c.y", nil}}},
-		{"removeEmptySeries(removeAboveValue(s.*.*, 0))", nil},
-		{"removeEmptySeries(s.*.*, 0.9)", []want{{"s.a.x", nil}}},
-		{"exclude(s.*.*, 'b')", []want{{"s.a.x", nil}, {"s.c.y", nil}}},
-		{"grep(s.*.*, '\\.x$')", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
-		// variances: a 2, b 8.75, c 32/9
-		{"mostDeviant(s.*.*, 1)", []want{{"s.b.x", nil}}},
-		{"unique(s.a.x, s.*.x)", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
-		{"fallbackSeries(does.not.exist, s.a.x)", []want{{"s.a.x", nil}}},
-		{"fallbackSeries(s.b.x, s.a.x)", []want{{"s.b.x", nil}}},
-		// Filter data
-		{"removeBelowValue(s.a.x, 3)", []want{{"removeBelowValue(s.a.x, 3)", []float64{N, N, 3, 4, 5}}}},
-		{"removeAboveValue(s.a.x, 3)", []want{{"removeAboveValue(s.a.x, 3)", []float64{1, 2, 3, N, N}}}},
-		// Sorting
-		{"sortByMaxima(s.*.*)", []want{{"s.b.x", nil}, {"s.a.x", nil}, {"s.c.y", nil}}},
-		{"sortByTotal(s.*.*)", []want{{"s.b.x", nil}, {"s.a.x", nil}, {"s.c.y", nil}}},
-		{"sortBy(s.*.*, 'last')", []want{{"s.c.y", nil}, {"s.a.x", nil}, {"s.b.x", nil}}},
-		{"sortBy(s.*.*, 'last', true)", []want{{"s.b.x", nil}, {"s.a.x", nil}, {"s.c.y", nil}}},
-		{"sortByName(srv.*)", []want{{"srv.h10", nil}, {"srv.h2", nil}}},
-		{"sortByName(srv.*, true)", []want{{"srv.h2", nil}, {"srv.h10", nil}}},
-		{"sortByName(s.*.*, reverse=true)", []want{{"s.c.y", nil}, {"s.b.x", nil}, {"s.a.x", nil}}},
-		// Alias
-		{"alias(s.a.x, 'foo')", []want{{"foo", []float64{1, 2, 3, 4, 5}}}},
-		{"aliasByNode(s.*.x, 1)", []want{{"a", nil}, {"b", nil}}},
-		{"aliasByNode(s.*.x, 1, -1)", []want{{"a.x", nil}, {"b.x", nil}}},
-		{"aliasByNode(sumSeries(s.a.x), 0, 2)", []want{{"s.x", nil}}},
-		{"aliasByNode(sumSeries(s.*.x), 1)", []want{{"*", nil}}},
-		{"aliasByTags(seriesByTag('name=cpu'), 'host', 'name')", []want{{"h1.cpu", nil}, {"h2.cpu", nil}}},
-		{"aliasByMetric(s.a.x)", []want{{"x", nil}}},
-		{"aliasByMetric(scale(s.a.x, 2))", []want{{"x", nil}}},
-		{`aliasSub(s.a.x, '(^.*$)', '\1 A')`, []want{{"s.a.x A", []float64{1, 2, 3, 4, 5}}}},
-		{`aliasSub(sumSeries(s.*.x), "(^.*$)", "\1 A")`, []want{{"sumSeries(s.*.x) A", []float64{3, 2, 9, 12, 15}}}},
-		{`aliasSub(s.a.x, '^s\.(\w+)\.x$', 'node-\g<1>')`, []want{{"node-a", nil}}},
-		{`aliasSub(s.a.x, '\.', '_')`, []want{{"s_a_x", nil}}},
-		{"legendValue(s.a.x, 'avg')", []want{{"s.a.x (avg: 3.0)", nil}}},
-		{"legendValue(s.a.x, 'avg', 'last')", []want{{"s.a.x (avg: 3.0) (last: 5.0)", nil}}},
-		{"legendValue(s.a.x, 'last', 'si')", []want{{"s.a.x               last 5.00      ", nil}}},
-		// Special
-		{"seriesByTag('name=cpu', 'dc=east')", []want{{"cpu;dc=east;host=h1", []float64{1, 2, 3, 4, 5}}}},
-		{"seriesByTag('name=cpu', 'host=~h[2-9]')", []want{{"cpu;dc=west;host=h2", nil}}},
-		{"sumSeries(seriesByTag('name=cpu'))", []want{{"sumSeries(seriesByTag('name=cpu'))", []float64{11, 22, 33, 44, 55}}}},
-		// step = (1040-990)/2 = 25: points at 990, 1015, 1040
-		{"constantLine(100)", []want{{"100.0", []float64{100, 100, 100}}}},
-		{"constantLine(1.5)", []want{{"1.5", []float64{1.5, 1.5, 1.5}}}},
-		{"threshold(5, 'limit')", []want{{"limit", []float64{5, 5, 5}}}},
-		{"threshold(5)", []want{{"5.0", []float64{5, 5, 5}}}},
-		// Graph: styling keeps the values
-		{"color(s.a.x, 'red')", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
-		{"lineWidth(s.a.x, 2)", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
-		{"alpha(s.a.x, 0.5)", []want{{"s.a.x", []float64{1, 2, 3, 4, 5}}}},
-		{"dashed(s.a.x)", []want{{"dashed(s.a.x, 5)", []float64{1, 2, 3, 4, 5}}}},
-		{"secondYAxis(s.a.x)", []want{{"secondYAxis(s.a.x)", []float64{1, 2, 3, 4, 5}}}},
-		{"drawAsInfinite(s.a.x)", []want{{"drawAsInfinite(s.a.x)", []float64{1, 2, 3, 4, 5}}}},
-		{"stacked(s.*.x)", []want{{"stacked(s.a.x)", []float64{1, 2, 3, 4, 5}}, {"stacked(s.b.x)", []float64{3, N, 9, 12, 15}}}},
-		// pipes
-		{"s.*.x|sumSeries()|scale(2)", []want{{"scale(sumSeries(s.*.x),2)", []float64{6, 4, 18, 24, 30}}}},
-	} {
+	for _, tc := range functionCases {
 		got, err := evalTarget(t, newFake(), tc.target, 990, 1040)
 		if err != nil {
 			t.Errorf("%s: %v", tc.target, err)
@@ -286,22 +291,21 @@ func TestEvalErrors(t *testing.T) {
 	checkSeries(t, "scale kw", got, []want{{"scale(s.a.x,3)", []float64{3, 6, 9, 12, 15}}})
 }
 
+var nestedCases = []funcCase{
+	{"aliasByNode(sumSeries(s.*.x), 0)", []want{{"s", []float64{3, 2, 9, 12, 15}}}},
+	{"scale(sumSeries(s.a.x, s.b.x), 2)", []want{{"scale(sumSeries(s.a.x,s.b.x),2)", []float64{6, 4, 18, 24, 30}}}},
+	// pathExpression of a transformed series is its name
+	{"sumSeries(scale(s.*.x, 2))", []want{{"sumSeries(scale(s.a.x,2),scale(s.b.x,2))", []float64{6, 4, 18, 24, 30}}}},
+	{"asPercent(s.a.x, sumSeries(s.*.x))", []want{{"asPercent(s.a.x,sumSeries(s.*.x))", []float64{100.0 / 3, 100, 100.0 / 3, 100.0 / 3, 100.0 / 3}}}},
+	{"highestMax(groupByNode(s.*.*, 2, 'sum'), 1)", []want{{"x", []float64{3, 2, 9, 12, 15}}}},
+	{"sumSeries(transformNull(s.c.y), keepLastValue(s.c.y))", []want{{"sumSeries(transformNull(s.c.y,0),keepLastValue(s.c.y))", []float64{10, 10, 5, 5, 2}}}},
+	{"movingSum(scale(s.a.x, 10), 1)", []want{{"movingSum(scale(s.a.x,10),1)", []float64{400, 10, 20, 30, 40}}}},
+	{"timeShift(sumSeries(s.a.x), '10s')", []want{{`timeShift(sumSeries(s.a.x), "-10s")`, []float64{40, 1, 2, 3, 4}}}},
+	{"derivative(summarize(s.a.x, '20s'))", []want{{`derivative(summarize(s.a.x, "20s", "sum"))`, []float64{N, 4, -2}}}},
+}
+
 func TestNestedEvaluation(t *testing.T) {
-	for _, tc := range []struct {
-		target string
-		want   []want
-	}{
-		{"aliasByNode(sumSeries(s.*.x), 0)", []want{{"s", []float64{3, 2, 9, 12, 15}}}},
-		{"scale(sumSeries(s.a.x, s.b.x), 2)", []want{{"scale(sumSeries(s.a.x,s.b.x),2)", []float64{6, 4, 18, 24, 30}}}},
-		// pathExpression of a transformed series is its name
-		{"sumSeries(scale(s.*.x, 2))", []want{{"sumSeries(scale(s.a.x,2),scale(s.b.x,2))", []float64{6, 4, 18, 24, 30}}}},
-		{"asPercent(s.a.x, sumSeries(s.*.x))", []want{{"asPercent(s.a.x,sumSeries(s.*.x))", []float64{100.0 / 3, 100, 100.0 / 3, 100.0 / 3, 100.0 / 3}}}},
-		{"highestMax(groupByNode(s.*.*, 2, 'sum'), 1)", []want{{"x", []float64{3, 2, 9, 12, 15}}}},
-		{"sumSeries(transformNull(s.c.y), keepLastValue(s.c.y))", []want{{"sumSeries(transformNull(s.c.y,0),keepLastValue(s.c.y))", []float64{10, 10, 5, 5, 2}}}},
-		{"movingSum(scale(s.a.x, 10), 1)", []want{{"movingSum(scale(s.a.x,10),1)", []float64{400, 10, 20, 30, 40}}}},
-		{"timeShift(sumSeries(s.a.x), '10s')", []want{{`timeShift(sumSeries(s.a.x), "-10s")`, []float64{40, 1, 2, 3, 4}}}},
-		{"derivative(summarize(s.a.x, '20s'))", []want{{`derivative(summarize(s.a.x, "20s", "sum"))`, []float64{N, 4, -2}}}},
-	} {
+	for _, tc := range nestedCases {
 		got, err := evalTarget(t, newFake(), tc.target, 990, 1040)
 		if err != nil {
 			t.Errorf("%s: %v", tc.target, err)

@@ -541,8 +541,8 @@ func fnConsolidateBy(e *env, a *args) ([]*Series, error) {
 }
 
 func fnCumulative(e *env, a *args) ([]*Series, error) {
-	a.vals[1] = value{kind: vString, str: "sum"}
-	return fnConsolidateBy(e, a)
+	b := &args{fn: a.fn, vals: []value{a.vals[0], {kind: vString, str: "sum"}}, multi: make([][]value, 2)}
+	return fnConsolidateBy(e, b)
 }
 
 func fnSetXFilesFactor(e *env, a *args) ([]*Series, error) {

@@ -83,6 +83,8 @@ def fetch(ctx, path_expr, timer=None):
 evaluator.fetchData = fetch
 evaluator.prefetchData = lambda *a, **k: None
 
+from graphite.render.views import renderViewJson  # noqa: E402
+
 out = []
 for target in req['targets']:
     ctx = {
@@ -93,7 +95,17 @@ for target in req['targets']:
     }
     try:
         series = []
-        for s in evaluator.evaluateTarget(ctx, target):
+        result = evaluator.evaluateTarget(ctx, target)
+        if req.get('maxDataPoints'):
+            resp = renderViewJson({'maxDataPoints': req['maxDataPoints']}, result)
+            for r in json.loads(resp.content.decode('utf-8')):
+                pts = r['datapoints']
+                series.append({'name': r['target'], 'start': pts[0][1] if pts else 0,
+                               'step': pts[1][1] - pts[0][1] if len(pts) > 1 else 0,
+                               'values': [p[0] for p in pts]})
+            out.append({'target': target, 'series': series})
+            continue
+        for s in result:
             vals = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in s]
             ts = list(range(int(s.start), int(s.end) + 1, int(s.step * s.valuesPerPoint)))
             n = min(len(vals), len(ts))

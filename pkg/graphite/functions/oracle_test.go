@@ -19,8 +19,8 @@ func TestGraphiteWebOracle(t *testing.T) {
 	requireOracle(t)
 	var targets []string
 	for _, c := range append(append([]funcCase(nil), functionCases...), nestedCases...) {
-		if strings.Contains(c.target, "seriesByTag") || strings.Contains(c.target, "|") {
-			continue // no tag database in the oracle; pipes are graphite-web 1.2
+		if strings.Contains(c.target, "|") {
+			continue // pipes are graphite-web 1.2
 		}
 		targets = append(targets, c.target)
 	}
@@ -206,4 +206,14 @@ var oracleOnlyTargets = []string{
 	"aggregate(s.*.*, 'multiply')",
 	"threshold(3.5, 'x', 'red')",
 	"identity('ts')",
+	"seriesByTag('name=cpu')",
+	"seriesByTag('name=~c.*', 'dc!=east')",
+	"seriesByTag('name=cpu', 'host!=~h1')",
+	"aliasByTags(seriesByTag('name=cpu'), 'dc')",
+	"aliasByNode(seriesByTag('name=cpu'), 0, 'host')",
+	"groupByTags(seriesByTag('name=cpu'), 'average', 'dc', 'name')",
+	"groupByTags(seriesByTag('name=cpu'), 'sumSeries', 'host')",
+	"averageSeries(seriesByTag('name=cpu'))",
+	"scale(seriesByTag('name=cpu', 'dc=west'), 0.1)",
+	"aliasByMetric(seriesByTag('name=cpu'))",
 }

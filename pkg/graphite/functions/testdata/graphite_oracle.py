@@ -8,6 +8,7 @@ stdout: [{"target": t, "series": [{"name", "start", "step", "values"}]} | {"targ
 Fetches answer like whisper: (from, until] gives the points from
 from-from%step+step to until-until%step+step (exclusive).
 """
+import ast
 import json
 import math
 import os
@@ -29,6 +30,7 @@ django.setup()
 from datetime import datetime, timezone  # noqa: E402
 import graphite.render.evaluator as evaluator  # noqa: E402
 from graphite.render.datalib import TimeSeries  # noqa: E402
+from graphite.tags.utils import TaggedSeries  # noqa: E402
 
 req = json.load(sys.stdin)
 DATA = req['data']
@@ -56,13 +58,35 @@ def glob_re(glob):
     return re.compile(out + '$')
 
 
+def tag_match(name, exprs):
+    tags = TaggedSeries.parse(name).tags
+    for e in exprs:
+        m = re.match(r'^([^!=]+)(!=~|=~|!=|=)(.*)$', e)
+        tag, op, val = m.group(1), m.group(2), m.group(3)
+        got = tags.get(tag, '')
+        if op == '=' and got != val:
+            return False
+        if op == '!=' and got == val:
+            return False
+        if op == '=~' and not re.match(val, got):
+            return False
+        if op == '!=~' and re.match(val, got):
+            return False
+    return True
+
+
 def fetch(ctx, path_expr, timer=None):
     frm = int(ctx['startTime'].timestamp())
     until = int(ctx['endTime'].timestamp())
-    rx = glob_re(path_expr)
+    if path_expr.startswith('seriesByTag('):
+        exprs = ast.literal_eval('[' + path_expr[len('seriesByTag('):-1] + ']')
+        match = lambda name: ';' in name and tag_match(name, exprs)
+    else:
+        rx = glob_re(path_expr)
+        match = lambda name: ';' not in name and rx.match(name)
     res = []
     for name in sorted(DATA):
-        if ';' in name or not rx.match(name):
+        if not match(name):
             continue
         d = DATA[name]
         step = d['step']

@@ -272,7 +272,7 @@ func fnDashed(e *env, a *args) ([]*Series, error) {
 
 func fnStacked(e *env, a *args) ([]*Series, error) {
 	stack := a.str(1, "__DEFAULT__")
-	var total []float64
+	total := e.stacks[stack]
 	var out []*Series
 	for _, s := range a.series(0) {
 		vals := make([]float64, len(s.Values))
@@ -294,6 +294,7 @@ func fnStacked(e *env, a *args) ([]*Series, error) {
 		}
 		out = append(out, copySeries(s, name, vals))
 	}
+	e.stacks[stack] = total
 	return out, nil
 }
 

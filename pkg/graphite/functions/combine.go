@@ -260,17 +260,26 @@ func fnAsPercent(e *env, a *args) ([]*Series, error) {
 	if len(list) == 0 {
 		return nil, nil // graphite-web's normalize() of nothing
 	}
+	// graphite-web normalizes the series list in place first: from here on
+	// (unless a later normalize of a pair overrides it) its series are read
+	// at the list's common step, while keeping their own start and step.
+	rawLen0 := len(list[0].Values)
+	nzTop, _ := normalize(list)
+	consolidateInPlace := func() {
+		for i, s := range list {
+			s.Values = nzTop.values[i]
+		}
+	}
 	var totalVals []float64
 	var totalText string
 	switch total.kind {
 	case 0:
-		nz, vals := sumRows(list)
-		// graphite-web consolidates the inputs in place: their values are
-		// read at the common step from here on.
-		for i, s := range list {
-			s.Values = nz.values[i]
+		totalVals = make([]float64, nzTop.maxLen)
+		buf := make([]float64, 0, len(list))
+		for i := range totalVals {
+			totalVals[i] = safeSum(nzTop.row(i, buf))
 		}
-		totalVals = vals
+		consolidateInPlace()
 		totalText = "sumSeries(" + formatPathExpressions(list) + ")"
 	case vSeries:
 		tl := total.series
@@ -296,11 +305,8 @@ func fnAsPercent(e *env, a *args) ([]*Series, error) {
 		totalVals = nz.values[len(list)]
 		totalText = tl[0].Name
 	case vNumber:
-		n := 0
-		if len(list) > 0 {
-			n = len(list[0].Values)
-		}
-		totalVals = make([]float64, n)
+		consolidateInPlace()
+		totalVals = make([]float64, rawLen0)
 		for i := range totalVals {
 			totalVals[i] = total.num
 		}

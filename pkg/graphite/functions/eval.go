@@ -35,7 +35,7 @@ func Eval(ctx context.Context, req *Request, target *parser.Expr) (_ []*Series, 
 	if req == nil || req.Fetcher == nil {
 		return nil, fmt.Errorf("graphite evaluation needs a fetcher")
 	}
-	e := &env{ctx: ctx, req: req, from: req.From, until: req.Until}
+	e := &env{ctx: ctx, req: req, from: req.From, until: req.Until, stacks: map[string][]float64{}}
 	if target.Kind != parser.KindPath && target.Kind != parser.KindCall {
 		return nil, inputErrorf("a target must be a metric path or a function call, not %s", target.Source)
 	}
@@ -82,6 +82,10 @@ type env struct {
 	req         *Request
 	from, until int64
 	depth       int
+	// stacks are stacked()'s running totals by stack name. Like
+	// graphite-web's requestContext['totalStack'] they are shared by every
+	// evaluation of the target, re-fetches included.
+	stacks map[string][]float64
 }
 
 // withRange is the same evaluation over another time range (timeShift,

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -216,4 +218,52 @@ var oracleOnlyTargets = []string{
 	"averageSeries(seriesByTag('name=cpu'))",
 	"scale(seriesByTag('name=cpu', 'dc=west'), 0.1)",
 	"aliasByMetric(seriesByTag('name=cpu'))",
+}
+
+// TestGraphiteWebOracleRandom compares randomly nested targets.
+func TestGraphiteWebOracleRandom(t *testing.T) {
+	requireOracle(t)
+	leaves := []string{"s.*.*", "s.a.x", "s.*.x", "t.w", "neg.n", "cnt.c", "s.{a,b}.x", "s.[ab].x", "{t,neg}.*", "srv.*"}
+	templates := []string{
+		"sumSeries(%s)", "averageSeries(%s)", "maxSeries(%s)", "minSeries(%s)", "diffSeries(%s)", "multiplySeries(%s)",
+		"stddevSeries(%s)", "countSeries(%s)", "rangeOfSeries(%s)", "scale(%s, 2.5)", "offset(%s, -1)", "absolute(%s)",
+		"invert(%s)", "log(%s)", "pow(%s, 2)", "squareRoot(%s)", "perSecond(%s)", "derivative(%s)",
+		"nonNegativeDerivative(%s)", "integral(%s)", "keepLastValue(%s)", "transformNull(%s, 7)", "isNonNull(%s)",
+		"changed(%s)", "delay(%s, 1)", "offsetToZero(%s)", "movingAverage(%s, 2)", "movingSum(%s, '20s')",
+		"movingMax(%s, 3)", "movingMin(%s, '10s')", "movingMedian(%s, 2)", "summarize(%s, '20s', 'avg')",
+		"summarize(%s, '30s')", "hitcount(%s, '20s')", "smartSummarize(%s, '20s', 'max')", "timeShift(%s, '10s')",
+		"highestMax(%s, 1)", "lowestAverage(%s, 2)", "sortByName(%s)", "sortByTotal(%s)", "sortByMaxima(%s)",
+		"limit(%s, 1)", "currentAbove(%s, 3)", "averageAbove(%s, 2)", "maximumAbove(%s, 4)", "removeBelowValue(%s, 3)",
+		"removeAboveValue(%s, 3)", "removeEmptySeries(%s)", "nPercentile(%s, 75)", "percentileOfSeries(%s, 90)",
+		"aliasByNode(%s, 1)", "aliasByMetric(%s)", "aliasSub(%s, '\\.', '_')", "alias(%s, 'z')", "legendValue(%s, 'avg')",
+		"groupByNode(%s, 1, 'sum')", "asPercent(%s)", "divideSeries(%s, s.a.x)", "consolidateBy(%s, 'max')",
+		"exclude(%s, 'c')", "grep(%s, 'a')", "mostDeviant(%s, 2)", "unique(%s)", "stacked(%s)", "dashed(%s)",
+		"secondYAxis(%s)", "drawAsInfinite(%s)", "color(%s, 'red')", "aggregate(%s, 'median')",
+		"sumSeriesWithWildcards(%s, 1)", "interpolate(%s)", "minMax(%s)", "integralByInterval(%s, '20s')",
+		"highest(%s, 2, 'max')", "sortBy(%s, 'min', true)", "filterSeries(%s, 'last', '>=', 2)",
+		"scaleToSeconds(%s, 60)", "exponentialMovingAverage(%s, 2)", "stdev(%s, 2)", "fallbackSeries(%s, s.a.x)",
+		"groupByNodes(%s, 'sum', 0)", "aggregateWithWildcards(%s, 'max', 0)", "asPercent(%s, 50)",
+	}
+	seed := uint64(7)
+	if v, err := strconv.ParseUint(os.Getenv("MERIDIAN_GRAPHITE_ORACLE_SEED"), 10, 64); err == nil {
+		seed = v
+	}
+	rng := rand.New(rand.NewPCG(seed, 11))
+	var gen func(depth int) string
+	gen = func(depth int) string {
+		if depth == 0 || rng.IntN(4) == 0 {
+			return leaves[rng.IntN(len(leaves))]
+		}
+		return fmt.Sprintf(templates[rng.IntN(len(templates))], gen(depth-1))
+	}
+	seen := map[string]bool{}
+	var targets []string
+	for len(targets) < 600 {
+		tg := gen(3)
+		if !seen[tg] {
+			seen[tg] = true
+			targets = append(targets, tg)
+		}
+	}
+	compareWithOracle(t, newFake(), targets, 990, 1040, 0)
 }

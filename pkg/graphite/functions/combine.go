@@ -415,7 +415,7 @@ func asPercentByNodes(a *args, list []*Series, total value, nodeVals []value) ([
 // firstPathExpression digs the first metric path out of a function-call
 // name, as graphite-web's _getFirstPathExpression.
 func firstPathExpression(name string) string {
-	x, err := parser.Parse(name)
+	x, err := parser.ParsePrefix(name)
 	if err != nil {
 		return name
 	}

@@ -424,15 +424,13 @@ func fnInterpolate(e *env, a *args) ([]*Series, error) {
 
 func fnTransformNull(e *env, a *args) ([]*Series, error) {
 	def := a.float(1, 0)
+	refs := a.series(2)
+	ref := len(refs) > 0 // an empty reference list counts as none, as in graphite-web
 	var defaults []float64
-	ref := a.has(2)
 	if ref {
-		refs := a.series(2)
 		n := 0
 		for _, r := range refs {
-			if len(r.Values) > n {
-				n = len(r.Values)
-			}
+			n = max(n, len(r.Values))
 		}
 		defaults = make([]float64, n)
 		for i := range defaults {
@@ -454,24 +452,27 @@ func fnTransformNull(e *env, a *args) ([]*Series, error) {
 			s.Name = "transformNull(" + s.Name + "," + pyG(def) + ")"
 		}
 		s.PathExpression = s.Name
-		if len(defaults) > 0 {
-			n := max(len(s.Values), len(defaults))
-			vals := make([]float64, n)
-			for i := range vals {
-				v := at(s.Values, i)
-				if isNull(v) {
-					v = at(defaults, i)
-				}
-				vals[i] = v
-			}
-			s.Values = vals
-		} else {
+		if !ref {
 			for i, v := range s.Values {
 				if isNull(v) {
 					s.Values[i] = def
 				}
 			}
+			continue
 		}
+		n := max(len(s.Values), len(defaults))
+		vals := make([]float64, n)
+		for i := range vals {
+			v := at(s.Values, i)
+			if isNull(v) {
+				v = at(defaults, i)
+			}
+			vals[i] = v
+		}
+		// graphite-web replaces the values with series.extend(values) and
+		// del series[:len(values)]: when the reference is longer, the
+		// series keeps the last len(series) values.
+		s.Values = vals[n-len(s.Values):]
 	}
 	return a.series(0), nil
 }

@@ -65,6 +65,26 @@ func Parse(target string) (*Expr, error) {
 	return e, nil
 }
 
+// ParsePrefix parses the longest target at the start of s and ignores what
+// follows, as graphite-web's grammar does when it re-parses a series name
+// (aliasByNode on "sumSeries(a.b) (avg: 1.0)" uses the path a.b). When the
+// text does not start with a valid call it falls back to a bare path
+// ("movingMedian(,2)" gives the path movingMedian).
+func ParsePrefix(s string) (*Expr, error) {
+	p := &parser{src: s}
+	p.skipSpace()
+	if p.pos >= len(p.src) {
+		return nil, p.errorf(p.pos, "expected a metric path or a function call, found end of target")
+	}
+	start := p.pos
+	e, err := p.expression()
+	if err != nil {
+		p.pos = start
+		return p.path()
+	}
+	return e, nil
+}
+
 type parser struct {
 	src string
 	pos int

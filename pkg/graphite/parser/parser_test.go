@@ -183,3 +183,24 @@ func FuzzParse(f *testing.F) {
 		checkSources(t, in, e)
 	})
 }
+
+func TestParsePrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"sumSeries(a.b) (avg: 1.0)": "sumSeries[path(a.b)]",
+		"x, 6.5)":                   "path(x)",
+		"movingMedian(,2)":          "path(movingMedian)",
+		"a.b":                       "path(a.b)",
+	} {
+		e, err := ParsePrefix(in)
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got := dump(e); got != want {
+			t.Errorf("%q: got %s want %s", in, got, want)
+		}
+	}
+	if _, err := ParsePrefix("(x"); err == nil {
+		t.Error("ParsePrefix accepted \"(x\"")
+	}
+}

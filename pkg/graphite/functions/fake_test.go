@@ -66,7 +66,11 @@ func globRE(glob string) *regexp.Regexp {
 		}
 	}
 	b.WriteString("$")
-	return regexp.MustCompile(b.String())
+	re, err := regexp.Compile(b.String())
+	if err != nil {
+		return regexp.MustCompile(`^\x00never$`) // an invalid glob matches nothing
+	}
+	return re
 }
 
 func (f *fakeFetcher) names() []string {
@@ -109,9 +113,11 @@ func (f *fakeFetcher) FetchTagged(ctx context.Context, exprs []string, from, unt
 			case "!=":
 				ok = ok && got != v
 			case "=~":
-				ok = ok && regexp.MustCompile("^(?:"+v+")").MatchString(got)
+				re, err := regexp.Compile("^(?:" + v + ")")
+				ok = ok && err == nil && re.MatchString(got)
 			case "!=~":
-				ok = ok && !regexp.MustCompile("^(?:"+v+")").MatchString(got)
+				re, err := regexp.Compile("^(?:" + v + ")")
+				ok = ok && err == nil && !re.MatchString(got)
 			}
 		}
 		if ok {

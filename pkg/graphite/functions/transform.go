@@ -619,6 +619,17 @@ func fnTimeStack(e *env, a *args) ([]*Series, error) {
 	return out, nil
 }
 
+// maxBuckets bounds the points summarize, smartSummarize and hitcount may
+// produce for one series (a 1s interval over years would be millions).
+const maxBuckets = 1 << 22
+
+func checkBuckets(a *args, s *Series, interval int64) error {
+	if (s.End-s.Start)/interval > maxBuckets {
+		return a.errorf("interval %ds over %ds gives more than %d points: use a larger interval", interval, s.End-s.Start, maxBuckets)
+	}
+	return nil
+}
+
 // summarizeValues is graphite-web's _summarizeValues.
 func summarizeValues(s *Series, f aggFunc, interval, newStart, newEnd int64) ([]float64, int64) {
 	var ts []int64
@@ -662,6 +673,9 @@ func fnSummarize(e *env, a *args) ([]*Series, error) {
 	f, _, _ := lookupAgg(fname)
 	var out []*Series
 	for _, s := range a.series(0) {
+		if err := checkBuckets(a, s, interval); err != nil {
+			return nil, err
+		}
 		var newStart, newEnd int64
 		if alignToFrom {
 			newStart, newEnd = s.Start, s.End
@@ -708,6 +722,9 @@ func fnSmartSummarize(e *env, a *args) ([]*Series, error) {
 	}
 	var out []*Series
 	for _, s := range list {
+		if err := checkBuckets(a, s, interval); err != nil {
+			return nil, err
+		}
 		vals, alignedEnd := summarizeValues(s, f, interval, s.Start, s.End)
 		s.Tags["smartSummarize"] = istr
 		s.Tags["smartSummarizeFunction"] = fname
@@ -787,6 +804,9 @@ func fnHitcount(e *env, a *args) ([]*Series, error) {
 	}
 	var out []*Series
 	for _, s := range list {
+		if err := checkBuckets(a, s, interval); err != nil {
+			return nil, err
+		}
 		step := s.Step
 		bucketCount := int64(math.Ceil(float64(s.End-s.Start) / float64(interval)))
 		if bucketCount < 0 {

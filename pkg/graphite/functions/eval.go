@@ -127,7 +127,7 @@ func (e *env) eval(x *parser.Expr) (value, error) {
 		if err != nil {
 			return value{}, err
 		}
-		return value{kind: vSeries, expr: x, series: prepareFetched(list, x.Path)}, nil
+		return value{kind: vSeries, expr: x, series: prepareFetched(list, x.Path, !e.req.MutableFetches)}, nil
 	case parser.KindCall:
 		if x.Name == "seriesByTag" {
 			return e.seriesByTag(x)
@@ -164,14 +164,16 @@ func (e *env) eval(x *parser.Expr) (value, error) {
 
 // prepareFetched copies what the fetcher returned (functions change series in
 // place, as graphite-web's do) and fills the defaults.
-func prepareFetched(list []*Series, pathExpr string) []*Series {
+func prepareFetched(list []*Series, pathExpr string, copyValues bool) []*Series {
 	out := make([]*Series, 0, len(list))
 	// graphite-web returns the series of a fetch sorted by name.
 	list = append([]*Series(nil), list...)
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	for _, s := range list {
 		c := *s
-		c.Values = append([]float64(nil), s.Values...)
+		if copyValues {
+			c.Values = append([]float64(nil), s.Values...)
+		}
 		if s.Tags != nil {
 			c.Tags = cloneTags(s.Tags)
 		} else {
@@ -224,7 +226,7 @@ func (e *env) seriesByTag(x *parser.Expr) (value, error) {
 	if err != nil {
 		return value{}, err
 	}
-	return value{kind: vSeries, expr: x, series: prepareFetched(list, x.Source)}, nil
+	return value{kind: vSeries, expr: x, series: prepareFetched(list, x.Source, !e.req.MutableFetches)}, nil
 }
 
 // splitTagExpr splits "tag=value", "tag!=value", "tag=~re", "tag!=~re".

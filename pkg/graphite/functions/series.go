@@ -34,4 +34,9 @@ type Request struct {
 	From, Until   int64 // seconds; from exclusive, until inclusive
 	MaxDataPoints int   // 0 = no consolidation
 	Fetcher       Fetcher
+
+	// MutableFetches says the Fetcher returns new slices on every call
+	// that the evaluator may change in place; without it every fetched
+	// series is copied first (graphite functions modify their input).
+	MutableFetches bool
 }

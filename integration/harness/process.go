@@ -64,7 +64,7 @@ type Process struct {
 	grpcPort int
 	extra    []string          // flags for listeners found in -help
 	listen   map[string]string // host:port listener flag → its address
-	root     string   // holds data/ and the log; kept when the test fails
+	root     string            // holds data/ and the log; kept when the test fails
 	dataDir  string
 	logPath  string
 

@@ -231,7 +231,7 @@ func readLine(r *bufio.Reader, maxLen int) (line []byte, tooLong bool, err error
 		}
 		buf = trimEOL(buf)
 		if len(buf) > maxLen {
-			return buf[:128], true, err
+			return buf[:min(len(buf), 128)], true, err
 		}
 		return buf, false, err
 	}
@@ -281,7 +281,7 @@ func (in *Ingester) addLines(b *batch, data []byte) {
 		line = trimEOL(line)
 		switch {
 		case len(line) > in.cfg.MaxLineLength:
-			b.reject(ReasonLineTooLong, fmt.Sprintf("line longer than %d bytes (-graphite.carbon.max-line-length)", in.cfg.MaxLineLength), line[:128])
+			b.reject(ReasonLineTooLong, fmt.Sprintf("line longer than %d bytes (-graphite.carbon.max-line-length)", in.cfg.MaxLineLength), line[:min(len(line), 128)])
 		case len(line) > 0:
 			b.add(line)
 		}

@@ -203,3 +203,26 @@ func waitFor(t testing.TB, cond func() bool) {
 func userCtx(t string) context.Context { return user.InjectOrgID(context.Background(), t) }
 
 func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("test", flag.ContinueOnError) }
+
+// TestReadLineLimits: lines just over a small limit, and far over it, are
+// cut without panicking and the next line is intact.
+func TestReadLineLimits(t *testing.T) {
+	for _, n := range []int{64, 65, 66, 67, 200, 70000} {
+		data := strings.Repeat("x", n) + "\nnext 1 2\n"
+		r := bufio.NewReaderSize(strings.NewReader(data), 64<<10)
+		line, tooLong, err := readLine(r, 64)
+		require.NoError(t, err)
+		require.Equal(t, n > 64, tooLong, n)
+		require.LessOrEqual(t, len(line), max(64, 128))
+		line, tooLong, err = readLine(r, 64)
+		require.NoError(t, err)
+		require.False(t, tooLong)
+		require.Equal(t, "next 1 2", string(line))
+	}
+	in := NewIngester(testCarbonConfig(), &fakeWriter{}, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	in.cfg.MaxLineLength = 64
+	b := in.newBatch("http", "")
+	b.result = &IngestResult{Reasons: map[string]int{}}
+	in.addLines(b, []byte(strings.Repeat("y", 70)+"\n"))
+	require.Equal(t, 1, b.result.Reasons[ReasonLineTooLong])
+}

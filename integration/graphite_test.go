@@ -403,3 +403,39 @@ func TestGraphiteRenderLimits(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, code, string(body))
 	require.Contains(t, string(body), "err-meridian-graphite-max-series-per-render")
 }
+
+// TestGraphiteMicroservices: carbon lines sent to a distributor process are
+// replicated to the ingesters (RF 2 over 2 ingesters) and served by a
+// separate querier's /graphite API and Prometheus API.
+func TestGraphiteMicroservices(t *testing.T) {
+	t.Parallel()
+	c := harness.NewCluster(t, harness.ClusterOptions{ReplicationFactor: 2})
+	c.StartIngester("ing-1", "")
+	c.StartIngester("ing-2", "")
+	d := c.StartDistributor(false, "-graphite.carbon.tenant=ms-team")
+	q := c.StartQuerier()
+	harness.Eventually(t, 30*time.Second, 200*time.Millisecond, "the distributor sees both ingesters", func() error {
+		return harness.RingActiveExactly(d, "ing-1", "ing-2")
+	})
+
+	ts := time.Now().Add(-2 * time.Minute).Unix()
+	d.SendCarbon(
+		fmt.Sprintf("ms.host1.cpu 1.5 %d", ts),
+		"ms.host1.mem not-a-number",
+		fmt.Sprintf("ms.host2.cpu 2.5 %d", ts),
+		fmt.Sprintf("ms.tagged;role=db 9 %d", ts),
+	)
+	requireEventually(t, 30*time.Second, 200*time.Millisecond, "carbon lines visible on the querier", func() bool {
+		code, body := mgGet(t, q, "ms-team", "/metrics/find", url.Values{"query": {"ms.*"}})
+		return code == http.StatusOK && strings.Contains(string(body), "host2")
+	})
+	require.Equal(t, []string{"host1", "host2"}, mgSortedKeys(mgFind(t, q, "ms-team", "ms.*")))
+	v, ok := mgPromValue(t, q, "ms-team", "ms.host2.cpu", time.Unix(ts, 0))
+	require.True(t, ok)
+	require.Equal(t, 2.5, v)
+	var list []string
+	mgJSON(t, q, "ms-team", "/tags/autoComplete/values", url.Values{"tag": {"role"}}, &list)
+	require.Equal(t, []string{"db"}, list)
+	require.Equal(t, 1.0, mgMetric(d, "meridian_graphite_carbon_lines_rejected_total", map[string]string{"reason": "bad_value"}))
+	require.Equal(t, 3.0, mgMetric(d, "meridian_graphite_carbon_lines_stored_total", map[string]string{"protocol": "tcp"}))
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -41,11 +42,12 @@ type Ingester struct {
 	now    func() time.Time
 	badLog *sampledLogger
 
-	mtx   sync.Mutex
-	tcp   net.Listener
-	udp   net.PacketConn
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mtx     sync.Mutex
+	tcp     net.Listener
+	udp     net.PacketConn
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+	stopped chan struct{} // closed when the service stops
 
 	linesReceived *prometheus.CounterVec
 	linesRejected *prometheus.CounterVec
@@ -59,12 +61,13 @@ type Ingester struct {
 func NewIngester(cfg CarbonConfig, w Writer, logger log.Logger, reg prometheus.Registerer) *Ingester {
 	f := promauto.With(reg)
 	in := &Ingester{
-		cfg:    cfg,
-		writer: w,
-		logger: logger,
-		now:    time.Now,
-		badLog: &sampledLogger{logger: logger, every: 5 * time.Second},
-		conns:  map[net.Conn]struct{}{},
+		cfg:     cfg,
+		writer:  w,
+		logger:  logger,
+		now:     time.Now,
+		badLog:  &sampledLogger{logger: logger, every: 5 * time.Second},
+		conns:   map[net.Conn]struct{}{},
+		stopped: make(chan struct{}),
 		linesReceived: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_graphite_carbon_lines_received_total",
 			Help: "Carbon plaintext lines received (empty lines not counted), by protocol (tcp, udp, http).",
@@ -123,6 +126,7 @@ func (in *Ingester) starting(context.Context) error {
 // stopping closes the listeners and the open connections; lines already
 // read are written before the connection goroutines end.
 func (in *Ingester) stopping(error) error {
+	close(in.stopped)
 	in.mtx.Lock()
 	if in.tcp != nil {
 		_ = in.tcp.Close()
@@ -384,8 +388,19 @@ func (b *batch) flush(ctx context.Context) int {
 		return http.StatusOK
 	}
 	n := len(b.series)
-	req := &prompb.WriteRequest{Timeseries: b.series}
-	res := b.in.writer.Write(ctx, req, distributor.WriteOptions{GraphiteNames: true})
+	res := b.in.writer.Write(ctx, &prompb.WriteRequest{Timeseries: slices.Clone(b.series)}, distributor.WriteOptions{GraphiteNames: true})
+	// Carbon senders get no answer and cannot resend: when the write failed
+	// as a whole (ingesters briefly unavailable), the listeners retry it.
+	// HTTP clients get the status and retry themselves.
+	for attempt := 0; res.Status >= 500 && b.result == nil && attempt < len(carbonRetryBackoff); attempt++ {
+		select {
+		case <-time.After(carbonRetryBackoff[attempt]):
+		case <-b.in.stopped:
+			attempt = len(carbonRetryBackoff)
+			continue
+		}
+		res = b.in.writer.Write(ctx, &prompb.WriteRequest{Timeseries: slices.Clone(b.series)}, distributor.WriteOptions{GraphiteNames: true})
+	}
 	lineOf := b.lineOf
 	b.series, b.lineOf = nil, nil
 	b.worst = max(b.worst, res.Status)
@@ -426,6 +441,10 @@ func (b *batch) stored(n int) {
 		b.result.Accepted += n
 	}
 }
+
+// carbonRetryBackoff are the waits before the listeners retry a write that
+// failed as a whole.
+var carbonRetryBackoff = []time.Duration{200 * time.Millisecond, time.Second, 3 * time.Second}
 
 // sampledLogger logs at most one line per period and says how many it
 // skipped, so a sender of garbage cannot flood the log.

@@ -226,3 +226,41 @@ func TestReadLineLimits(t *testing.T) {
 	in.addLines(b, []byte(strings.Repeat("y", 70)+"\n"))
 	require.Equal(t, 1, b.result.Reasons[ReasonLineTooLong])
 }
+
+// flakyWriter fails the first fails writes as a whole with 500.
+type flakyWriter struct {
+	fakeWriter
+	mtx   sync.Mutex
+	fails int
+	calls int
+}
+
+func (f *flakyWriter) Write(ctx context.Context, req *prompb.WriteRequest, opts distributor.WriteOptions) distributor.WriteResult {
+	f.mtx.Lock()
+	f.calls++
+	fail := f.calls <= f.fails
+	f.mtx.Unlock()
+	if fail {
+		// Storage may have filtered the request in place before failing.
+		req.Timeseries = req.Timeseries[:0]
+		return distributor.WriteResult{Status: 500, Message: "ingesters unavailable"}
+	}
+	return f.fakeWriter.Write(ctx, req, opts)
+}
+
+// TestCarbonRetriesFailedWrites: carbon senders cannot resend, so a write
+// that failed as a whole is retried, with the lines as sent.
+func TestCarbonRetriesFailedWrites(t *testing.T) {
+	w := &flakyWriter{fails: 2}
+	in := NewIngester(testCarbonConfig(), w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), in))
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), in)) }()
+	c, err := net.Dial("tcp", in.TCPAddr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = fmt.Fprint(c, "r.a 1 1700000000\nr.b 2 1700000000\n")
+	require.NoError(t, err)
+	waitFor(t, func() bool { return len(w.names("carbon-tenant")) == 2 })
+	require.Equal(t, 0.0, testutil.ToFloat64(in.linesRejected.WithLabelValues(ReasonStorage)))
+	require.Equal(t, 2.0, testutil.ToFloat64(in.linesStored.WithLabelValues("tcp")))
+}

@@ -12,6 +12,6 @@ COPY --from=build /out/meridian /usr/bin/meridian
 USER 65532:65532
 WORKDIR /data
 VOLUME /data
-EXPOSE 8080 9095 7946
+EXPOSE 8080 9095 7946 2003
 ENTRYPOINT ["/usr/bin/meridian"]
 CMD ["-target=all", "-common.data-dir=/data"]

@@ -62,8 +62,9 @@ type Process struct {
 	host     string
 	httpPort int
 	grpcPort int
-	extra    []string // flags for listeners found in -help
-	root     string   // holds data/ and the log; kept when the test fails
+	extra    []string          // flags for listeners found in -help
+	listen   map[string]string // host:port listener flag → its address
+	root     string            // holds data/ and the log; kept when the test fails
 	dataDir  string
 	logPath  string
 
@@ -140,6 +141,7 @@ func StartMeridian(tb testing.TB, opts Options) *Process {
 		dataDir:  filepath.Join(root, "data"),
 		logPath:  filepath.Join(root, opts.Name+".log"),
 		http:     &http.Client{Timeout: 2 * time.Minute},
+		listen:   map[string]string{},
 	}
 	p.extra = p.extraListenerFlags(knownFlags(bin))
 	tb.Cleanup(p.cleanup)
@@ -162,6 +164,11 @@ func (p *Process) extraListenerFlags(flags map[string]bool) []string {
 			continue // set explicitly below
 		}
 		switch {
+		case strings.HasPrefix(f, "graphite.") && strings.HasSuffix(f, "listen-address"):
+			// host:port listeners (carbon).
+			addr := net.JoinHostPort(p.host, strconv.Itoa(FreePort(p.tb, p.host)))
+			p.listen[f] = addr
+			out = append(out, fmt.Sprintf("-%s=%s", f, addr))
 		case strings.HasSuffix(f, "listen-port") || strings.HasSuffix(f, "bind-port"):
 			out = append(out, fmt.Sprintf("-%s=%d", f, FreePort(p.tb, p.host)))
 		case strings.HasSuffix(f, "listen-address") || strings.HasSuffix(f, "listen-addr") || strings.HasSuffix(f, "bind-addr"):

@@ -97,3 +97,18 @@ func (a *API) RegisterQuerier(p PrometheusAPI) {
 	sub.Use(a.auth.Wrap)
 	p.Register(sub)
 }
+
+// RegisterGraphite mounts the Graphite read API (render, find, tags, ...)
+// under /graphite, behind the tenant middleware. routes maps each path below
+// /graphite to its handler; GET and POST (form) are both accepted.
+func (a *API) RegisterGraphite(routes map[string]http.HandlerFunc) {
+	for path, h := range routes {
+		a.route("/graphite"+path, h, true, http.MethodGet, http.MethodPost)
+	}
+}
+
+// RegisterGraphiteIngest registers POST /graphite/ingest (carbon plaintext
+// lines over HTTP), behind the tenant middleware.
+func (a *API) RegisterGraphiteIngest(h http.Handler) {
+	a.route("/graphite/ingest", h, true, http.MethodPost)
+}

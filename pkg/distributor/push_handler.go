@@ -68,7 +68,9 @@ const (
 	statusClientClosedRequest = 499
 )
 
-type pushHandler struct {
+// PushHandler serves remote write and stores already-decoded writes for
+// other protocols (Write).
+type PushHandler struct {
 	cfg    PushHandlerConfig
 	pusher Pusher
 	limits TenantLimits
@@ -104,7 +106,7 @@ type pushHandler struct {
 // httpgrpc 429 or as SeriesErrors.
 //
 // rate, when not nil, caps each tenant's ingestion rate (429 past it).
-func NewPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, rate IngestionLimiter, logger log.Logger, reg prometheus.Registerer) http.Handler {
+func NewPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, rate IngestionLimiter, logger log.Logger, reg prometheus.Registerer) *PushHandler {
 	h := newPushHandler(cfg, pusher, lim, logger, reg, time.Now)
 	h.rate = rate
 	return h
@@ -116,9 +118,9 @@ type IngestionLimiter interface {
 	RejectionMessage(tenant string, samples int) string
 }
 
-func newPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, logger log.Logger, reg prometheus.Registerer, now func() time.Time) *pushHandler {
+func newPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, logger log.Logger, reg prometheus.Registerer, now func() time.Time) *PushHandler {
 	f := promauto.With(reg)
-	return &pushHandler{
+	return &PushHandler{
 		cfg:    cfg,
 		pusher: pusher,
 		limits: lim,
@@ -144,7 +146,7 @@ func newPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, logg
 	}
 }
 
-func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *PushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeRequestError(w, newRequestError(http.StatusMethodNotAllowed, ErrIDMethodNotAllowed,
@@ -171,6 +173,18 @@ func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	status, msg, _ := h.store(r.Context(), tenantID, req, validateOptions{})
+	if status == http.StatusOK {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	http.Error(w, msg, status)
+}
+
+// store validates req, applies the rate limit and hands the valid series to
+// the pusher. It returns the HTTP status of the outcome, the response body
+// for a status other than 200 and the rejections.
+func (h *PushHandler) store(ctx context.Context, tenantID string, req *prompb.WriteRequest, opts validateOptions) (int, string, *rejections) {
 	samples := 0
 	for i := range req.Timeseries {
 		samples += len(req.Timeseries[i].Samples) + len(req.Timeseries[i].Histograms)
@@ -179,8 +193,8 @@ func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	totalSeries := len(req.Timeseries)
 	lim := h.limits.Limits(tenantID)
-	var rej rejections
-	validateRequest(req, &lim, h.now(), &rej)
+	rej := &rejections{track: opts.trackIndexes}
+	kept := validateRequest(req, &lim, h.now(), rej, opts)
 
 	if h.rate != nil {
 		valid := 0
@@ -192,39 +206,43 @@ func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				h.discardedSamples.WithLabelValues(tenantID, id).Add(float64(n))
 			}
 			h.discardedSamples.WithLabelValues(tenantID, ErrIDIngestionRateLimited).Add(float64(valid))
-			writeRequestError(w, newRequestError(http.StatusTooManyRequests, ErrIDIngestionRateLimited, "%s", h.rate.RejectionMessage(tenantID, valid)))
-			return
+			rerr := newRequestError(http.StatusTooManyRequests, ErrIDIngestionRateLimited, "%s", h.rate.RejectionMessage(tenantID, valid))
+			if rej.track {
+				for _, orig := range kept {
+					rej.byIndex[orig] = ErrIDIngestionRateLimited
+				}
+			}
+			return http.StatusTooManyRequests, rerr.Error() + "\n", rej
 		}
 	}
 
 	status := http.StatusOK
 	var pushErrMsg string
 	if len(req.Timeseries) > 0 || len(req.Metadata) > 0 {
-		seriesErrs, err := h.pusher.Push(r.Context(), req)
+		seriesErrs, err := h.pusher.Push(ctx, req)
 		if err != nil {
-			status, pushErrMsg = pushErrorStatus(r.Context(), err)
+			status, pushErrMsg = pushErrorStatus(ctx, err)
 			if status >= 500 {
-				level.Error(h.logger).Log("msg", "remote write not stored", "tenant", tenantID, "status", status, "err", err)
+				level.Error(h.logger).Log("msg", "write not stored", "tenant", tenantID, "status", status, "err", err)
 			} else {
-				level.Debug(h.logger).Log("msg", "remote write rejected by storage", "tenant", tenantID, "status", status, "err", err)
+				level.Debug(h.logger).Log("msg", "write rejected by storage", "tenant", tenantID, "status", status, "err", err)
 			}
 		}
-		status = max(status, h.addSeriesErrors(&rej, req, seriesErrs))
+		status = max(status, h.addSeriesErrors(rej, req, seriesErrs, kept))
 	}
 
 	for id, n := range rej.samplesByID {
 		h.discardedSamples.WithLabelValues(tenantID, id).Add(float64(n))
 	}
 	if rej.series > 0 {
-		level.Debug(h.logger).Log("msg", "remote-write series rejected", "tenant", tenantID, "rejected", rej.series, "series", totalSeries, "first", rej.shown[0])
+		level.Debug(h.logger).Log("msg", "series rejected", "tenant", tenantID, "rejected", rej.series, "series", totalSeries, "first", rej.shown[0])
 		if status < 400 {
 			status = http.StatusBadRequest
 		}
 	}
 
 	if status == http.StatusOK {
-		w.WriteHeader(http.StatusOK)
-		return
+		return status, "", rej
 	}
 	var body strings.Builder
 	if pushErrMsg != "" {
@@ -234,13 +252,13 @@ func (h *pushHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rej.series > 0 {
 		body.WriteString(rej.report(totalSeries, pushErrMsg == ""))
 	}
-	http.Error(w, body.String(), status)
+	return status, body.String(), rej
 }
 
 // addSeriesErrors records the pusher's rejections and returns the status they
 // call for: 400, or the highest 429/5xx among them (a 5xx makes the client
 // retry; samples stored twice are deduplicated by the TSDB).
-func (h *pushHandler) addSeriesErrors(rej *rejections, req *prompb.WriteRequest, errs []meridianpb.SeriesError) int {
+func (h *PushHandler) addSeriesErrors(rej *rejections, req *prompb.WriteRequest, errs []meridianpb.SeriesError, kept []int) int {
 	status := http.StatusOK
 	for i := range errs {
 		se := &errs[i]
@@ -256,7 +274,11 @@ func (h *pushHandler) addSeriesErrors(rej *rejections, req *prompb.WriteRequest,
 		if ts != nil {
 			samples = len(ts.Samples) + len(ts.Histograms)
 		}
-		rej.add(id, samples, func() string {
+		orig := -1
+		if se.Index >= 0 && int(se.Index) < len(kept) {
+			orig = kept[se.Index]
+		}
+		rej.addAt(orig, id, samples, func() string {
 			if ts == nil {
 				return se.Message
 			}
@@ -299,7 +321,7 @@ func pushErrorStatus(ctx context.Context, err error) (int, string) {
 // decode reads, decompresses and unmarshals the body, enforcing the size
 // limits. Buffers come from the pool and go back before it returns: the
 // decoded request copies every string it keeps.
-func (h *pushHandler) decode(r *http.Request, tenantID string) (*prompb.WriteRequest, *requestError) {
+func (h *PushHandler) decode(r *http.Request, tenantID string) (*prompb.WriteRequest, *requestError) {
 	if rerr := checkContentHeaders(r.Header); rerr != nil {
 		return nil, rerr
 	}

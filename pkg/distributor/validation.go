@@ -29,14 +29,38 @@ type rejections struct {
 	seriesByID  map[string]int // series rejected per error ID
 	samplesByID map[string]int // samples and histogram samples rejected per error ID
 	shown       []string       // the first maxShownRejections lines: "<id>: <message>"
+
+	track   bool           // record byIndex
+	byIndex map[int]string // index in the request as passed → error ID, when track
+}
+
+// validateOptions choose the rules of validateRequest.
+type validateOptions struct {
+	// graphiteNames accepts metric and label names as Graphite writes them
+	// (any non-empty UTF-8) instead of Prometheus' legacy character set.
+	graphiteNames bool
+	// trackIndexes records which series, by index as passed, were rejected.
+	trackIndexes bool
 }
 
 // add records one rejected series; render is only called for the lines that
 // will be shown.
 func (r *rejections) add(id string, samples int, render func() string) {
+	r.addAt(-1, id, samples, render)
+}
+
+// addAt is add for the series at index idx of the request as passed (-1:
+// unknown).
+func (r *rejections) addAt(idx int, id string, samples int, render func() string) {
 	if r.seriesByID == nil {
 		r.seriesByID = map[string]int{}
 		r.samplesByID = map[string]int{}
+	}
+	if r.track && idx >= 0 {
+		if r.byIndex == nil {
+			r.byIndex = map[int]string{}
+		}
+		r.byIndex[idx] = id
 	}
 	r.series++
 	r.seriesByID[id]++
@@ -94,32 +118,46 @@ func (r *rejections) report(totalSeries int, othersStored bool) string {
 // It sorts unsorted label sets and drops labels with empty values.
 // A rejected series is rejected whole, good samples included: a sender
 // whose series fails here fails the same way on every retry.
-func validateRequest(req *prompb.WriteRequest, lim *limits.Limits, now time.Time, rej *rejections) {
+//
+// With opts.trackIndexes it returns, for each series kept, its index in the
+// request as passed; otherwise nil.
+func validateRequest(req *prompb.WriteRequest, lim *limits.Limits, now time.Time, rej *rejections, opts validateOptions) []int {
 	nowMs := now.UnixMilli()
 	maxTs := nowMs + time.Duration(lim.CreationGracePeriod).Milliseconds()
+	var origIdx []int
+	if opts.trackIndexes {
+		origIdx = make([]int, 0, len(req.Timeseries))
+	}
 	kept := 0
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
 		if len(ts.Samples) == 0 && len(ts.Histograms) == 0 {
 			continue
 		}
-		if verr, ok := validateSeries(ts, lim, maxTs); !ok {
-			rej.add(verr.id, len(ts.Samples)+len(ts.Histograms), func() string { return verr.message(ts, nowMs) })
+		if verr, ok := validateSeries(ts, lim, maxTs, opts.graphiteNames); !ok {
+			rej.addAt(i, verr.id, len(ts.Samples)+len(ts.Histograms), func() string { return verr.message(ts, nowMs) })
 			continue
 		}
 		if kept != i {
 			req.Timeseries[kept] = req.Timeseries[i]
 		}
+		if opts.trackIndexes {
+			origIdx = append(origIdx, i)
+		}
 		kept++
 	}
 	clear(req.Timeseries[kept:])
 	req.Timeseries = req.Timeseries[:kept]
+	return origIdx
 }
 
 // validateSeries checks one series that has samples or histograms. It
 // normalises the labels first (drops empty values, sorts) and does not
 // allocate when the series is valid.
-func validateSeries(ts *prompb.TimeSeries, lim *limits.Limits, maxTs int64) (validationError, bool) {
+//
+// graphiteNames accepts any non-empty UTF-8 metric and label names (Graphite
+// paths have dots, tags any character but ;!^=).
+func validateSeries(ts *prompb.TimeSeries, lim *limits.Limits, maxTs int64, graphiteNames bool) (validationError, bool) {
 	ls := ts.Labels
 	n := 0
 	for i := range ls {
@@ -151,7 +189,7 @@ func validateSeries(ts *prompb.TimeSeries, lim *limits.Limits, maxTs int64) (val
 			return validationError{id: ErrIDInvalidUTF8, labelIdx: i}, false
 		case len(name) > lim.MaxLabelNameLength:
 			return validationError{id: ErrIDLabelNameTooLong, labelIdx: i, actual: int64(len(name)), limit: int64(lim.MaxLabelNameLength)}, false
-		case !validLabelName(name):
+		case !validLabelName(name) && !(graphiteNames && name != ""):
 			return validationError{id: ErrIDInvalidLabelName, labelIdx: i}, false
 		case i > 0 && ls[i-1].Name == name:
 			return validationError{id: ErrIDDuplicateLabelNames, labelIdx: i}, false
@@ -161,7 +199,7 @@ func validateSeries(ts *prompb.TimeSeries, lim *limits.Limits, maxTs int64) (val
 			return validationError{id: ErrIDLabelValueTooLong, labelIdx: i, actual: int64(len(value)), limit: int64(lim.MaxLabelValueLength)}, false
 		}
 		if name == model.MetricNameLabel {
-			if !validMetricName(value) {
+			if !validMetricName(value) && !graphiteNames {
 				return validationError{id: ErrIDInvalidMetricName, labelIdx: i}, false
 			}
 			hasName = true

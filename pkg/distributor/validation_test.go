@@ -168,7 +168,7 @@ func TestValidateSeries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			lim := validationLimits()
 			maxTs := nowMs + time.Duration(lim.CreationGracePeriod).Milliseconds()
-			verr, ok := validateSeries(&tt.ts, &lim, maxTs)
+			verr, ok := validateSeries(&tt.ts, &lim, maxTs, false)
 			if tt.wantID == "" {
 				require.True(t, ok, "unexpected rejection %s: %s", verr.id, verr.message(&tt.ts, nowMs))
 				require.Equal(t, tt.wantLabels, tt.ts.Labels)
@@ -195,7 +195,7 @@ func TestValidateRequest(t *testing.T) {
 		oneSampleSeries(labelPairs("__name__", "good3")),
 	}}
 	var rej rejections
-	validateRequest(req, &lim, validationNow, &rej)
+	validateRequest(req, &lim, validationNow, &rej, validateOptions{})
 
 	require.Equal(t, []prompb.TimeSeries{
 		oneSampleSeries(labelPairs("__name__", "good1")),
@@ -293,7 +293,7 @@ func TestValidateRequestDoesNotAllocateWhenValid(t *testing.T) {
 	req := validationBenchRequest(100)
 	allocs := testing.AllocsPerRun(20, func() {
 		var rej rejections
-		validateRequest(req, &lim, validationNow, &rej)
+		validateRequest(req, &lim, validationNow, &rej, validateOptions{})
 		if rej.series != 0 || len(req.Timeseries) != 100 {
 			panic("benchmark request rejected")
 		}
@@ -308,7 +308,7 @@ func BenchmarkValidate(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var rej rejections
-		validateRequest(req, &lim, validationNow, &rej)
+		validateRequest(req, &lim, validationNow, &rej, validateOptions{})
 		if rej.series != 0 {
 			b.Fatal(rej.shown)
 		}

@@ -37,6 +37,11 @@ type Limits struct {
 
 	// Compactor.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
+
+	// Graphite.
+	GraphiteStep               model.Duration `yaml:"graphite_step"`
+	GraphiteMaxSeriesPerRender int            `yaml:"graphite_max_series_per_render"`
+	GraphiteMaxPointsPerRender int            `yaml:"graphite_max_points_per_render"`
 }
 
 // RegisterFlags registers the default limits.
@@ -61,6 +66,11 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxQueryParallelism, "frontend.max-query-parallelism", 14, "Most split sub-queries of one query the query-frontend runs at once.")
 	f.IntVar(&l.MaxPointsPerTimeseries, "querier.max-points-per-timeseries", 11000, "Most points a range query may return per series ((end-start)/step).")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long the compactor keeps a tenant's blocks in object storage, measured from the end of each block. 0 keeps them forever.")
+
+	l.GraphiteStep = model.Duration(time.Minute)
+	f.Var(&l.GraphiteStep, "graphite.step", "Interval Graphite queries align samples to (whisper's retention step): the last sample in each interval is its value. Set it to the interval the tenant's carbon senders use.")
+	f.IntVar(&l.GraphiteMaxSeriesPerRender, "graphite.max-series-per-render", 10000, "Most series one Graphite render, find or expand may fetch from storage. 0 means no limit.")
+	f.IntVar(&l.GraphiteMaxPointsPerRender, "graphite.max-points-per-render", 10000000, "Most points (series × intervals) one Graphite render may fetch from storage. 0 means no limit.")
 }
 
 // Validate checks that the limits make sense.
@@ -70,6 +80,12 @@ func (l *Limits) Validate() error {
 	}
 	if l.MaxPointsPerTimeseries <= 0 {
 		return fmt.Errorf("max_points_per_timeseries must be positive")
+	}
+	if l.GraphiteStep < model.Duration(time.Second) || time.Duration(l.GraphiteStep)%time.Second != 0 {
+		return fmt.Errorf("graphite_step must be a whole number of seconds, at least 1s, got %s", l.GraphiteStep)
+	}
+	if l.GraphiteMaxSeriesPerRender < 0 || l.GraphiteMaxPointsPerRender < 0 {
+		return fmt.Errorf("graphite_max_series_per_render and graphite_max_points_per_render must not be negative (0 means no limit)")
 	}
 	if l.IngestionRate < 0 || math.IsNaN(l.IngestionRate) || math.IsInf(l.IngestionRate, 0) {
 		return fmt.Errorf("ingestion_rate must be a non-negative number (0 means no limit), got %v", l.IngestionRate)

@@ -254,6 +254,9 @@ max_outstanding_requests_per_tenant: 1000
 max_query_parallelism: 14
 max_points_per_timeseries: 11000
 compactor_blocks_retention_period: 0s
+graphite_step: 1m
+graphite_max_series_per_render: 10000
+graphite_max_points_per_render: 10000000
 `
 	indent := func(s, prefix string) string {
 		lines := strings.SplitAfter(s, "\n")

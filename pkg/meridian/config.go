@@ -21,6 +21,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/compactor"
 	"github.com/meridianhq/meridian/pkg/distributor"
 	"github.com/meridianhq/meridian/pkg/frontend"
+	"github.com/meridianhq/meridian/pkg/graphite"
 	"github.com/meridianhq/meridian/pkg/ingester"
 	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
 	"github.com/meridianhq/meridian/pkg/limits"
@@ -58,6 +59,7 @@ type Config struct {
 	API            httpapi.Config         `yaml:"prometheus_api"`
 	Frontend       frontend.Config        `yaml:"frontend"`
 	Compactor      compactor.Config       `yaml:"compactor"`
+	Graphite       graphite.Config        `yaml:"graphite"`
 }
 
 // RegisterFlags registers every flag with its default.
@@ -81,6 +83,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.API.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
+	c.Graphite.RegisterFlags(f)
 
 	setDefault(f, "server.http-listen-port", "8080")
 	setDefault(f, "server.grpc-listen-port", "9095")
@@ -126,6 +129,7 @@ func (c *Config) Validate() error {
 		{"prometheus_api", c.API.Validate},
 		{"frontend", c.Frontend.Validate},
 		{"compactor", c.Compactor.Validate},
+		{"graphite", c.Graphite.Validate},
 	}
 	for _, ch := range checks {
 		if err := ch.fn(); err != nil {

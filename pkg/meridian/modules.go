@@ -34,6 +34,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/compactor"
 	"github.com/meridianhq/meridian/pkg/distributor"
 	"github.com/meridianhq/meridian/pkg/frontend"
+	"github.com/meridianhq/meridian/pkg/graphite"
 	"github.com/meridianhq/meridian/pkg/ingester"
 	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
 	"github.com/meridianhq/meridian/pkg/limits"
@@ -56,6 +57,8 @@ const (
 	DistRing      = "distributor-ring"
 	Ingester      = "ingester"
 	Distributor   = "distributor"
+	DistributorWP = "distributor-write-path"
+	Carbon        = "graphite-carbon"
 	Querier       = "querier"
 	QueryFrontend = "query-frontend"
 	Compactor     = "compactor"
@@ -79,6 +82,8 @@ type Meridian struct {
 	IngesterRing    *ring.Ring
 	Ingester        *ingester.Ingester
 	Distributor     *distributor.Distributor
+	PushHandler     *distributor.PushHandler
+	Carbon          *graphite.Ingester
 	DistributorRing *distributor.DistributorRing
 	BucketBlocks    *querier.BucketBlocks
 	Frontend        *frontend.Frontend
@@ -113,7 +118,9 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(RingForget, m.initRingAutoForget, modules.UserInvisibleModule)
 	mm.RegisterModule(DistRing, m.initDistributorRing, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, m.initIngester)
-	mm.RegisterModule(Distributor, m.initDistributor)
+	mm.RegisterModule(DistributorWP, m.initDistributor, modules.UserInvisibleModule)
+	mm.RegisterModule(Carbon, m.initCarbon, modules.UserInvisibleModule)
+	mm.RegisterModule(Distributor, nil)
 	mm.RegisterModule(Querier, m.initQuerier)
 	mm.RegisterModule(QueryFrontend, m.initQueryFrontend)
 	mm.RegisterModule(Compactor, m.initCompactor)
@@ -128,7 +135,9 @@ func (m *Meridian) setupModules() {
 		RingForget:    {Server, MemberlistKV},
 		DistRing:      {Server, MemberlistKV},
 		Ingester:      {Server, RuntimeConfig, MemberlistKV, RingForget},
-		Distributor:   {Server, RuntimeConfig, IngesterRing, DistRing},
+		DistributorWP: {Server, RuntimeConfig, IngesterRing, DistRing},
+		Carbon:        {DistributorWP},
+		Distributor:   {DistributorWP, Carbon},
 		Querier:       {Server, RuntimeConfig, IngesterRing},
 		QueryFrontend: {Server, RuntimeConfig},
 		Compactor:     {Server, RuntimeConfig},
@@ -291,8 +300,18 @@ func (m *Meridian) initDistributor() (services.Service, error) {
 	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.ingesterClients(), m.Logger, m.Registry)
 	m.Distributor = d
 	rl := distributor.NewIngestionRateLimiter(m.Overrides, m.DistributorRing.HealthyInstances)
-	m.API.RegisterDistributor(distributor.NewPushHandler(m.Cfg.Distributor.PushHandler, d, m.Overrides, rl, m.Logger, m.Registry))
+	m.PushHandler = distributor.NewPushHandler(m.Cfg.Distributor.PushHandler, d, m.Overrides, rl, m.Logger, m.Registry)
+	m.API.RegisterDistributor(m.PushHandler)
 	return d, nil
+}
+
+// initCarbon runs the carbon listeners of the distributor and POST
+// /graphite/ingest; lines go through the push handler's write path.
+func (m *Meridian) initCarbon() (services.Service, error) {
+	in := graphite.NewIngester(m.Cfg.Graphite.Carbon, m.PushHandler, m.Logger, m.Registry)
+	m.Carbon = in
+	m.API.RegisterGraphiteIngest(in)
+	return in, nil
 }
 
 func (m *Meridian) initQuerier() (services.Service, error) {
@@ -307,6 +326,7 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 		BuildUser: build.BuildUser, BuildDate: build.BuildDate, GoVersion: build.GoVersion(),
 	}
 	m.API.RegisterQuerier(httpapi.New(m.Cfg.API, q, q, m.Overrides, bi, m.Logger, m.Registry))
+	m.API.RegisterGraphite(graphite.NewAPI(q, m.Overrides, m.Logger, m.Registry).Routes())
 	return m.BucketBlocks, nil
 }
 

@@ -1,0 +1,1008 @@
+package graphite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	dskittenant "github.com/grafana/dskit/tenant"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/meridianhq/meridian/pkg/graphite/functions"
+	"github.com/meridianhq/meridian/pkg/graphite/parser"
+)
+
+// Version is what /graphite/version answers: the graphite-web release whose
+// API this one follows. Grafana enables tags and the function editor from it.
+const Version = "1.1.10"
+
+// defaultAutocompleteLimit is graphite-web's TAGDB_AUTOCOMPLETE_LIMIT.
+const defaultAutocompleteLimit = 100
+
+// EvalFunc evaluates one parsed target (functions.Eval).
+type EvalFunc func(ctx context.Context, req *functions.Request, target *parser.Expr) ([]*functions.Series, error)
+
+// API serves the Graphite read endpoints of one querier over a
+// storage.Queryable whose tenant comes from the request context.
+type API struct {
+	queryable storage.Queryable
+	limits    TenantLimits
+	logger    log.Logger
+	now       func() time.Time
+	eval      EvalFunc
+
+	renderSeries prometheus.Histogram
+	targets      *prometheus.CounterVec
+}
+
+// NewAPI creates the Graphite API.
+func NewAPI(q storage.Queryable, lim TenantLimits, logger log.Logger, reg prometheus.Registerer) *API {
+	f := promauto.With(reg)
+	return &API{
+		queryable: q,
+		limits:    lim,
+		logger:    logger,
+		now:       time.Now,
+		eval:      functions.Eval,
+		renderSeries: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "meridian_graphite_render_series",
+			Help:    "Series a Graphite render returned.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		targets: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_graphite_render_targets_total",
+			Help: "Graphite render targets evaluated, by outcome (ok, invalid, limit, error).",
+		}, []string{"outcome"}),
+	}
+}
+
+// Routes lists the endpoints under /graphite, path → handler.
+func (a *API) Routes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"/render":                    a.Render,
+		"/metrics/find":              a.Find,
+		"/metrics":                   a.Find,
+		"/metrics/expand":            a.Expand,
+		"/tags":                      a.Tags,
+		"/tags/autoComplete/tags":    a.AutoCompleteTags,
+		"/tags/autoComplete/values":  a.AutoCompleteValues,
+		"/functions":                 a.Functions,
+		"/version":                   a.Version,
+		"/events/get_data":           a.Events,
+		"/tags/findSeries":           a.FindSeries,
+		"/tags/autoComplete/tags/":   a.AutoCompleteTags,
+		"/tags/autoComplete/values/": a.AutoCompleteValues,
+	}
+}
+
+// httpError is an answer other than 200.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) *httpError {
+	return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	msg := err.Error()
+	var he *httpError
+	var le *LimitError
+	var ie *functions.InputError
+	var pe *parser.Error
+	var se *StorageError
+	switch {
+	case errors.As(err, &he):
+		status = he.status
+	case errors.As(err, &pe), errors.As(err, &ie):
+		status = http.StatusBadRequest
+	case errors.As(err, &le):
+		status = http.StatusUnprocessableEntity
+	case errors.As(err, &se):
+		status = se.Status
+	case errors.Is(err, context.Canceled):
+		status = 499
+	}
+	if status >= 500 {
+		tenant, _ := dskittenant.TenantID(r.Context())
+		level.Error(a.logger).Log("msg", "graphite request failed", "tenant", tenant, "path", r.URL.Path, "err", err)
+	}
+	http.Error(w, msg, status)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// form parses the query string and a POSTed form.
+func form(r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		return badRequest("parse the request parameters: %v", err)
+	}
+	return nil
+}
+
+// location is the tz parameter (UTC when absent).
+func location(r *http.Request) (*time.Location, error) {
+	tz := r.Form.Get("tz")
+	if tz == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, badRequest("unknown time zone tz=%q", tz)
+	}
+	return loc, nil
+}
+
+// timeRange reads from (default -24h) and until (default now) in seconds.
+func (a *API) timeRange(r *http.Request, defFrom string) (int64, int64, error) {
+	loc, err := location(r)
+	if err != nil {
+		return 0, 0, err
+	}
+	now := a.now()
+	parse := func(name, def string) (int64, error) {
+		v := r.Form.Get(name)
+		if v == "" {
+			v = def
+		}
+		t, err := ParseTime(v, now, loc)
+		if err != nil {
+			return 0, badRequest("parameter %s: %v", name, err)
+		}
+		return t.Unix(), nil
+	}
+	from, err := parse("from", defFrom)
+	if err != nil {
+		return 0, 0, err
+	}
+	until, err := parse("until", "now")
+	if err != nil {
+		return 0, 0, err
+	}
+	if from >= until {
+		return 0, 0, badRequest("from (%d) must be before until (%d)", from, until)
+	}
+	return from, until, nil
+}
+
+func (a *API) tenantLimits(ctx context.Context) (*fetcher, error) {
+	tenant, err := dskittenant.TenantID(ctx)
+	if err != nil {
+		return nil, &httpError{status: http.StatusUnauthorized, msg: "no tenant in the request: set the X-Scope-OrgID header"}
+	}
+	return newFetcher(a.queryable, a.limits.Limits(tenant)), nil
+}
+
+// Render is /graphite/render: every target is parsed, evaluated over
+// (from, until] and consolidated to maxDataPoints.
+func (a *API) Render(w http.ResponseWriter, r *http.Request) {
+	if err := a.render(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+func (a *API) render(w http.ResponseWriter, r *http.Request) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	from, until, err := a.timeRange(r, "-24h")
+	if err != nil {
+		return err
+	}
+	maxDataPoints := 0
+	if v := r.Form.Get("maxDataPoints"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			return badRequest("maxDataPoints=%q is not a positive number", v)
+		}
+		maxDataPoints = int(f)
+	}
+	format := r.Form.Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "csv" && format != "raw" {
+		return badRequest("format=%q is not supported; use json, csv or raw", format)
+	}
+	noNull := truthy(r.Form.Get("noNullPoints"))
+
+	f, err := a.tenantLimits(r.Context())
+	if err != nil {
+		return err
+	}
+	req := &functions.Request{From: from, Until: until, MaxDataPoints: maxDataPoints, Fetcher: f}
+	var all []*functions.Series
+	for _, target := range r.Form["target"] {
+		if strings.TrimSpace(target) == "" {
+			continue
+		}
+		expr, err := parser.Parse(target)
+		if err != nil {
+			a.targets.WithLabelValues("invalid").Inc()
+			return err
+		}
+		series, err := a.eval(r.Context(), req, expr)
+		if err != nil {
+			a.targets.WithLabelValues(outcome(err)).Inc()
+			return err
+		}
+		a.targets.WithLabelValues("ok").Inc()
+		all = append(all, series...)
+	}
+	if maxDataPoints > 0 {
+		for i, s := range all {
+			all[i] = functions.Consolidate(s, maxDataPoints)
+		}
+	}
+	a.renderSeries.Observe(float64(len(all)))
+	switch format {
+	case "csv":
+		writeCSV(w, all, noNull)
+	case "raw":
+		writeRaw(w, all)
+	default:
+		writeRenderJSON(w, all, noNull)
+	}
+	return nil
+}
+
+func outcome(err error) string {
+	var le *LimitError
+	var ie *functions.InputError
+	switch {
+	case errors.As(err, &le):
+		return "limit"
+	case errors.As(err, &ie):
+		return "invalid"
+	}
+	return "error"
+}
+
+func truthy(v string) bool {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
+}
+
+// formatValue writes a value as graphite-web's JSON does: null for NaN,
+// 1e9999 / -1e9999 for infinities (Python's float encoder), shortest
+// round-tripping decimal otherwise.
+func formatValue(b []byte, v float64) []byte {
+	switch {
+	case math.IsNaN(v):
+		return append(b, "null"...)
+	case math.IsInf(v, 1):
+		return append(b, "1e9999"...)
+	case math.IsInf(v, -1):
+		return append(b, "-1e9999"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+func writeRenderJSON(w http.ResponseWriter, all []*functions.Series, noNull bool) {
+	w.Header().Set("Content-Type", "application/json")
+	b := make([]byte, 0, 4096)
+	b = append(b, '[')
+	first := true
+	for _, s := range all {
+		if noNull && allNull(s.Values) {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		name, _ := json.Marshal(s.Name)
+		tags := s.Tags
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		tj, _ := json.Marshal(tags)
+		b = append(b, `{"target":`...)
+		b = append(b, name...)
+		b = append(b, `,"tags":`...)
+		b = append(b, tj...)
+		b = append(b, `,"datapoints":[`...)
+		firstPoint := true
+		for i, v := range s.Values {
+			if noNull && math.IsNaN(v) {
+				continue
+			}
+			if !firstPoint {
+				b = append(b, ',')
+			}
+			firstPoint = false
+			b = append(b, '[')
+			b = formatValue(b, v)
+			b = append(b, ',')
+			b = strconv.AppendInt(b, s.Start+int64(i)*s.Step, 10)
+			b = append(b, ']')
+		}
+		b = append(b, "]}"...)
+		if len(b) > 1<<20 {
+			_, _ = w.Write(b)
+			b = b[:0]
+		}
+	}
+	b = append(b, ']')
+	_, _ = w.Write(b)
+}
+
+func allNull(vs []float64) bool {
+	for _, v := range vs {
+		if !math.IsNaN(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeCSV writes name,YYYY-MM-DD HH:MM:SS,value lines (UTC), an empty value
+// for null, as graphite-web's csv format.
+func writeCSV(w http.ResponseWriter, all []*functions.Series, noNull bool) {
+	w.Header().Set("Content-Type", "text/csv")
+	var b []byte
+	for _, s := range all {
+		name := s.Name
+		if strings.ContainsAny(name, ",\"\n") {
+			name = `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+		}
+		for i, v := range s.Values {
+			if noNull && math.IsNaN(v) {
+				continue
+			}
+			b = append(b, name...)
+			b = append(b, ',')
+			b = time.Unix(s.Start+int64(i)*s.Step, 0).UTC().AppendFormat(b, "2006-01-02 15:04:05")
+			b = append(b, ',')
+			if !math.IsNaN(v) {
+				b = strconv.AppendFloat(b, v, 'g', -1, 64)
+			}
+			b = append(b, '\r', '\n')
+		}
+	}
+	_, _ = w.Write(b)
+}
+
+// writeRaw writes name,start,end,step|v1,v2,... per series, None for null.
+func writeRaw(w http.ResponseWriter, all []*functions.Series) {
+	w.Header().Set("Content-Type", "text/plain")
+	var b []byte
+	for _, s := range all {
+		b = append(b, s.Name...)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, s.Start, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, s.End, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, s.Step, 10)
+		b = append(b, '|')
+		for i, v := range s.Values {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if math.IsNaN(v) {
+				b = append(b, "None"...)
+			} else {
+				b = strconv.AppendFloat(b, v, 'g', -1, 64)
+			}
+		}
+		b = append(b, '\n')
+	}
+	_, _ = w.Write(b)
+}
+
+// node is one result of a find: a path and whether it is a leaf (a stored
+// series) or a branch (a prefix of longer paths). A path that is both is a
+// leaf, as graphite-web merges it.
+type node struct {
+	path, name string
+	leaf       bool
+}
+
+// findNodes answers a find glob from the index: the values of the last
+// node's label among the paths matching the glob, split into leaves (paths
+// of exactly that many nodes) and branches (longer paths).
+func (a *API) findNodes(ctx context.Context, query string, from, until int64) ([]node, error) {
+	f, err := a.tenantLimits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q, err := a.queryable.Querier(from*1000, until*1000)
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	defer q.Close()
+	byName := map[string]bool{} // name → leaf
+	for _, glob := range expandDottedBraces(query) {
+		nodes, err := splitNodes(glob)
+		if err != nil {
+			return nil, badRequest("query %q: %v", query, err)
+		}
+		last := len(nodes) - 1
+		var ms []*labels.Matcher
+		for i, n := range nodes {
+			m, err := nodeMatcher(NodeLabel(i), n)
+			if err != nil {
+				return nil, badRequest("query %q: %v", query, err)
+			}
+			if m == nil && i == last {
+				m = labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(i), "")
+			}
+			if m != nil {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			continue
+		}
+		count := strconv.Itoa(len(nodes))
+		leafMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchEqual, NodeCountLabel, count))
+		branchMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchNotEqual, NodeCountLabel, count))
+		leaves, _, err := q.LabelValues(ctx, NodeLabel(last), nil, leafMs...)
+		if err != nil {
+			return nil, storageError(err)
+		}
+		branches, _, err := q.LabelValues(ctx, NodeLabel(last), nil, branchMs...)
+		if err != nil {
+			return nil, storageError(err)
+		}
+		for _, b := range branches {
+			if _, ok := byName[b]; !ok {
+				byName[b] = false
+			}
+		}
+		for _, l := range leaves {
+			byName[l] = true
+		}
+	}
+	if err := f.charge(len(byName), 0); err != nil {
+		return nil, err
+	}
+	base := ""
+	if i := strings.LastIndexByte(query, '.'); i >= 0 {
+		base = query[:i+1]
+	}
+	out := make([]node, 0, len(byName))
+	for name, leaf := range byName {
+		out = append(out, node{path: base + name, name: name, leaf: leaf})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+// Find is /graphite/metrics/find.
+func (a *API) Find(w http.ResponseWriter, r *http.Request) {
+	if err := a.find(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+func (a *API) find(w http.ResponseWriter, r *http.Request) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	query := r.Form.Get("query")
+	if query == "" {
+		return badRequest("missing parameter query (a path glob such as servers.*)")
+	}
+	format := r.Form.Get("format")
+	if format == "" {
+		format = "treejson"
+	}
+	if format == "completer" {
+		query = strings.ReplaceAll(query, "..", "*.")
+		if !strings.HasSuffix(query, "*") {
+			query += "*"
+		}
+	}
+	from, until, err := a.findRange(r)
+	if err != nil {
+		return err
+	}
+	nodes, err := a.findNodes(r.Context(), query, from, until)
+	if err != nil {
+		return err
+	}
+	wildcards := truthy(r.Form.Get("wildcards"))
+	switch format {
+	case "treejson", "json":
+		writeJSON(w, treeJSON(nodes, query, wildcards))
+	case "completer":
+		writeJSON(w, completerJSON(nodes, wildcards))
+	default:
+		return badRequest("format=%q is not supported; use treejson or completer", format)
+	}
+	return nil
+}
+
+// findRange reads from/until of find, expand and tag queries. Without them
+// the whole retained history is searched.
+func (a *API) findRange(r *http.Request) (int64, int64, error) {
+	if r.Form.Get("from") == "" && r.Form.Get("until") == "" {
+		return math.MinInt64 / 1000, math.MaxInt64 / 1000, nil
+	}
+	return a.timeRange(r, "-24h")
+}
+
+type treeNode struct {
+	AllowChildren int    `json:"allowChildren"`
+	Expandable    int    `json:"expandable"`
+	Leaf          int    `json:"leaf"`
+	ID            string `json:"id"`
+	Text          string `json:"text"`
+}
+
+func treeJSON(nodes []node, query string, wildcards bool) []treeNode {
+	base := ""
+	if i := strings.LastIndexByte(query, '.'); i >= 0 {
+		base = query[:i+1]
+	}
+	out := []treeNode{}
+	if len(nodes) > 1 && wildcards {
+		wn := treeNode{Text: "*", ID: base + "*", Leaf: 1}
+		for _, n := range nodes {
+			if !n.leaf {
+				wn = treeNode{Text: "*", ID: base + "*", AllowChildren: 1, Expandable: 1}
+				break
+			}
+		}
+		out = append(out, wn)
+	}
+	var leaves []treeNode
+	for _, n := range nodes {
+		if n.leaf {
+			leaves = append(leaves, treeNode{Text: n.name, ID: base + n.name, Leaf: 1})
+		} else {
+			out = append(out, treeNode{Text: n.name, ID: base + n.name, AllowChildren: 1, Expandable: 1})
+		}
+	}
+	return append(out, leaves...)
+}
+
+type completerNode struct {
+	Path   string `json:"path,omitempty"`
+	Name   string `json:"name"`
+	IsLeaf string `json:"is_leaf,omitempty"`
+}
+
+func completerJSON(nodes []node, wildcards bool) map[string][]completerNode {
+	out := []completerNode{}
+	for _, n := range nodes {
+		c := completerNode{Path: n.path, Name: n.name, IsLeaf: "0"}
+		if n.leaf {
+			c.IsLeaf = "1"
+		} else {
+			c.Path += "."
+		}
+		out = append(out, c)
+	}
+	if len(out) > 1 && wildcards {
+		out = append(out, completerNode{Name: "*"})
+	}
+	return map[string][]completerNode{"metrics": out}
+}
+
+// Expand is /graphite/metrics/expand: the full paths every query matches
+// (leaves and branches; leaves only with leavesOnly=1), merged and sorted,
+// or per query with groupByExpr=1.
+func (a *API) Expand(w http.ResponseWriter, r *http.Request) {
+	if err := a.expand(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+func (a *API) expand(w http.ResponseWriter, r *http.Request) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	queries := r.Form["query"]
+	if len(queries) == 0 {
+		return badRequest("missing parameter query (a path glob such as servers.*)")
+	}
+	from, until, err := a.findRange(r)
+	if err != nil {
+		return err
+	}
+	leavesOnly := truthy(r.Form.Get("leavesOnly"))
+	f, err := a.tenantLimits(r.Context())
+	if err != nil {
+		return err
+	}
+	grouped := map[string][]string{}
+	union := map[string]bool{}
+	for _, query := range queries {
+		paths, err := a.expandOne(r.Context(), f, query, from, until, leavesOnly)
+		if err != nil {
+			return err
+		}
+		grouped[query] = paths
+		for _, p := range paths {
+			union[p] = true
+		}
+	}
+	if truthy(r.Form.Get("groupByExpr")) {
+		writeJSON(w, map[string]any{"results": grouped})
+		return nil
+	}
+	all := make([]string, 0, len(union))
+	for p := range union {
+		all = append(all, p)
+	}
+	sort.Strings(all)
+	writeJSON(w, map[string]any{"results": all})
+	return nil
+}
+
+// expandOne lists the paths (cut to the query's node count) of the series
+// a glob matches. It reads the labels of the matching series only.
+func (a *API) expandOne(ctx context.Context, f *fetcher, query string, from, until int64, leavesOnly bool) ([]string, error) {
+	q, err := a.queryable.Querier(from*1000, until*1000)
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	defer q.Close()
+	set := map[string]bool{}
+	for _, glob := range expandDottedBraces(query) {
+		nodes, err := splitNodes(glob)
+		if err != nil {
+			return nil, badRequest("query %q: %v", query, err)
+		}
+		var ms []*labels.Matcher
+		for i, n := range nodes {
+			m, err := nodeMatcher(NodeLabel(i), n)
+			if err != nil {
+				return nil, badRequest("query %q: %v", query, err)
+			}
+			if m != nil {
+				ms = append(ms, m)
+			}
+		}
+		count := strconv.Itoa(len(nodes))
+		if leavesOnly {
+			ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, NodeCountLabel, count))
+		} else {
+			ms = append(ms, labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(len(nodes)-1), ""))
+		}
+		ss := q.Select(ctx, false, &storage.SelectHints{Start: from * 1000, End: until * 1000, Func: "series"}, ms...)
+		for ss.Next() {
+			ls := ss.At().Labels()
+			parts := make([]string, len(nodes))
+			for i := range nodes {
+				parts[i] = ls.Get(NodeLabel(i))
+			}
+			p := strings.Join(parts, ".")
+			if !set[p] {
+				set[p] = true
+				if err := f.charge(1, 0); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := ss.Err(); err != nil {
+			return nil, storageError(err)
+		}
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// tagName maps a stored label name to its Graphite tag ("" for the path
+// mapping's internal labels).
+func tagName(l string) string {
+	switch {
+	case l == labels.MetricName:
+		return nameTag
+	case strings.HasPrefix(l, "__"):
+		return ""
+	}
+	return l
+}
+
+// labelName maps a Graphite tag to the stored label name.
+func labelName(tag string) string {
+	if tag == nameTag {
+		return labels.MetricName
+	}
+	return tag
+}
+
+// Tags is /graphite/tags: [{"tag": name}, ...] of every tag, filtered by
+// the regexp filter (matched at the start, as graphite-web).
+func (a *API) Tags(w http.ResponseWriter, r *http.Request) {
+	if err := a.tags(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+func (a *API) tags(w http.ResponseWriter, r *http.Request) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	var filter *regexp.Regexp
+	if f := r.Form.Get("filter"); f != "" {
+		re, err := regexp.Compile("^(?:" + f + ")")
+		if err != nil {
+			return badRequest("filter %q is not a regular expression: %v", f, err)
+		}
+		filter = re
+	}
+	limit, err := limitParam(r, 0)
+	if err != nil {
+		return err
+	}
+	from, until, err := a.findRange(r)
+	if err != nil {
+		return err
+	}
+	names, err := a.tagNames(r.Context(), nil, from, until)
+	if err != nil {
+		return err
+	}
+	out := []map[string]string{}
+	for _, n := range names {
+		if filter != nil && !filter.MatchString(n) {
+			continue
+		}
+		out = append(out, map[string]string{"tag": n})
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	writeJSON(w, out)
+	return nil
+}
+
+func limitParam(r *http.Request, def int) (int, error) {
+	v := r.Form.Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, badRequest("limit=%q is not a non-negative integer", v)
+	}
+	return n, nil
+}
+
+// tagNames lists the sorted tag names of the series matching ms (all tags
+// of all series when ms is empty: the names of the labels, which the index
+// holds; untagged paths only contribute "name").
+func (a *API) tagNames(ctx context.Context, ms []*labels.Matcher, from, until int64) ([]string, error) {
+	q, err := a.queryable.Querier(from*1000, until*1000)
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	defer q.Close()
+	names, _, err := q.LabelNames(ctx, nil, ms...)
+	if err != nil {
+		return nil, storageError(err)
+	}
+	set := map[string]bool{}
+	for _, n := range names {
+		if t := tagName(n); t != "" {
+			set[t] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// exprParams reads the repeated expr parameter (also expr[] as jQuery sends).
+func exprParams(r *http.Request) []string {
+	var out []string
+	for _, k := range []string{"expr", "expr[]"} {
+		for _, e := range r.Form[k] {
+			if strings.TrimSpace(e) != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// AutoCompleteTags is /graphite/tags/autoComplete/tags: tag names starting
+// with tagPrefix, of the series matching the expr expressions when given
+// (minus the tags those expressions name), as graphite-web.
+func (a *API) AutoCompleteTags(w http.ResponseWriter, r *http.Request) {
+	if err := a.autoCompleteTags(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+func (a *API) autoCompleteTags(w http.ResponseWriter, r *http.Request) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	limit, err := limitParam(r, defaultAutocompleteLimit)
+	if err != nil {
+		return err
+	}
+	from, until, err := a.findRange(r)
+	if err != nil {
+		return err
+	}
+	exprs := exprParams(r)
+	prefix := r.Form.Get("tagPrefix")
+	var ms []*labels.Matcher
+	searched := map[string]bool{}
+	if len(exprs) > 0 {
+		if ms, err = tagMatchers(exprs); err != nil {
+			return badRequest("%v", err)
+		}
+		for _, e := range exprs {
+			if te, err := parseTagExpr(e); err == nil {
+				searched[te.tag] = true
+			}
+		}
+	}
+	names, err := a.tagNames(r.Context(), ms, from, until)
+	if err != nil {
+		return err
+	}
+	out := []string{}
+	for _, n := range names {
+		if searched[n] || !strings.HasPrefix(n, prefix) {
+			continue
+		}
+		out = append(out, n)
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	writeJSON(w, out)
+	return nil
+}
+
+// AutoCompleteValues is /graphite/tags/autoComplete/values: values of tag
+// starting with valuePrefix, among the series matching expr when given.
+func (a *API) AutoCompleteValues(w http.ResponseWriter, r *http.Request) {
+	if err := a.autoCompleteValues(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+func (a *API) autoCompleteValues(w http.ResponseWriter, r *http.Request) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	tag := r.Form.Get("tag")
+	if tag == "" {
+		return badRequest("missing parameter tag")
+	}
+	limit, err := limitParam(r, defaultAutocompleteLimit)
+	if err != nil {
+		return err
+	}
+	from, until, err := a.findRange(r)
+	if err != nil {
+		return err
+	}
+	var ms []*labels.Matcher
+	if exprs := exprParams(r); len(exprs) > 0 {
+		if ms, err = tagMatchers(exprs); err != nil {
+			return badRequest("%v", err)
+		}
+	} else {
+		// Tagged series only: untagged paths are not in Graphite's tag index.
+		ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, NodeCountLabel, "")}
+	}
+	if p := r.Form.Get("valuePrefix"); p != "" {
+		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, labelName(tag), regexp.QuoteMeta(p)+".*"))
+	}
+	q, err := a.queryable.Querier(from*1000, until*1000)
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	defer q.Close()
+	vals, _, err := q.LabelValues(r.Context(), labelName(tag), nil, ms...)
+	if err != nil {
+		return storageError(err)
+	}
+	sort.Strings(vals)
+	out := []string{}
+	for _, v := range vals {
+		if v == "" {
+			continue
+		}
+		out = append(out, v)
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	writeJSON(w, out)
+	return nil
+}
+
+// FindSeries is /graphite/tags/findSeries: the names of the tagged series
+// matching the expr expressions.
+func (a *API) FindSeries(w http.ResponseWriter, r *http.Request) {
+	if err := a.findSeries(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
+func (a *API) findSeries(w http.ResponseWriter, r *http.Request) error {
+	if err := form(r); err != nil {
+		return err
+	}
+	ms, err := tagMatchers(exprParams(r))
+	if err != nil {
+		return badRequest("%v", err)
+	}
+	from, until, err := a.findRange(r)
+	if err != nil {
+		return err
+	}
+	f, err := a.tenantLimits(r.Context())
+	if err != nil {
+		return err
+	}
+	q, err := a.queryable.Querier(from*1000, until*1000)
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	defer q.Close()
+	ss := q.Select(r.Context(), false, &storage.SelectHints{Start: from * 1000, End: until * 1000, Func: "series"}, ms...)
+	out := []string{}
+	for ss.Next() {
+		if err := f.charge(1, 0); err != nil {
+			return err
+		}
+		name, _ := SeriesName(ss.At().Labels())
+		out = append(out, name)
+	}
+	if err := ss.Err(); err != nil {
+		return storageError(err)
+	}
+	sort.Strings(out)
+	writeJSON(w, out)
+	return nil
+}
+
+// Functions is /graphite/functions: the function catalog Grafana's editor
+// reads.
+func (a *API) Functions(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, functions.Catalog())
+}
+
+// Version is /graphite/version.
+func (a *API) Version(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte(Version))
+}
+
+// Events is /graphite/events/get_data: Meridian stores no events.
+func (a *API) Events(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, []any{})
+}

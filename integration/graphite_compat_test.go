@@ -339,6 +339,9 @@ func TestGraphiteCompat(t *testing.T) {
 		if err != nil {
 			t.Fatalf("graphite-web: %v", err)
 		}
+		if len(want) == 0 && !strings.Contains(q, "nothere") {
+			t.Errorf("graphite-web found nothing for %s: the test data does not cover it", q)
+		}
 		got, err := subject.api.Find(ctx, q)
 		if err != nil {
 			t.Errorf("%s: %v", subject.name, err)
@@ -346,6 +349,18 @@ func TestGraphiteCompat(t *testing.T) {
 		}
 		if d := diffFind(want, got); d != "" {
 			t.Errorf("metrics/find?query=%s: %s differs from graphite-web: %s", q, subject.name, d)
+		}
+		wantC, err := refSide.api.FindCompleter(ctx, q)
+		if err != nil {
+			t.Fatalf("graphite-web: %v", err)
+		}
+		gotC, err := subject.api.FindCompleter(ctx, q)
+		if err != nil {
+			t.Errorf("%s: %v", subject.name, err)
+			continue
+		}
+		if d := diffCompleter(wantC, gotC); d != "" {
+			t.Errorf("metrics/find?format=completer&query=%s: %s differs from graphite-web: %s", q, subject.name, d)
 		}
 	}
 
@@ -401,6 +416,7 @@ func startGraphiteSubject(t *testing.T) graphiteBackend {
 	default:
 		t.Fatalf("%s=%q: use meridian (the default) or graphite-web", graphiteSubjectEnv, os.Getenv(graphiteSubjectEnv))
 	}
+	harness.RequireMeridianFlags(t, harness.FlagCarbonTCPListenAddress, harness.FlagCarbonTenant, harness.FlagGraphiteStep)
 	host := harness.LoopbackHost()
 	carbon := net.JoinHostPort(host, strconv.Itoa(harness.FreePort(t, host)))
 	m := harness.StartMeridian(t, harness.Options{
@@ -583,6 +599,24 @@ func sameTags(want, got []harness.GraphiteSeries) bool {
 		}
 	}
 	return true
+}
+
+// diffCompleter compares two completer-format find answers as sets:
+// graphite-web sorts them by name only, so paths with the same last node
+// come in the order its finder produced them.
+func diffCompleter(want, got []harness.GraphiteCompleterNode) string {
+	key := func(ns []harness.GraphiteCompleterNode) string {
+		ss := make([]string, len(ns))
+		for i, n := range ns {
+			ss[i] = fmt.Sprintf("%+v", n)
+		}
+		sort.Strings(ss)
+		return strings.Join(ss, " ")
+	}
+	if w, g := key(want), key(got); w != g {
+		return fmt.Sprintf("want %s, got %s", w, g)
+	}
+	return ""
 }
 
 // diffFind compares two find answers (ids, names, leaf and branch flags,

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -123,9 +124,9 @@ func (a *GraphiteAPI) Get(ctx context.Context, path string, params url.Values) (
 	return resp.StatusCode, body, err
 }
 
-// Render renders targets over (from, until] (unix seconds) as JSON; extra
-// parameters (maxDataPoints, ...) are added to the request.
-func (a *GraphiteAPI) Render(ctx context.Context, targets []string, from, until int64, extra url.Values) ([]GraphiteSeries, error) {
+// RenderParams are the query parameters of a JSON render of targets over
+// (from, until] (unix seconds), plus extra ones (maxDataPoints, ...).
+func RenderParams(targets []string, from, until int64, extra url.Values) url.Values {
 	params := url.Values{}
 	for k, v := range extra {
 		params[k] = v
@@ -134,16 +135,27 @@ func (a *GraphiteAPI) Render(ctx context.Context, targets []string, from, until 
 	params.Set("from", strconv.FormatInt(from, 10))
 	params.Set("until", strconv.FormatInt(until, 10))
 	params.Set("format", "json")
-	code, body, err := a.Get(ctx, "/render", params)
+	return params
+}
+
+// Render renders targets over (from, until] (unix seconds) as JSON; extra
+// parameters (maxDataPoints, ...) are added to the request.
+func (a *GraphiteAPI) Render(ctx context.Context, targets []string, from, until int64, extra url.Values) ([]GraphiteSeries, error) {
+	code, body, err := a.Get(ctx, "/render", RenderParams(targets, from, until, extra))
 	if err != nil {
 		return nil, err
 	}
+	return ParseRender(fmt.Sprintf("render %q", targets), code, body)
+}
+
+// ParseRender reads a render answer; what names the request in errors.
+func ParseRender(what string, code int, body []byte) ([]GraphiteSeries, error) {
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("render %q: HTTP %d: %s", targets, code, truncate(body, 500))
+		return nil, fmt.Errorf("%s: HTTP %d: %s", what, code, truncate(body, 500))
 	}
 	var out []GraphiteSeries
 	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("render %q: reading the JSON: %w: %s", targets, err, truncate(body, 500))
+		return nil, fmt.Errorf("%s: reading the JSON: %w: %s", what, err, truncate(body, 500))
 	}
 	return out, nil
 }
@@ -163,14 +175,57 @@ func (a *GraphiteAPI) Find(ctx context.Context, query string) ([]GraphiteNode, e
 	if err != nil {
 		return nil, err
 	}
+	return ParseFind(fmt.Sprintf("find %q", query), code, body)
+}
+
+// ParseFind reads a /metrics/find answer; what names the request in errors.
+func ParseFind(what string, code int, body []byte) ([]GraphiteNode, error) {
 	if code != http.StatusOK {
-		return nil, fmt.Errorf("find %q: HTTP %d: %s", query, code, truncate(body, 500))
+		return nil, fmt.Errorf("%s: HTTP %d: %s", what, code, truncate(body, 500))
 	}
 	var out []GraphiteNode
 	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("find %q: reading the JSON: %w: %s", query, err, truncate(body, 500))
+		return nil, fmt.Errorf("%s: reading the JSON: %w: %s", what, err, truncate(body, 500))
 	}
 	return out, nil
+}
+
+// GraphiteCompleterNode is one entry of /metrics/find?format=completer:
+// branches have a path ending in "." and is_leaf "0".
+type GraphiteCompleterNode struct {
+	Path   string `json:"path"`
+	Name   string `json:"name"`
+	IsLeaf string `json:"is_leaf"`
+}
+
+// FindCompleterParams are the parameters of a completer-format find.
+func FindCompleterParams(query string) url.Values {
+	return url.Values{"query": {query}, "format": {"completer"}}
+}
+
+// FindCompleter runs /metrics/find?query=query&format=completer. Unlike
+// the default format, it lists every match (the default keeps one node per
+// name: tree.0.5 and tree.1.5 both show as "5").
+func (a *GraphiteAPI) FindCompleter(ctx context.Context, query string) ([]GraphiteCompleterNode, error) {
+	code, body, err := a.Get(ctx, "/metrics/find", FindCompleterParams(query))
+	if err != nil {
+		return nil, err
+	}
+	return ParseFindCompleter(fmt.Sprintf("find %q (completer)", query), code, body)
+}
+
+// ParseFindCompleter reads a completer-format find answer.
+func ParseFindCompleter(what string, code int, body []byte) ([]GraphiteCompleterNode, error) {
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("%s: HTTP %d: %s", what, code, truncate(body, 500))
+	}
+	var out struct {
+		Metrics []GraphiteCompleterNode `json:"metrics"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("%s: reading the JSON: %w: %s", what, err, truncate(body, 500))
+	}
+	return out.Metrics, nil
 }
 
 func truncate(b []byte, n int) string {
@@ -295,3 +350,20 @@ func ProcessRSS(pid int) (int64, error) {
 // test binary starts (the same choice StartMeridian makes when
 // Options.Host is empty), for callers that need the host before the start.
 func LoopbackHost() string { return nextHost() }
+
+// RequireMeridianFlags fails the test unless the meridian binary under test
+// knows every flag in names (e.g. FlagCarbonTenant): a clearer message than
+// a process that exits on an unknown flag.
+func RequireMeridianFlags(tb testing.TB, names ...string) {
+	tb.Helper()
+	known := knownFlags(BuildBinary(tb))
+	var missing []string
+	for _, n := range names {
+		if !known[n] {
+			missing = append(missing, "-"+n)
+		}
+	}
+	if len(missing) > 0 {
+		tb.Fatalf("the meridian binary has no %s flag (see integration/harness/graphite.go for the names this test uses)", strings.Join(missing, ", "))
+	}
+}

@@ -166,10 +166,19 @@ step_integration() {
 }
 
 # Debian packages the tests use: Debian's Prometheus (an older remote-write
-# client, integration/debianprom_test.go) and protoc (the proto freshness
-# check). Installed with apt-get when running as root; otherwise the exact
+# client, integration/debianprom_test.go), protoc (the proto freshness
+# check), and graphite-web, carbon and gunicorn (the Graphite compatibility
+# test, integration/graphite_compat_test.go, and scripts/bench-graphite.sh).
+# Each entry is PACKAGE:PROBE, the probe being an absolute path or a command
+# on PATH. Installed with apt-get when running as root; otherwise the exact
 # command is printed and the run fails.
-debian_packages=(prometheus:/usr/bin/prometheus protobuf-compiler:protoc)
+debian_packages=(
+	prometheus:/usr/bin/prometheus
+	protobuf-compiler:protoc
+	graphite-web:graphite-manage
+	graphite-carbon:carbon-cache
+	gunicorn:gunicorn
+)
 step_packages() {
 	local missing=() entry pkg probe
 	for entry in "${debian_packages[@]}"; do

@@ -62,6 +62,11 @@ func (a *API) RegisterDistributorRing(ring http.Handler) {
 	a.route("/distributor/ring", ring, false, http.MethodGet, http.MethodPost)
 }
 
+// RegisterStoreGatewayRing registers the store-gateway ring status page.
+func (a *API) RegisterStoreGatewayRing(ring http.Handler) {
+	a.route("/store-gateway/ring", ring, false, http.MethodGet, http.MethodPost)
+}
+
 // RegisterMemberlist registers the gossip membership page.
 func (a *API) RegisterMemberlist(page http.Handler) {
 	a.route("/memberlist", page, false, http.MethodGet)

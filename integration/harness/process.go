@@ -141,7 +141,12 @@ func StartMeridian(tb testing.TB, opts Options) *Process {
 		logPath:  filepath.Join(root, opts.Name+".log"),
 		http:     &http.Client{Timeout: 2 * time.Minute},
 	}
-	p.extra = p.extraListenerFlags(knownFlags(bin))
+	flags := knownFlags(bin)
+	p.extra = p.extraListenerFlags(flags)
+	if flags["store-gateway.ring.instance-id"] {
+		// The default, the hostname, is the same for every process here.
+		p.extra = append(p.extra, "-store-gateway.ring.instance-id="+opts.Name+"@"+host)
+	}
 	tb.Cleanup(p.cleanup)
 	p.Start()
 	return p

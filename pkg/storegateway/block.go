@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
@@ -29,6 +30,39 @@ type bucketBlock struct {
 	index  *index.Reader
 	chunks []*objectReader // segment files in order: 000001, 000002, ...
 	m      *metrics
+
+	// refs counts the queries reading the block; the header mapping is
+	// released once the block is evicted and no query reads it.
+	mu      sync.Mutex
+	refs    int
+	evicted bool
+}
+
+func (b *bucketBlock) acquire() {
+	b.mu.Lock()
+	b.refs++
+	b.mu.Unlock()
+}
+
+func (b *bucketBlock) release() {
+	b.mu.Lock()
+	b.refs--
+	done := b.evicted && b.refs == 0
+	b.mu.Unlock()
+	if done {
+		b.header.unmap()
+	}
+}
+
+// evict releases the block now or when its last query ends.
+func (b *bucketBlock) evict() {
+	b.mu.Lock()
+	b.evicted = true
+	done := b.refs == 0
+	b.mu.Unlock()
+	if done {
+		b.header.unmap()
+	}
 }
 
 // openBucketBlock opens the block's index over hdr and lists its chunk
@@ -91,9 +125,11 @@ func (r *blockReader) Index() (tsdb.IndexReader, error) { return sharedIndexRead
 func (r *blockReader) Chunks() (tsdb.ChunkReader, error) {
 	return &chunkReader{b: r.b, ctx: r.ctx}, nil
 }
-func (r *blockReader) Tombstones() (tombstones.Reader, error) { return tombstones.NewMemTombstones(), nil }
-func (r *blockReader) Meta() tsdb.BlockMeta                   { return r.b.meta }
-func (r *blockReader) Size() int64                            { return r.b.header.bytes() }
+func (r *blockReader) Tombstones() (tombstones.Reader, error) {
+	return tombstones.NewMemTombstones(), nil
+}
+func (r *blockReader) Meta() tsdb.BlockMeta { return r.b.meta }
+func (r *blockReader) Size() int64          { return r.b.header.bytes() }
 
 // sharedIndexReader keeps a querier's Close from closing the block's
 // index reader, which other queries share.
@@ -112,6 +148,7 @@ type chunkReader struct {
 func (c *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
 	chk, err := c.read(meta.Ref)
 	if err != nil {
+		c.b.m.readErrors.Inc()
 		if errors.Is(err, ErrCorrupted) {
 			c.b.m.corruptedBlocks.Inc()
 		}

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/prometheus/prometheus/tsdb/index"
 )
@@ -35,6 +36,43 @@ type headerSection struct {
 type indexHeader struct {
 	indexSize int64
 	sections  []headerSection // sorted by offset, not overlapping
+	// mapped is an anonymous private mapping as long as the index, holding
+	// the sections at their offsets; the rest is never touched, so costs no
+	// memory. Prometheus' symbol table asks for Range(0, Len) and skips to
+	// offsets inside the symbols section; mapped serves that.
+	mapped []byte
+}
+
+// mapSections moves the sections into an anonymous mapping of the index's
+// length, at their offsets.
+func (h *indexHeader) mapSections() error {
+	m, err := syscall.Mmap(-1, 0, int(h.indexSize), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return fmt.Errorf("map index header of %d bytes: %w", h.indexSize, err)
+	}
+	for i, s := range h.sections {
+		end := s.off + int64(len(s.data))
+		if s.off < 0 || end > h.indexSize {
+			_ = syscall.Munmap(m)
+			return fmt.Errorf("%w: index header section %d to %d past the index's %d bytes", ErrCorrupted, s.off, end, h.indexSize)
+		}
+		copy(m[s.off:end], s.data)
+		h.sections[i].data = m[s.off:end:end]
+	}
+	if err := syscall.Mprotect(m, syscall.PROT_READ); err != nil {
+		_ = syscall.Munmap(m)
+		return fmt.Errorf("protect index header mapping: %w", err)
+	}
+	h.mapped = m
+	return nil
+}
+
+// unmap releases the mapping; no reader may use the header afterwards.
+func (h *indexHeader) unmap() {
+	if h.mapped != nil {
+		_ = syscall.Munmap(h.mapped)
+		h.mapped = nil
+	}
 }
 
 func (h *indexHeader) bytes() int64 {
@@ -189,6 +227,9 @@ type indexByteSlice struct {
 func (b *indexByteSlice) Len() int { return int(b.header.indexSize) }
 
 func (b *indexByteSlice) Range(start, end int) []byte {
+	if start == 0 && end == b.Len() && b.header.mapped != nil {
+		return b.header.mapped
+	}
 	if d, ok := b.header.find(int64(start), int64(end)); ok {
 		return d
 	}

@@ -18,6 +18,7 @@ type metrics struct {
 	blockEvictions   prometheus.Counter
 	blockLoadFailed  prometheus.Counter
 	corruptedBlocks  prometheus.Counter
+	readErrors       prometheus.Counter
 	headerBytes      prometheus.Gauge
 	headerBuildBytes prometheus.Histogram
 	syncFailures     prometheus.Counter
@@ -68,6 +69,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		corruptedBlocks: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_storegateway_corrupted_block_errors_total",
 			Help: "Reads that found a block corrupted or truncated (bad checksum, short object, bad format).",
+		}),
+		readErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_storegateway_block_read_errors_total",
+			Help: "Reads of a loaded block's index or chunks that failed (object storage errors and corruption); the query fails with an error naming the block.",
 		}),
 		headerBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "meridian_storegateway_index_header_bytes",

@@ -21,8 +21,15 @@ import (
 // seriesBatch is how many series go in one streamed message.
 const seriesBatch = 128
 
+// releaseAll ends the queries' use of blocks.
+func releaseAll(blocks []*bucketBlock) {
+	for _, b := range blocks {
+		b.release()
+	}
+}
+
 // openBlocks returns the loaded blocks of ids, and the IDs of those it
-// found. A block without a meta.json is skipped (the caller asks another
+// found; the caller releases them with releaseAll. A block without a meta.json is skipped (the caller asks another
 // store-gateway or reports it missing); any other problem is an error
 // naming the block.
 func (s *Store) openBlocks(ctx context.Context, tenant string, ids []string) ([]*bucketBlock, []string, error) {
@@ -31,6 +38,7 @@ func (s *Store) openBlocks(ctx context.Context, tenant string, ids []string) ([]
 	for _, raw := range ids {
 		id, err := ulid.ParseStrict(raw)
 		if err != nil {
+			releaseAll(blocks)
 			return nil, nil, fmt.Errorf("block ID %q is not a ULID", raw)
 		}
 		blk, err := s.block(ctx, tenant, id)
@@ -38,6 +46,7 @@ func (s *Store) openBlocks(ctx context.Context, tenant string, ids []string) ([]
 			continue
 		}
 		if err != nil {
+			releaseAll(blocks)
 			return nil, nil, fmt.Errorf("block %s of tenant %s cannot be read: %w", id, tenant, err)
 		}
 		blocks = append(blocks, blk)
@@ -58,6 +67,7 @@ func (s *Store) Series(ctx context.Context, tenant string, req *meridianpb.Store
 	if err != nil {
 		return err
 	}
+	defer releaseAll(blocks)
 	if len(blocks) > 0 {
 		qs := make([]storage.ChunkQuerier, 0, len(blocks))
 		for _, blk := range blocks {
@@ -121,6 +131,7 @@ func (s *Store) LabelNames(ctx context.Context, tenant string, req *meridianpb.S
 	if err != nil {
 		return nil, err
 	}
+	defer releaseAll(blocks)
 	var all []string
 	for _, blk := range blocks {
 		names, err := blockStrings(blk, func() ([]string, error) {
@@ -150,6 +161,7 @@ func (s *Store) LabelValues(ctx context.Context, tenant string, req *meridianpb.
 	if err != nil {
 		return nil, err
 	}
+	defer releaseAll(blocks)
 	var all []string
 	for _, blk := range blocks {
 		vals, err := blockStrings(blk, func() ([]string, error) {
@@ -196,6 +208,7 @@ func (b *bucketBlock) readError(p any) error {
 	if !ok {
 		panic(p)
 	}
+	b.m.readErrors.Inc()
 	if errors.Is(fp.err, ErrCorrupted) {
 		b.m.corruptedBlocks.Inc()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 )
 
@@ -66,14 +67,21 @@ func (s *Store) block(ctx context.Context, tenant string, id ulid.ULID) (*bucket
 	s.mu.Lock()
 	if e, ok := s.loaded[k]; ok {
 		s.lru.MoveToFront(e)
+		blk := e.Value.(*loadedBlock).blk
+		blk.acquire()
 		s.mu.Unlock()
-		return e.Value.(*loadedBlock).blk, nil
+		return blk, nil
 	}
 	if c, ok := s.loading[k]; ok {
 		s.mu.Unlock()
 		select {
 		case <-c.done:
-			return c.blk, c.err
+			if c.err != nil {
+				return nil, c.err
+			}
+			// Loaded meanwhile: take it from the map, where it may
+			// already have been evicted.
+			return s.block(ctx, tenant, id)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -87,6 +95,7 @@ func (s *Store) block(ctx context.Context, tenant string, id ulid.ULID) (*bucket
 	s.mu.Lock()
 	delete(s.loading, k)
 	if c.err == nil {
+		c.blk.acquire() // for the caller
 		lb := &loadedBlock{key: k, blk: c.blk, bytes: c.blk.header.bytes()}
 		s.loaded[k] = s.lru.PushFront(lb)
 		s.loadedBytes += lb.bytes
@@ -108,6 +117,7 @@ func (s *Store) evictLocked() {
 		s.lru.Remove(e)
 		delete(s.loaded, lb.key)
 		s.loadedBytes -= lb.bytes
+		lb.blk.evict()
 		s.m.blockEvictions.Inc()
 		level.Debug(s.logger).Log("msg", "evicted block to stay under the memory budget", "tenant", lb.key.tenant, "block", lb.key.id, "header_bytes", lb.bytes)
 	}
@@ -141,12 +151,12 @@ func (s *Store) load(ctx context.Context, k blockKey) (*bucketBlock, error) {
 			return nil, err
 		}
 	}
-	blk, err := openBucketBlock(ctx, s.bkt, s.cache, s.m, k.tenant, meta, hdr)
+	blk, err := s.open(ctx, k, meta, hdr)
 	if err != nil && fromDisk {
 		// The local copy may be stale or damaged: build it again once.
 		level.Warn(s.logger).Log("msg", "block did not open with the local index header; building it again", "tenant", k.tenant, "block", k.id, "err", err)
 		if hdr, err = s.buildHeader(ctx, k, dir); err == nil {
-			blk, err = openBucketBlock(ctx, s.bkt, s.cache, s.m, k.tenant, meta, hdr)
+			blk, err = s.open(ctx, k, meta, hdr)
 		}
 	}
 	if err != nil {
@@ -156,6 +166,19 @@ func (s *Store) load(ctx context.Context, k blockKey) (*bucketBlock, error) {
 	s.m.blockLoads.Inc()
 	s.m.headerBuildBytes.Observe(float64(hdr.bytes()))
 	level.Info(s.logger).Log("msg", "loaded block", "tenant", k.tenant, "block", k.id, "header_bytes", hdr.bytes(), "from_disk", fromDisk, "duration", time.Since(start))
+	return blk, nil
+}
+
+// open maps the header and opens the block on it.
+func (s *Store) open(ctx context.Context, k blockKey, meta tsdb.BlockMeta, hdr *indexHeader) (*bucketBlock, error) {
+	if err := hdr.mapSections(); err != nil {
+		return nil, err
+	}
+	blk, err := openBucketBlock(ctx, s.bkt, s.cache, s.m, k.tenant, meta, hdr)
+	if err != nil {
+		hdr.unmap()
+		return nil, err
+	}
 	return blk, nil
 }
 
@@ -201,6 +224,7 @@ func (s *Store) retain(tenants map[string]struct{}, keep func(blockKey) bool) {
 		s.lru.Remove(e)
 		delete(s.loaded, k)
 		s.loadedBytes -= lb.bytes
+		lb.blk.evict()
 		s.m.blockEvictions.Inc()
 	}
 	s.updateGaugesLocked()

@@ -257,8 +257,23 @@ func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call
 		errs = append(errs, fmt.Errorf("block %s of tenant %s (%s to %s) could not be queried: %w", id, q.tenant,
 			time.UnixMilli(m.MinTime).UTC().Format(time.RFC3339), time.UnixMilli(m.MaxTime).UTC().Format(time.RFC3339), lastErr[id]))
 	}
-	return nil, fmt.Errorf("consistency check failed, refusing a partial answer: %w", errors.Join(errs...))
+	return nil, consistencyError{err: errors.Join(errs...)}
 }
+
+// ErrIDStoreConsistency is the stable ID of a query refused because a
+// block in object storage could not be read.
+const ErrIDStoreConsistency = "err-meridian-store-consistency-check"
+
+// consistencyError is a query refused because blocks the bucket lists for
+// its range could not be queried. It answers 503: the data exists but is
+// not reachable now.
+type consistencyError struct{ err error }
+
+func (e consistencyError) Error() string {
+	return ErrIDStoreConsistency + ": consistency check failed, refusing a partial answer: " + e.err.Error()
+}
+func (e consistencyError) Unwrap() error     { return e.err }
+func (e consistencyError) Unavailable() bool { return true }
 
 func (q *blocksQuerier) callOne(ctx context.Context, addr string, ids []string, call storeCall) (any, []string, error) {
 	c, err := q.s.clients.Get(addr)
@@ -374,4 +389,3 @@ func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHint
 }
 
 func (q *blocksQuerier) Close() error { return nil }
-

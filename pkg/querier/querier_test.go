@@ -31,7 +31,6 @@ import (
 
 type fixedLimits struct{ l limits.Limits }
 
-
 // sample is one sample of a series.
 type sample struct {
 	t int64

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
@@ -136,6 +138,61 @@ func (r *blockReader) Size() int64          { return r.b.header.bytes() }
 type sharedIndexReader struct{ *index.Reader }
 
 func (sharedIndexReader) Close() error { return nil }
+
+// Prometheus' index.Reader answers label queries without matchers only;
+// tsdb's own block wraps it the same way.
+
+func (r sharedIndexReader) SortedLabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.SortedLabelValues(ctx, name, hints)
+	}
+	vals, err := r.LabelValues(ctx, name, hints, ms...)
+	slices.Sort(vals)
+	return vals, err
+}
+
+func (r sharedIndexReader) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.LabelValues(ctx, name, hints)
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, r, ms...)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]struct{}{}
+	var b labels.ScratchBuilder
+	for p.Next() {
+		if err := r.Series(p.At(), &b, nil); err != nil {
+			return nil, err
+		}
+		if v := b.Labels().Get(name); v != "" {
+			seen[v] = struct{}{}
+		}
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		out = append(out, v)
+	}
+	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
+		slices.Sort(out)
+		out = out[:hints.Limit]
+	}
+	return out, nil
+}
+
+func (r sharedIndexReader) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.LabelNames(ctx)
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, r, ms...)
+	if err != nil {
+		return nil, err
+	}
+	return r.LabelNamesFor(ctx, p)
+}
 
 // chunkReader reads chunks by reference: the segment number in the upper
 // and the offset in the lower 32 bits of the ref (Prometheus' chunks format:

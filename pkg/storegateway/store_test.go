@@ -209,6 +209,15 @@ func TestSeriesIdenticalToLocalBlocks(t *testing.T) {
 	vals, err := f.store.LabelValues(context.Background(), testTenant, &meridianpb.StoreLabelValuesRequest{Name: "job", MinTimeMs: 0, MaxTimeMs: 6 * hourMs, BlockIds: f.ids(f.metas...)})
 	require.NoError(t, err)
 	require.Len(t, vals.Values, 7)
+	// With matchers, as the querier sends them.
+	vals, err = f.store.LabelValues(context.Background(), testTenant, &meridianpb.StoreLabelValuesRequest{Name: "job", MinTimeMs: 0, MaxTimeMs: 6 * hourMs, BlockIds: f.ids(f.metas...),
+		Matchers: []prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: "instance", Value: "i-00[0-2]"}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"job-0", "job-1", "job-2"}, vals.Values)
+	names, err = f.store.LabelNames(context.Background(), testTenant, &meridianpb.StoreLabelNamesRequest{MinTimeMs: 0, MaxTimeMs: 6 * hourMs, BlockIds: f.ids(f.metas...),
+		Matchers: []prompb.LabelMatcher{{Type: prompb.LabelMatcher_EQ, Name: "job", Value: "job-3"}}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"__name__", "instance", "job"}, names.Names)
 
 	// The index header holds only part of the index.
 	for _, meta := range f.metas {

@@ -147,6 +147,9 @@ func StartMeridian(tb testing.TB, opts Options) *Process {
 		// The default, the hostname, is the same for every process here.
 		p.extra = append(p.extra, "-store-gateway.ring.instance-id="+opts.Name+"@"+host)
 	}
+	if flags["compactor.ring.instance-id"] {
+		p.extra = append(p.extra, "-compactor.ring.instance-id="+opts.Name+"@"+host)
+	}
 	tb.Cleanup(p.cleanup)
 	p.Start()
 	return p

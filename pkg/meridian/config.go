@@ -172,6 +172,13 @@ func (c *Config) ApplyDerivedDefaults() {
 		}
 	}
 	lc.ListenPort = c.Server.GRPCListenPort
+	cr := &c.Compactor.Ring
+	if cr.InstanceAddr == "" {
+		cr.InstanceAddr = lc.Addr
+	}
+	if cr.InstancePort == 0 {
+		cr.InstancePort = c.Server.GRPCListenPort
+	}
 	sr := &c.StoreGateway.Ring
 	if sr.InstanceAddr == "" {
 		sr.InstanceAddr = lc.Addr

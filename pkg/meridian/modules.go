@@ -140,7 +140,7 @@ func (m *Meridian) setupModules() {
 		Distributor:   {Server, RuntimeConfig, IngesterRing, DistRing},
 		Querier:       {Server, RuntimeConfig, IngesterRing, SGRing},
 		QueryFrontend: {Server, RuntimeConfig},
-		Compactor:     {Server, RuntimeConfig},
+		Compactor:     {Server, RuntimeConfig, MemberlistKV},
 		SGRing:        {Server, MemberlistKV},
 		StoreGateway:  {Server, MemberlistKV, SGRing},
 		Write:         {Distributor, Ingester},
@@ -376,7 +376,12 @@ func (m *Meridian) initCompactor() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := compactor.New(m.Cfg.Compactor, bkt, m.Overrides, m.Logger, m.SLogger, m.Registry)
+	shards, err := compactor.NewRing(m.Cfg.Compactor.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	if err != nil {
+		return nil, fmt.Errorf("create compactor ring: %w", err)
+	}
+	m.API.RegisterCompactorRing(shards)
+	c, err := compactor.New(m.Cfg.Compactor, bkt, m.Overrides, shards, m.Logger, m.SLogger, m.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("create compactor: %w", err)
 	}

@@ -4,30 +4,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash/fnv"
-	"net"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/kv"
-	"github.com/grafana/dskit/netutil"
 	"github.com/grafana/dskit/ring"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // RingKey is the key of the store-gateway ring in the KV store.
 const RingKey = "store-gateway"
 
-const (
-	ringName = "store-gateway"
-	// ringAutoForgetPeriods is how many heartbeat timeouts a store-gateway
-	// may miss before a peer removes it from the ring.
-	ringAutoForgetPeriods = 10
-)
+const ringName = "store-gateway"
 
 // RingOp selects the store-gateways that own a block: ACTIVE ones, and
 // the next instance in the ring in place of one that is not ACTIVE.
@@ -96,36 +88,13 @@ func NewRingClient(cfg RingConfig, kvCfg kv.Config, logger log.Logger, reg prome
 // newLifecycler registers this store-gateway in the ring, ACTIVE at once:
 // blocks are loaded lazily, so there is nothing to wait for.
 func newLifecycler(cfg RingConfig, kvCfg kv.Config, logger log.Logger, reg prometheus.Registerer) (*ring.BasicLifecycler, error) {
-	addr := cfg.InstanceAddr
-	if addr == "" {
-		var err error
-		addr, err = netutil.GetFirstAddressOf(netutil.PrivateNetworkInterfacesWithFallback([]string{"eth0", "en0"}, logger), logger, false)
-		if err != nil {
-			level.Warn(logger).Log("msg", "no address found for the store-gateway ring; advertising 127.0.0.1, set -store-gateway.ring.instance-addr", "err", err)
-			addr = "127.0.0.1"
-		}
-	}
-	store, err := kv.NewClient(kvCfg, ring.GetCodec(), kv.RegistererWithKVName(reg, ringName+"-lifecycler"), logger)
-	if err != nil {
-		return nil, fmt.Errorf("create the store-gateway ring KV client: %w", err)
-	}
-	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, cfg.NumTokens)
-	delegate = ring.NewLeaveOnStoppingDelegate(delegate, logger)
-	delegate = ring.NewAutoForgetDelegate(ringAutoForgetPeriods*cfg.HeartbeatTimeout, delegate, logger)
-	return ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
-		ID:               cfg.InstanceID,
-		Addr:             net.JoinHostPort(addr, strconv.Itoa(cfg.InstancePort)),
-		HeartbeatPeriod:  cfg.HeartbeatPeriod,
-		HeartbeatTimeout: cfg.HeartbeatTimeout,
-		NumTokens:        cfg.NumTokens,
-	}, ringName, RingKey, store, delegate, logger, reg)
+	return ringutil.NewLifecycler(ringName, RingKey, ringutil.LifecyclerConfig{
+		ID: cfg.InstanceID, Addr: cfg.InstanceAddr, Port: cfg.InstancePort, NumTokens: cfg.NumTokens,
+		HeartbeatPeriod: cfg.HeartbeatPeriod, HeartbeatTimeout: cfg.HeartbeatTimeout,
+	}, kvCfg, logger, reg)
 }
 
 // BlockToken is the ring key of a tenant's block.
 func BlockToken(tenant string, id ulid.ULID) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(tenant))
-	_, _ = h.Write([]byte{'/'})
-	_, _ = h.Write(id[:])
-	return h.Sum32()
+	return ringutil.Token([]byte(tenant), id[:])
 }

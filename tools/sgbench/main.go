@@ -48,21 +48,22 @@ func main() {
 		days     = flag.Int("days", 7, "Days of data, one 24h block each.")
 		interval = flag.Duration("interval", 30*time.Second, "Scrape interval of the written samples.")
 		cacheMB  = flag.Int("cache-mb", 256, "In-memory page cache size.")
+		values   = flag.String("values", "realistic", "Sample values: realistic (counters at a steady rate, gauges that mostly stay put) or random (random increments and full-precision random walks: the worst case for compression).")
 	)
 	flag.Parse()
-	if err := run(*dir, *generate, *query, *series, *days, *interval, *cacheMB); err != nil {
+	if err := run(*dir, *generate, *query, *series, *days, *interval, *cacheMB, *values == "random"); err != nil {
 		fmt.Fprintln(os.Stderr, "sgbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir string, generate, query bool, nSeries, days int, interval time.Duration, cacheMB int) error {
+func run(dir string, generate, query bool, nSeries, days int, interval time.Duration, cacheMB int, random bool) error {
 	bkt, err := filesystem.NewBucket(filepath.Join(dir, "bucket"))
 	if err != nil {
 		return err
 	}
 	if generate {
-		if err := gen(dir, bkt, nSeries, days, interval); err != nil {
+		if err := gen(dir, bkt, nSeries, days, interval, random); err != nil {
 			return err
 		}
 	}
@@ -73,12 +74,16 @@ func run(dir string, generate, query bool, nSeries, days int, interval time.Dura
 }
 
 // gen writes one 24h block per day ending at midnight today (UTC).
-func gen(dir string, bkt objstore.Bucket, nSeries, days int, interval time.Duration) error {
+func gen(dir string, bkt objstore.Bucket, nSeries, days int, interval time.Duration, random bool) error {
 	ctx := context.Background()
 	end := time.Now().UTC().Truncate(24 * time.Hour)
 	start := end.Add(-time.Duration(days) * 24 * time.Hour)
 	rng := rand.New(rand.NewPCG(1, 2))
 	vals := make([]float64, nSeries)
+	rates := make([]float64, nSeries) // per-second rate of each counter
+	for s := range rates {
+		rates[s] = float64(1 + rng.IntN(50))
+	}
 	lsets := make([]labels.Labels, nSeries)
 	for s := range lsets {
 		kind := "counter"
@@ -101,10 +106,17 @@ func gen(dir string, bkt objstore.Bucket, nSeries, days int, interval time.Durat
 		for ts := from; ts.Before(from.Add(24 * time.Hour)); ts = ts.Add(interval) {
 			app := w.Appender(ctx)
 			for s := range lsets {
-				if s%2 == 0 {
+				switch {
+				case random && s%2 == 0:
 					vals[s] += float64(rng.IntN(100))
-				} else {
+				case random:
 					vals[s] = max(0, vals[s]+rng.NormFloat64())
+				case s%2 == 0:
+					// A steady rate with a little jitter, in whole events.
+					vals[s] += float64(int(rates[s] * interval.Seconds() * (0.9 + 0.2*rng.Float64())))
+				case rng.IntN(10) == 0:
+					// Gauges change now and then, to a value with two decimals.
+					vals[s] = float64(int(max(0, vals[s]+rng.NormFloat64()*5)*100)) / 100
 				}
 				if _, err := app.Append(0, lsets[s], ts.UnixMilli(), vals[s]); err != nil {
 					return err

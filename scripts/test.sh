@@ -169,7 +169,7 @@ step_integration() {
 # client, integration/debianprom_test.go) and protoc (the proto freshness
 # check). Installed with apt-get when running as root; otherwise the exact
 # command is printed and the run fails.
-debian_packages=(prometheus:/usr/bin/prometheus protobuf-compiler:protoc)
+debian_packages=(prometheus:/usr/bin/prometheus protobuf-compiler:protoc memcached:/usr/bin/memcached)
 step_packages() {
 	local missing=() entry pkg probe
 	for entry in "${debian_packages[@]}"; do

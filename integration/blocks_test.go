@@ -132,4 +132,4 @@ func checkBlocksData(t *testing.T, c *harness.Client, first, last time.Time, n i
 // shippingTarget is the monolith without its compactor: the shipping tests
 // count the blocks ingesters ship, and a compactor would, depending on the
 // time of day, compact them into a 12h block between two looks.
-const shippingTarget = "distributor,ingester,querier"
+const shippingTarget = "distributor,ingester,querier,store-gateway"

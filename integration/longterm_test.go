@@ -217,8 +217,8 @@ func TestLongTermCompactorKilledMidCompaction(t *testing.T) {
 			}
 			partial++
 			require.Empty(t, q.LogLines("loaded block", id), "%s: the querier loaded block %s, which has no meta.json", when, id)
-			_, err := os.Stat(filepath.Join(q.DataDir(), "querier-blocks", tenant, id))
-			require.True(t, os.IsNotExist(err), "%s: block %s without meta.json is in the querier's cache", when, id)
+			_, err := os.Stat(filepath.Join(q.DataDir(), "store-gateway", tenant, id))
+			require.True(t, os.IsNotExist(err), "%s: block %s without meta.json has an index header in the store-gateway", when, id)
 		}
 	}
 
@@ -268,7 +268,7 @@ func TestLongTermCompactorKilledMidCompaction(t *testing.T) {
 		return ltIndexSettled(c, tenant, true)
 	})
 	requireEventually(t, 30*time.Second, time.Second, "the querier syncs the compacted blocks", func() bool {
-		got, _ := q.Metric("meridian_querier_bucket_blocks_loaded", nil)
+		got, _ := q.Metric("meridian_storegateway_blocks_owned", nil)
 		return int(got) == len(ltCompleteBlocks(t, c, tenant))
 	})
 	checkQuerier("after the compactor finished")
@@ -405,7 +405,7 @@ func TestLongTermRetentionRemovesExpiredBlocks(t *testing.T) {
 	// Queries over the recent range, and over the kept tenant's old data,
 	// answer as before.
 	requireEventually(t, 30*time.Second, time.Second, "the querier dropped the expired blocks", func() bool {
-		got, _ := q.Metric("meridian_querier_bucket_blocks_loaded", nil)
+		got, _ := q.Metric("meridian_storegateway_blocks_owned", nil)
 		return int(got) == len(ltCompleteBlocks(t, c, retained))+len(ltCompleteBlocks(t, c, kept))
 	})
 	recentAfter, n := ltSums(t, q, retained, metric, end, recentWindow)
@@ -501,7 +501,7 @@ func TestLongTermTenantDeletion(t *testing.T) {
 	// The querier drops the deleted tenant's blocks and still answers for
 	// the other tenant.
 	requireEventually(t, 30*time.Second, time.Second, "the querier dropped the deleted tenant's blocks", func() bool {
-		got, _ := q.Metric("meridian_querier_bucket_blocks_loaded", nil)
+		got, _ := q.Metric("meridian_storegateway_blocks_owned", nil)
 		return int(got) == len(idxBefore.Blocks)
 	})
 	got, n := ltSums(t, q, survivor, metric, end, window)

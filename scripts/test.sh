@@ -178,6 +178,7 @@ debian_packages=(
 	graphite-web:graphite-manage
 	graphite-carbon:carbon-cache
 	gunicorn:gunicorn
+	memcached:/usr/bin/memcached
 )
 step_packages() {
 	local missing=() entry pkg probe

@@ -157,11 +157,12 @@ func (c *Cluster) StartDistributor(noWait bool, extra ...string) *Process {
 	return c.Start(Options{Target: "distributor", Name: "distributor", NoWaitReady: noWait, Args: extra})
 }
 
-// StartQuerier starts a querier that syncs the bucket every second.
+// StartQuerier starts a querier with an in-process store-gateway, both
+// syncing the bucket every second.
 func (c *Cluster) StartQuerier(extra ...string) *Process {
 	c.tb.Helper()
-	args := append([]string{"-querier.bucket-sync-interval=1s"}, extra...)
-	return c.Start(Options{Target: "querier", Name: "querier", Args: args})
+	args := append([]string{"-querier.bucket-sync-interval=1s", "-store-gateway.sync-interval=1s"}, extra...)
+	return c.Start(Options{Target: "querier,store-gateway", Name: "querier", Args: args})
 }
 
 // RingActiveExactly returns nil when p's ring shows exactly ids as healthy

@@ -143,7 +143,15 @@ func StartMeridian(tb testing.TB, opts Options) *Process {
 		http:     &http.Client{Timeout: 2 * time.Minute},
 		listen:   map[string]string{},
 	}
-	p.extra = p.extraListenerFlags(knownFlags(bin))
+	flags := knownFlags(bin)
+	p.extra = p.extraListenerFlags(flags)
+	if flags["store-gateway.ring.instance-id"] {
+		// The default, the hostname, is the same for every process here.
+		p.extra = append(p.extra, "-store-gateway.ring.instance-id="+opts.Name+"@"+host)
+	}
+	if flags["compactor.ring.instance-id"] {
+		p.extra = append(p.extra, "-compactor.ring.instance-id="+opts.Name+"@"+host)
+	}
 	tb.Cleanup(p.cleanup)
 	p.Start()
 	return p

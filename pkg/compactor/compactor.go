@@ -45,6 +45,7 @@ type Compactor struct {
 	services.Service
 
 	cfg     Config
+	shards  *Ring // nil: every tenant
 	ranges  []int64
 	bkt     objstore.Bucket
 	limits  TenantLimits
@@ -61,12 +62,16 @@ type Compactor struct {
 	blocksDeleted      prometheus.Counter
 	blockFailures      prometheus.Counter
 	tenantsProcessed   *prometheus.CounterVec
+	tenantsSkipped     prometheus.Counter
 	compactionDuration prometheus.Histogram
 }
 
 // New returns a compactor of the blocks in bkt, the whole bucket in which
 // tenants are top-level prefixes. limits may be nil: no retention.
-func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, logger log.Logger, slogger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
+//
+// shards is the compactor ring, or nil to process every tenant (one
+// compactor, tests).
+func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *Ring, logger log.Logger, slogger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("compactor config: %w", err)
 	}
@@ -79,6 +84,7 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, logger log.Logger
 	f := promauto.With(reg)
 	c := &Compactor{
 		cfg:     cfg,
+		shards:  shards,
 		ranges:  cfg.rangesMillis(),
 		bkt:     bkt,
 		limits:  limits,
@@ -113,6 +119,10 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, logger log.Logger
 			Name: "meridian_compactor_tenants_processed_total",
 			Help: "Tenants processed by the compactor, by status.",
 		}, []string{"status"}),
+		tenantsSkipped: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_compactor_tenants_skipped_total",
+			Help: "Tenants left alone because another compactor owns them in the compactor ring.",
+		}),
 		compactionDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:                            "meridian_compactor_compaction_duration_seconds",
 			Help:                            "Time to download, compact and upload one group of blocks.",
@@ -129,15 +139,30 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, logger log.Logger
 	for _, r := range []string{reasonCompaction, reasonRetention} {
 		c.blocksMarked.WithLabelValues(r)
 	}
-	c.Service = services.NewBasicService(c.starting, c.running, nil)
+	c.Service = services.NewBasicService(c.starting, c.running, c.stopping)
 	return c, nil
+}
+
+func (c *Compactor) stopping(error) error {
+	if c.shards == nil {
+		return nil
+	}
+	if err := c.shards.stop(); err != nil {
+		return fmt.Errorf("leave the compactor ring: %w", err)
+	}
+	return nil
 }
 
 func (c *Compactor) workDir() string { return filepath.Join(c.cfg.DataDir, compactorWorkDirname) }
 
-func (c *Compactor) starting(context.Context) error {
+func (c *Compactor) starting(ctx context.Context) error {
 	if err := os.MkdirAll(c.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create compactor data directory: %w", err)
+	}
+	if c.shards != nil {
+		if err := c.shards.start(ctx); err != nil {
+			return err
+		}
 	}
 	// Leftovers of a compactor killed mid-run.
 	if err := os.RemoveAll(c.workDir()); err != nil {
@@ -201,6 +226,17 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
+		}
+		if c.shards != nil {
+			own, err := c.shards.OwnsTenant(tenant)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if !own {
+				c.tenantsSkipped.Inc()
+				continue
+			}
 		}
 		if err := c.processTenant(ctx, tenant); err != nil {
 			c.tenantsProcessed.WithLabelValues("failure").Inc()

@@ -391,11 +391,11 @@ func TestCompactor_ServiceRunsAtStart(t *testing.T) {
 func TestNew_RequiresDataDir(t *testing.T) {
 	cfg := defaultConfig(t)
 	cfg.DataDir = ""
-	_, err := New(cfg, nil, nil, nil, nil, nil)
+	_, err := New(cfg, nil, nil, nil, nil, nil, nil)
 	require.ErrorContains(t, err, "data directory")
 	cfg = defaultConfig(t)
 	cfg.BlockRanges = nil
-	_, err = New(cfg, nil, nil, nil, nil, nil)
+	_, err = New(cfg, nil, nil, nil, nil, nil, nil)
 	require.ErrorContains(t, err, "block ranges")
 }
 

@@ -57,11 +57,13 @@ type Config struct {
 	BlockRanges        DurationList  `yaml:"block_ranges" category:"advanced"`
 	DeletionDelay      time.Duration `yaml:"deletion_delay" category:"advanced"`
 	TenantCleanupDelay time.Duration `yaml:"tenant_cleanup_delay" category:"advanced"`
+	Ring               RingConfig    `yaml:"ring"`
 }
 
 // RegisterFlags registers the compactor flags under -compactor.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	const p = "compactor."
+	c.Ring.RegisterFlags(f)
 	f.StringVar(&c.DataDir, p+"data-dir", "", "Working directory of the compactor: blocks are downloaded and compacted there. Empty means <data-dir>/compactor.")
 	f.DurationVar(&c.CompactionInterval, p+"compaction-interval", time.Hour, "How often the compactor runs over every tenant. It also runs once at start.")
 	c.BlockRanges = DurationList{2 * time.Hour, 12 * time.Hour, 24 * time.Hour}
@@ -71,6 +73,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 }
 
 // Validate checks the configuration.
+// The ring settings are checked by NewRing.
 func (c *Config) Validate() error {
 	if c.CompactionInterval <= 0 {
 		return fmt.Errorf("compaction interval must be positive, got %s", c.CompactionInterval)

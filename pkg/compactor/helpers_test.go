@@ -192,7 +192,7 @@ func newTestEnv(t testing.TB, limits TenantLimits, mutate func(*Config)) *testEn
 		now:  time.UnixMilli(100 * hour),
 		logs: &syncBuffer{},
 	}
-	c, err := New(cfg, bkt, limits, log.NewLogfmtLogger(e.logs), slog.New(slog.DiscardHandler), e.reg)
+	c, err := New(cfg, bkt, limits, nil, log.NewLogfmtLogger(e.logs), slog.New(slog.DiscardHandler), e.reg)
 	require.NoError(t, err)
 	c.now = func() time.Time { return e.now }
 	e.c = c

@@ -28,6 +28,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
 	"github.com/meridianhq/meridian/pkg/storage"
+	"github.com/meridianhq/meridian/pkg/storegateway"
 	"github.com/meridianhq/meridian/pkg/tenant"
 )
 
@@ -38,7 +39,7 @@ type CommonConfig struct {
 
 // RegisterFlags registers the common flags.
 func (c *CommonConfig) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&c.DataDir, "common.data-dir", "./data", "Directory for all local state: TSDBs under tsdb/, the filesystem bucket under bucket/, the querier's block cache under querier-blocks/.")
+	f.StringVar(&c.DataDir, "common.data-dir", "./data", "Directory for all local state: TSDBs under tsdb/, the filesystem bucket under bucket/, the store-gateway's index headers under store-gateway/.")
 }
 
 // Config is the whole configuration of a Meridian process.
@@ -60,12 +61,15 @@ type Config struct {
 	Frontend       frontend.Config        `yaml:"frontend"`
 	Compactor      compactor.Config       `yaml:"compactor"`
 	Graphite       graphite.Config        `yaml:"graphite"`
+	StoreGateway   storegateway.Config    `yaml:"store_gateway"`
+	// StoreGatewayClient configures the queriers' connections to store-gateways.
+	StoreGatewayClient storegateway.ClientConfig `yaml:"store_gateway_client"`
 }
 
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), distributor, ingester, querier, query-frontend, compactor. Internal modules they depend on start with them.")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, compactor, store-gateway. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
@@ -84,6 +88,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Frontend.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.Graphite.RegisterFlags(f)
+	c.StoreGateway.RegisterFlags(f)
+	c.StoreGatewayClient.RegisterFlags(f)
 
 	setDefault(f, "server.http-listen-port", "8080")
 	setDefault(f, "server.grpc-listen-port", "9095")
@@ -130,6 +136,8 @@ func (c *Config) Validate() error {
 		{"frontend", c.Frontend.Validate},
 		{"compactor", c.Compactor.Validate},
 		{"graphite", c.Graphite.Validate},
+		{"store_gateway", c.StoreGateway.Validate},
+		{"store_gateway_client", c.StoreGatewayClient.Validate},
 	}
 	for _, ch := range checks {
 		if err := ch.fn(); err != nil {
@@ -150,8 +158,8 @@ func (c *Config) ApplyDerivedDefaults() {
 	if c.Compactor.DataDir == "" {
 		c.Compactor.DataDir = filepath.Join(c.Common.DataDir, "compactor")
 	}
-	if c.Querier.BucketBlocks.CacheDir == "" {
-		c.Querier.BucketBlocks.CacheDir = filepath.Join(c.Common.DataDir, "querier-blocks")
+	if c.StoreGateway.DataDir == "" {
+		c.StoreGateway.DataDir = filepath.Join(c.Common.DataDir, "store-gateway")
 	}
 	lc := &c.Ingester.Lifecycler
 	if lc.RingConfig.KVStore.Store == "memberlist" && len(c.MemberlistKV.JoinMembers) == 0 && len(c.Target) == 1 && c.Target[0] == All {
@@ -168,6 +176,20 @@ func (c *Config) ApplyDerivedDefaults() {
 		}
 	}
 	lc.ListenPort = c.Server.GRPCListenPort
+	cr := &c.Compactor.Ring
+	if cr.InstanceAddr == "" {
+		cr.InstanceAddr = lc.Addr
+	}
+	if cr.InstancePort == 0 {
+		cr.InstancePort = c.Server.GRPCListenPort
+	}
+	sr := &c.StoreGateway.Ring
+	if sr.InstanceAddr == "" {
+		sr.InstanceAddr = lc.Addr
+	}
+	if sr.InstancePort == 0 {
+		sr.InstancePort = c.Server.GRPCListenPort
+	}
 	dr := &c.Distributor.Ring
 	if dr.InstanceAddr == "" {
 		dr.InstanceAddr = lc.Addr

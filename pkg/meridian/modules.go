@@ -42,6 +42,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
 	"github.com/meridianhq/meridian/pkg/storage"
+	"github.com/meridianhq/meridian/pkg/storegateway"
 	"github.com/meridianhq/meridian/pkg/tenant"
 	"github.com/meridianhq/meridian/pkg/util/build"
 	"github.com/meridianhq/meridian/pkg/util/grpccodec"
@@ -62,9 +63,12 @@ const (
 	Querier       = "querier"
 	QueryFrontend = "query-frontend"
 	Compactor     = "compactor"
+	SGRing        = "store-gateway-ring"
+	StoreGateway  = "store-gateway"
 	All           = "all"
 	Write         = "write"
 	Read          = "read"
+	Backend       = "backend"
 )
 
 // Meridian is one process: its config, the components it runs and the
@@ -75,19 +79,21 @@ type Meridian struct {
 	Logger   log.Logger
 	SLogger  *slog.Logger
 
-	Server          *server.Server
-	Memberlist      *memberlist.KVInitService
-	API             *api.API
-	Overrides       *limits.Overrides
-	IngesterRing    *ring.Ring
-	Ingester        *ingester.Ingester
-	Distributor     *distributor.Distributor
-	PushHandler     *distributor.PushHandler
-	Carbon          *graphite.Ingester
-	DistributorRing *distributor.DistributorRing
-	BucketBlocks    *querier.BucketBlocks
-	Frontend        *frontend.Frontend
-	Compactor       *compactor.Compactor
+	Server           *server.Server
+	Memberlist       *memberlist.KVInitService
+	API              *api.API
+	Overrides        *limits.Overrides
+	IngesterRing     *ring.Ring
+	Ingester         *ingester.Ingester
+	Distributor      *distributor.Distributor
+	PushHandler      *distributor.PushHandler
+	Carbon           *graphite.Ingester
+	DistributorRing  *distributor.DistributorRing
+	Frontend         *frontend.Frontend
+	Compactor        *compactor.Compactor
+	StoreGatewayRing *ring.Ring
+	StoreGateway     *storegateway.StoreGateway
+	BlocksStore      *querier.BlocksStore
 
 	bucket     objstore.Bucket
 	clientPool *ingclient.Pool
@@ -124,8 +130,11 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(Querier, m.initQuerier)
 	mm.RegisterModule(QueryFrontend, m.initQueryFrontend)
 	mm.RegisterModule(Compactor, m.initCompactor)
+	mm.RegisterModule(SGRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
+	mm.RegisterModule(StoreGateway, m.initStoreGateway)
 	mm.RegisterModule(Write, nil)
 	mm.RegisterModule(Read, nil)
+	mm.RegisterModule(Backend, nil)
 	mm.RegisterModule(All, nil)
 
 	deps := map[string][]string{
@@ -138,12 +147,15 @@ func (m *Meridian) setupModules() {
 		DistributorWP: {Server, RuntimeConfig, IngesterRing, DistRing},
 		Carbon:        {DistributorWP},
 		Distributor:   {DistributorWP, Carbon},
-		Querier:       {Server, RuntimeConfig, IngesterRing},
+		Querier:       {Server, RuntimeConfig, IngesterRing, SGRing},
 		QueryFrontend: {Server, RuntimeConfig},
-		Compactor:     {Server, RuntimeConfig},
+		Compactor:     {Server, RuntimeConfig, MemberlistKV},
+		SGRing:        {Server, MemberlistKV},
+		StoreGateway:  {Server, MemberlistKV, SGRing},
 		Write:         {Distributor, Ingester},
 		Read:          {Querier},
-		All:           {Distributor, Ingester, Querier, Compactor},
+		Backend:       {StoreGateway, Compactor},
+		All:           {Distributor, Ingester, Querier, Compactor, StoreGateway},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -319,15 +331,42 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.BucketBlocks = querier.NewBucketBlocks(m.Cfg.Querier.BucketBlocks, bkt, m.Logger, m.SLogger, m.Registry)
-	q := querier.NewQueryable(m.IngesterRing, m.ingesterClients(), m.BucketBlocks, m.Overrides, m.Logger)
+	pool := storegateway.NewClientPool(m.Cfg.StoreGatewayClient, m.Registry)
+	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing, pool, m.Logger, m.Registry)
+	q := querier.NewQueryable(m.IngesterRing, m.ingesterClients(), m.BlocksStore, m.Overrides, m.Logger)
 	bi := httpapi.BuildInfo{
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
 		BuildUser: build.BuildUser, BuildDate: build.BuildDate, GoVersion: build.GoVersion(),
 	}
 	m.API.RegisterQuerier(httpapi.New(m.Cfg.API, q, q, m.Overrides, bi, m.Logger, m.Registry))
 	m.API.RegisterGraphite(graphite.NewAPI(q, m.Overrides, m.Logger, m.Registry).Routes())
-	return m.BucketBlocks, nil
+	return services.NewIdleService(nil, func(error) error { return pool.Close() }), nil
+}
+
+// initStoreGatewayRing watches the store-gateway ring: queriers route
+// blocks with it, store-gateways decide which blocks they own.
+func (m *Meridian) initStoreGatewayRing() (services.Service, error) {
+	r, err := storegateway.NewRingClient(m.Cfg.StoreGateway.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	if err != nil {
+		return nil, err
+	}
+	m.StoreGatewayRing = r
+	m.API.RegisterStoreGatewayRing(r)
+	return r, nil
+}
+
+func (m *Meridian) initStoreGateway() (services.Service, error) {
+	bkt, err := m.objectBucket()
+	if err != nil {
+		return nil, err
+	}
+	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.StoreGatewayRing, m.Logger, m.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("create store-gateway: %w", err)
+	}
+	m.StoreGateway = g
+	meridianpb.RegisterStoreGatewayServer(m.Server.GRPC, g)
+	return g, nil
 }
 
 // initQueryFrontend puts the query-frontend in front of the queriers named
@@ -357,7 +396,12 @@ func (m *Meridian) initCompactor() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := compactor.New(m.Cfg.Compactor, bkt, m.Overrides, m.Logger, m.SLogger, m.Registry)
+	shards, err := compactor.NewRing(m.Cfg.Compactor.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	if err != nil {
+		return nil, fmt.Errorf("create compactor ring: %w", err)
+	}
+	m.API.RegisterCompactorRing(shards)
+	c, err := compactor.New(m.Cfg.Compactor, bkt, m.Overrides, shards, m.Logger, m.SLogger, m.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("create compactor: %w", err)
 	}

@@ -31,6 +31,12 @@ import (
 
 type fixedLimits struct{ l limits.Limits }
 
+// sample is one sample of a series.
+type sample struct {
+	t int64
+	v float64
+}
+
 func (f fixedLimits) Limits(string) limits.Limits { return f.l }
 
 func defaults() limits.Limits {

@@ -10,6 +10,7 @@
       querier: '(querier|meridian)',
       query_frontend: '(query-frontend)',
       compactor: '(compactor|meridian)',
+      store_gateway: '(store-gateway|querier|backend|meridian)',
       gossip: '(distributor|ingester.*|querier)',
     },
     // Alert thresholds.

@@ -108,14 +108,15 @@ local d = import 'lib/dashboard.libsonnet';
           'p99',
         ]], description='Download, compact and upload of one group of blocks.'),
       ]),
-      d.row('Querier: bucket sync', [
-        d.panel('Blocks loaded', 'short', [['sum by (pod) (meridian_querier_bucket_blocks_loaded{%s})' % sel('querier'), '{{pod}}']]),
+      d.row('Store-gateway: blocks in object storage', [
+        d.panel('Blocks loaded', 'short', [['sum by (pod) (meridian_storegateway_blocks_loaded{%s})' % sel('store_gateway'), '{{pod}}']]),
         d.panel('Sync and block load failures / s', 'ops', [
-          [rate('meridian_querier_bucket_sync_failures_total', 'querier', 'pod'), 'sync {{pod}}'],
-          [rate('meridian_querier_bucket_block_load_failures_total', 'querier', 'pod'), 'load {{pod}}'],
+          [rate('meridian_storegateway_bucket_sync_failures_total', 'store_gateway', 'pod'), 'sync {{pod}}'],
+          [rate('meridian_storegateway_block_load_failures_total', 'store_gateway', 'pod'), 'load {{pod}}'],
+          [rate('meridian_querier_bucket_sync_failures_total', 'querier', 'pod'), 'querier listing {{pod}}'],
         ]),
         d.panel('Sync duration (p99)', 's', [[
-          'histogram_quantile(0.99, sum by (le) (rate(meridian_querier_bucket_sync_duration_seconds_bucket{%s}[$__rate_interval])))' % sel('querier'),
+          'histogram_quantile(0.99, sum by (le) (rate(meridian_storegateway_bucket_sync_duration_seconds_bucket{%s}[$__rate_interval])))' % sel('store_gateway'),
           'p99',
         ]]),
       ]),

@@ -1,0 +1,391 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/ring"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/annotations"
+	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/storegateway"
+	"github.com/meridianhq/meridian/pkg/util/matchers"
+)
+
+// BucketBlocksConfig configures how the querier finds the blocks in
+// object storage and reads them through the store-gateways.
+type BucketBlocksConfig struct {
+	SyncInterval time.Duration `yaml:"sync_interval"`
+	// IgnoreDeletionMarksDelay: a block whose deletion mark (as listed in
+	// the tenant's bucket index) is older than this is no longer queried:
+	// its replacement has had time to be found.
+	IgnoreDeletionMarksDelay time.Duration `yaml:"ignore_deletion_marks_delay" category:"advanced"`
+	// QueryStoreAfter: queries whose whole range is more recent than this
+	// are answered by the ingesters alone.
+	QueryStoreAfter time.Duration `yaml:"query_store_after" category:"advanced"`
+}
+
+// RegisterFlags registers the flags of the bucket blocks reader.
+func (c *BucketBlocksConfig) RegisterFlags(f *flag.FlagSet) {
+	f.DurationVar(&c.SyncInterval, "querier.bucket-sync-interval", time.Minute, "How long the querier uses its list of a tenant's blocks in object storage before listing them again.")
+	f.DurationVar(&c.IgnoreDeletionMarksDelay, "querier.ignore-deletion-marks-delay", time.Hour, "Blocks the tenant's bucket index shows marked for deletion longer ago than this are not queried: the block that replaced them has had time to be found. Keep it well below -compactor.deletion-delay.")
+	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0, "Queries whose whole time range is more recent than this are answered by the ingesters only, without asking the store-gateways. 0 asks the store-gateways for every query; set it below the time the ingesters keep shipped blocks.")
+}
+
+// Validate checks the configuration.
+func (c *BucketBlocksConfig) Validate() error {
+	if c.SyncInterval <= 0 {
+		return fmt.Errorf("querier bucket sync interval must be positive, got %s", c.SyncInterval)
+	}
+	if c.IgnoreDeletionMarksDelay < 0 {
+		return fmt.Errorf("querier ignore deletion marks delay must not be negative, got %s", c.IgnoreDeletionMarksDelay)
+	}
+	if c.QueryStoreAfter < 0 {
+		return fmt.Errorf("querier query store after must not be negative, got %s", c.QueryStoreAfter)
+	}
+	return nil
+}
+
+// StoreGatewayClients returns the client of a store-gateway by address.
+type StoreGatewayClients interface {
+	Get(addr string) (meridianpb.StoreGatewayClient, error)
+}
+
+// BlocksStore reads a tenant's blocks in object storage through the
+// store-gateways that own them. It finds the blocks itself (bucket index
+// plus a listing, refreshed every SyncInterval) and checks that every one
+// of them was queried: a block no owner could serve fails the query.
+type BlocksStore struct {
+	cfg     BucketBlocksConfig
+	finder  *storegateway.BlockFinder
+	ring    ring.ReadRing
+	clients StoreGatewayClients
+	logger  log.Logger
+	now     func() time.Time
+
+	mu      sync.Mutex
+	tenants map[string]*tenantBlocks
+
+	consistencyFailures prometheus.Counter
+	retries             prometheus.Counter
+	blocksQueried       prometheus.Counter
+	findFailures        prometheus.Counter
+}
+
+type tenantBlocks struct {
+	mu      sync.Mutex
+	blocks  *storegateway.TenantBlocks
+	fetched time.Time
+}
+
+// NewBlocksStore returns the reader of blocks in bkt, the whole bucket.
+func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ring.ReadRing, clients StoreGatewayClients, logger log.Logger, reg prometheus.Registerer) *BlocksStore {
+	f := promauto.With(reg)
+	return &BlocksStore{
+		cfg: cfg, finder: storegateway.NewBlockFinder(bkt), ring: sgRing, clients: clients,
+		logger: log.With(logger, "component", "querier-blocks-store"), now: time.Now,
+		tenants: map[string]*tenantBlocks{},
+		consistencyFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_querier_blocks_consistency_failures_total",
+			Help: "Queries that failed because a block in object storage could not be queried on any store-gateway that owns it.",
+		}),
+		retries: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_querier_storegateway_retries_total",
+			Help: "Blocks asked again of another store-gateway because the first one failed or did not have them.",
+		}),
+		blocksQueried: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_querier_blocks_queried_total",
+			Help: "Blocks in object storage queried through the store-gateways.",
+		}),
+		findFailures: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_querier_bucket_sync_failures_total",
+			Help: "Listings of a tenant's blocks in object storage that failed; the query fails with them.",
+		}),
+	}
+}
+
+// blocks returns the tenant's blocks, listed at most SyncInterval ago.
+func (b *BlocksStore) blocks(ctx context.Context, tenant string) (*storegateway.TenantBlocks, error) {
+	b.mu.Lock()
+	tb, ok := b.tenants[tenant]
+	if !ok {
+		tb = &tenantBlocks{}
+		b.tenants[tenant] = tb
+	}
+	b.mu.Unlock()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.blocks != nil && b.now().Sub(tb.fetched) < b.cfg.SyncInterval {
+		return tb.blocks, nil
+	}
+	found, err := b.finder.Blocks(ctx, tenant)
+	if err != nil {
+		b.findFailures.Inc()
+		return nil, fmt.Errorf("find blocks of tenant %s in object storage: %w", tenant, err)
+	}
+	tb.blocks, tb.fetched = found, b.now()
+	return found, nil
+}
+
+// Querier implements BlockQuerier.
+func (b *BlocksStore) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
+	return &blocksQuerier{s: b, tenant: tenant, mint: mint, maxt: maxt}, nil
+}
+
+type blocksQuerier struct {
+	s          *BlocksStore
+	tenant     string
+	mint, maxt int64
+}
+
+// queryable returns the blocks to query over [mint, maxt].
+func (q *blocksQuerier) queryable(ctx context.Context, mint, maxt int64) ([]tsdb.BlockMeta, error) {
+	now := q.s.now()
+	if q.s.cfg.QueryStoreAfter > 0 && mint > now.Add(-q.s.cfg.QueryStoreAfter).UnixMilli() {
+		return nil, nil
+	}
+	tb, err := q.s.blocks(ctx, q.tenant)
+	if err != nil {
+		return nil, err
+	}
+	return tb.Queryable(mint, maxt, now, q.s.cfg.IgnoreDeletionMarksDelay), nil
+}
+
+// storeCall asks one store-gateway about ids and returns its result and
+// the blocks it queried. A failed call's result is discarded.
+type storeCall func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error)
+
+// fetch asks the owners of blocks, retrying each block not queried on its
+// next owner, and returns the results of the successful calls. It fails
+// when a block could not be queried on any owner.
+func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call storeCall) ([]any, error) {
+	remaining := make(map[string]tsdb.BlockMeta, len(blocks))
+	for _, b := range blocks {
+		remaining[b.ULID.String()] = b
+	}
+	tried := map[string]map[string]struct{}{}
+	lastErr := map[string]error{}
+	var results []any
+	for attempt := 0; len(remaining) > 0; attempt++ {
+		byAddr := map[string][]string{}
+		for id, meta := range remaining {
+			rs, err := q.s.ring.Get(storegateway.BlockToken(q.tenant, meta.ULID), storegateway.RingOp, nil, nil, nil)
+			if err != nil {
+				lastErr[id] = fmt.Errorf("no store-gateway owns it (%w); run at least one with -target=store-gateway", err)
+				continue
+			}
+			for _, inst := range rs.Instances {
+				if _, ok := tried[id][inst.Addr]; ok {
+					continue
+				}
+				if tried[id] == nil {
+					tried[id] = map[string]struct{}{}
+				}
+				tried[id][inst.Addr] = struct{}{}
+				byAddr[inst.Addr] = append(byAddr[inst.Addr], id)
+				break
+			}
+		}
+		if len(byAddr) == 0 {
+			break
+		}
+		if attempt > 0 {
+			for _, ids := range byAddr {
+				q.s.retries.Add(float64(len(ids)))
+			}
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for addr, ids := range byAddr {
+			slices.Sort(ids)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, queried, err := q.callOne(ctx, addr, ids, call)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					for _, id := range ids {
+						lastErr[id] = err
+					}
+					level.Warn(q.s.logger).Log("msg", "store-gateway failed; asking the next owner of its blocks", "tenant", q.tenant, "addr", addr, "blocks", len(ids), "err", err)
+					return
+				}
+				results = append(results, res)
+				for _, id := range queried {
+					delete(remaining, id)
+					q.s.blocksQueried.Inc()
+				}
+				for _, id := range ids {
+					if _, ok := remaining[id]; ok {
+						lastErr[id] = fmt.Errorf("store-gateway %s does not have it", addr)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if len(remaining) == 0 {
+		return results, nil
+	}
+	q.s.consistencyFailures.Inc()
+	ids := make([]string, 0, len(remaining))
+	for id := range remaining {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	errs := make([]error, 0, len(ids))
+	for _, id := range ids {
+		m := remaining[id]
+		errs = append(errs, fmt.Errorf("block %s of tenant %s (%s to %s) could not be queried: %w", id, q.tenant,
+			time.UnixMilli(m.MinTime).UTC().Format(time.RFC3339), time.UnixMilli(m.MaxTime).UTC().Format(time.RFC3339), lastErr[id]))
+	}
+	return nil, consistencyError{err: errors.Join(errs...)}
+}
+
+// ErrIDStoreConsistency is the stable ID of a query refused because a
+// block in object storage could not be read.
+const ErrIDStoreConsistency = "err-meridian-store-consistency-check"
+
+// consistencyError is a query refused because blocks the bucket lists for
+// its range could not be queried. It answers 503: the data exists but is
+// not reachable now.
+type consistencyError struct{ err error }
+
+func (e consistencyError) Error() string {
+	return ErrIDStoreConsistency + ": consistency check failed, refusing a partial answer: " + e.err.Error()
+}
+func (e consistencyError) Unwrap() error     { return e.err }
+func (e consistencyError) Unavailable() bool { return true }
+
+func (q *blocksQuerier) callOne(ctx context.Context, addr string, ids []string, call storeCall) (any, []string, error) {
+	c, err := q.s.clients.Get(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, queried, err := call(ctx, c, ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store-gateway %s: %w", addr, err)
+	}
+	return res, queried, nil
+}
+
+func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	mint, maxt := q.mint, q.maxt
+	skipChunks := false
+	if hints != nil {
+		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
+		skipChunks = hints.Func == "series"
+	}
+	blocks, err := q.queryable(ctx, mint, maxt)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	if len(blocks) == 0 {
+		return storage.EmptySeriesSet()
+	}
+	pms, err := matchers.ToProto(ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	results, err := q.fetch(ctx, blocks, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := c.Series(ctx, &meridianpb.StoreSeriesRequest{MinTimeMs: mint, MaxTimeMs: maxt, Matchers: pms, BlockIds: ids, SkipChunks: skipChunks})
+		if err != nil {
+			return nil, nil, err
+		}
+		var series []storage.Series
+		var queried []string
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, cs := range resp.Series {
+				s, err := seriesFromWire(cs, skipChunks)
+				if err != nil {
+					return nil, nil, err
+				}
+				series = append(series, s)
+			}
+			queried = append(queried, resp.QueriedBlocks...)
+		}
+		return series, queried, nil
+	})
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	sets := make([]storage.SeriesSet, 0, len(results))
+	for _, r := range results {
+		// Each store-gateway streams its series sorted by labels.
+		sets = append(sets, newListSeriesSet(r.([]storage.Series)))
+	}
+	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+}
+
+func (q *blocksQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	blocks, err := q.queryable(ctx, q.mint, q.maxt)
+	if err != nil || len(blocks) == 0 {
+		return nil, nil, err
+	}
+	pms, err := matchers.ToProto(ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	results, err := q.fetch(ctx, blocks, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
+		resp, err := c.LabelValues(ctx, &meridianpb.StoreLabelValuesRequest{Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: pms, BlockIds: ids})
+		if err != nil {
+			return nil, nil, err
+		}
+		return resp.Values, resp.QueriedBlocks, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeStrings(results, hints), nil, nil
+}
+
+func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	blocks, err := q.queryable(ctx, q.mint, q.maxt)
+	if err != nil || len(blocks) == 0 {
+		return nil, nil, err
+	}
+	pms, err := matchers.ToProto(ms)
+	if err != nil {
+		return nil, nil, err
+	}
+	results, err := q.fetch(ctx, blocks, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
+		resp, err := c.LabelNames(ctx, &meridianpb.StoreLabelNamesRequest{MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: pms, BlockIds: ids})
+		if err != nil {
+			return nil, nil, err
+		}
+		return resp.Names, resp.QueriedBlocks, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeStrings(results, hints), nil, nil
+}
+
+func (q *blocksQuerier) Close() error { return nil }

@@ -1,0 +1,262 @@
+package storegateway
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"github.com/prometheus/prometheus/tsdb/tombstones"
+	"github.com/thanos-io/objstore"
+)
+
+// bucketBlock is a block in object storage read through its index header
+// and ranged GETs. It implements tsdb.BlockReader, so Prometheus' own
+// block queriers run on it.
+type bucketBlock struct {
+	tenant string
+	meta   tsdb.BlockMeta
+	header *indexHeader
+	index  *index.Reader
+	chunks []*objectReader // segment files in order: 000001, 000002, ...
+	m      *metrics
+
+	// refs counts the queries reading the block; the header mapping is
+	// released once the block is evicted and no query reads it.
+	mu      sync.Mutex
+	refs    int
+	evicted bool
+}
+
+func (b *bucketBlock) acquire() {
+	b.mu.Lock()
+	b.refs++
+	b.mu.Unlock()
+}
+
+func (b *bucketBlock) release() {
+	b.mu.Lock()
+	b.refs--
+	done := b.evicted && b.refs == 0
+	b.mu.Unlock()
+	if done {
+		b.header.unmap()
+	}
+}
+
+// evict releases the block now or when its last query ends.
+func (b *bucketBlock) evict() {
+	b.mu.Lock()
+	b.evicted = true
+	done := b.refs == 0
+	b.mu.Unlock()
+	if done {
+		b.header.unmap()
+	}
+}
+
+// openBucketBlock opens the block's index over hdr and lists its chunk
+// segments.
+func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache, m *metrics, tenant string, meta tsdb.BlockMeta, hdr *indexHeader) (blk *bucketBlock, err error) {
+	dir := path.Join(tenant, meta.ULID.String())
+	idxReader := &objectReader{bkt: bkt, name: path.Join(dir, "index"), size: hdr.indexSize, kind: "index",
+		cacheKey: "sg:" + dir + ":index:", cache: cache, m: m}
+	bs := &indexByteSlice{ctx: context.Background(), header: hdr, r: idxReader}
+	defer func() {
+		if p := recover(); p != nil {
+			fp, ok := p.(fetchPanic)
+			if !ok {
+				panic(p)
+			}
+			blk, err = nil, fp.err
+		}
+	}()
+	ir, err := index.NewReader(bs, index.DecodePostingsRaw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: open index: %v", ErrCorrupted, err)
+	}
+
+	var segs []string
+	chunksDir := dir + "/chunks/"
+	if err := bkt.Iter(ctx, chunksDir, func(name string) error {
+		segs = append(segs, name)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list chunk segments: %w", err)
+	}
+	slices.Sort(segs)
+	blk = &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, m: m}
+	for i, name := range segs {
+		want := fmt.Sprintf("%06d", i+1)
+		if strings.TrimPrefix(name, chunksDir) != want {
+			return nil, fmt.Errorf("%w: chunk segment %d is %s, expected %s", ErrCorrupted, i, name, chunksDir+want)
+		}
+		attrs, err := bkt.Attributes(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("size of chunk segment %s: %w", name, err)
+		}
+		blk.chunks = append(blk.chunks, &objectReader{bkt: bkt, name: name, size: attrs.Size, kind: "chunks",
+			cacheKey: "sg:" + dir + ":chunks:" + want + ":", cache: cache, m: m})
+	}
+	return blk, nil
+}
+
+// reader returns the block as a tsdb.BlockReader whose chunk reads use ctx.
+func (b *bucketBlock) reader(ctx context.Context) tsdb.BlockReader {
+	return &blockReader{b: b, ctx: ctx}
+}
+
+type blockReader struct {
+	b   *bucketBlock
+	ctx context.Context
+}
+
+func (r *blockReader) Index() (tsdb.IndexReader, error) { return sharedIndexReader{r.b.index}, nil }
+func (r *blockReader) Chunks() (tsdb.ChunkReader, error) {
+	return &chunkReader{b: r.b, ctx: r.ctx}, nil
+}
+func (r *blockReader) Tombstones() (tombstones.Reader, error) {
+	return tombstones.NewMemTombstones(), nil
+}
+func (r *blockReader) Meta() tsdb.BlockMeta { return r.b.meta }
+func (r *blockReader) Size() int64          { return r.b.header.bytes() }
+
+// sharedIndexReader keeps a querier's Close from closing the block's
+// index reader, which other queries share.
+type sharedIndexReader struct{ *index.Reader }
+
+func (sharedIndexReader) Close() error { return nil }
+
+// Prometheus' index.Reader answers label queries without matchers only;
+// tsdb's own block wraps it the same way.
+
+func (r sharedIndexReader) SortedLabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.SortedLabelValues(ctx, name, hints)
+	}
+	vals, err := r.LabelValues(ctx, name, hints, ms...)
+	slices.Sort(vals)
+	return vals, err
+}
+
+func (r sharedIndexReader) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.LabelValues(ctx, name, hints)
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, r, ms...)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]struct{}{}
+	var b labels.ScratchBuilder
+	for p.Next() {
+		if err := r.Series(p.At(), &b, nil); err != nil {
+			return nil, err
+		}
+		if v := b.Labels().Get(name); v != "" {
+			seen[v] = struct{}{}
+		}
+	}
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(seen))
+	for v := range seen {
+		out = append(out, v)
+	}
+	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
+		slices.Sort(out)
+		out = out[:hints.Limit]
+	}
+	return out, nil
+}
+
+func (r sharedIndexReader) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		return r.Reader.LabelNames(ctx)
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, r, ms...)
+	if err != nil {
+		return nil, err
+	}
+	return r.LabelNamesFor(ctx, p)
+}
+
+// chunkReader reads chunks by reference: the segment number in the upper
+// and the offset in the lower 32 bits of the ref (Prometheus' chunks format:
+// length uvarint, encoding byte, data, CRC32C of encoding and data).
+type chunkReader struct {
+	b   *bucketBlock
+	ctx context.Context
+}
+
+func (c *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
+	chk, err := c.read(meta.Ref)
+	if err != nil {
+		c.b.m.readErrors.Inc()
+		if errors.Is(err, ErrCorrupted) {
+			c.b.m.corruptedBlocks.Inc()
+		}
+		return nil, nil, fmt.Errorf("read chunk of block %s of tenant %s: %w", c.b.meta.ULID, c.b.tenant, err)
+	}
+	return chk, nil, nil
+}
+
+func (c *chunkReader) read(ref chunks.ChunkRef) (chunkenc.Chunk, error) {
+	seq, off := chunks.BlockChunkRef(ref).Unpack()
+	if seq >= len(c.b.chunks) {
+		return nil, fmt.Errorf("%w: chunk reference to segment %d, the block has %d", ErrCorrupted, seq+1, len(c.b.chunks))
+	}
+	seg := c.b.chunks[seq]
+	start := int64(off)
+	if start < chunks.SegmentHeaderSize || start >= seg.size {
+		return nil, fmt.Errorf("%w: chunk offset %d outside segment %s of %d bytes", ErrCorrupted, start, seg.name, seg.size)
+	}
+	head, err := seg.read(c.ctx, start, min(start+chunks.MaxChunkLengthFieldSize+chunks.ChunkEncodingSize, seg.size))
+	if err != nil {
+		return nil, err
+	}
+	dataLen, n := binary.Uvarint(head)
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: bad chunk length at offset %d of %s", ErrCorrupted, start, seg.name)
+	}
+	end := start + int64(n) + chunks.ChunkEncodingSize + int64(dataLen) + crc32.Size
+	if end > seg.size {
+		return nil, fmt.Errorf("%w: chunk at offset %d of %s ends at %d, past the segment's %d bytes", ErrCorrupted, start, seg.name, end, seg.size)
+	}
+	b, err := seg.read(c.ctx, start+int64(n), end)
+	if err != nil {
+		return nil, err
+	}
+	body, sum := b[:len(b)-crc32.Size], binary.BigEndian.Uint32(b[len(b)-crc32.Size:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: checksum mismatch of chunk at offset %d of %s", ErrCorrupted, start, seg.name)
+	}
+	chk, err := chunkenc.FromData(chunkenc.Encoding(body[0]), body[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode chunk at offset %d of %s: %v", ErrCorrupted, start, seg.name, err)
+	}
+	return chk, nil
+}
+
+func (c *chunkReader) Close() error { return nil }
+
+// blockKey names a block of a tenant.
+type blockKey struct {
+	tenant string
+	id     ulid.ULID
+}
+
+func (k blockKey) String() string { return k.tenant + "/" + k.id.String() }

@@ -1,0 +1,277 @@
+package storegateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/util/matchers"
+)
+
+// seriesBatch is how many series go in one streamed message.
+const seriesBatch = 128
+
+// releaseAll ends the queries' use of blocks.
+func releaseAll(blocks []*bucketBlock) {
+	for _, b := range blocks {
+		b.release()
+	}
+}
+
+// openBlocks returns the loaded blocks of ids, and the IDs of those it
+// found; the caller releases them with releaseAll. A block without a meta.json is skipped (the caller asks another
+// store-gateway or reports it missing); any other problem is an error
+// naming the block.
+func (s *Store) openBlocks(ctx context.Context, tenant string, ids []string) ([]*bucketBlock, []string, error) {
+	var blocks []*bucketBlock
+	var found []string
+	for _, raw := range ids {
+		id, err := ulid.ParseStrict(raw)
+		if err != nil {
+			releaseAll(blocks)
+			return nil, nil, fmt.Errorf("block ID %q is not a ULID", raw)
+		}
+		blk, err := s.block(ctx, tenant, id)
+		if errors.Is(err, ErrBlockNotFound) {
+			continue
+		}
+		if err != nil {
+			releaseAll(blocks)
+			return nil, nil, fmt.Errorf("block %s of tenant %s cannot be read: %w", id, tenant, err)
+		}
+		blocks = append(blocks, blk)
+		found = append(found, raw)
+	}
+	return blocks, found, nil
+}
+
+// Series sends the matching series of the requested blocks to send, in
+// batches, sorted by labels and merged across blocks, then a last message
+// listing the blocks queried.
+func (s *Store) Series(ctx context.Context, tenant string, req *meridianpb.StoreSeriesRequest, send func(*meridianpb.StoreSeriesResponse) error) error {
+	ms, err := matchers.FromProto(req.Matchers)
+	if err != nil {
+		return err
+	}
+	blocks, found, err := s.openBlocks(ctx, tenant, req.BlockIds)
+	if err != nil {
+		return err
+	}
+	defer releaseAll(blocks)
+	if len(blocks) > 0 {
+		qs := make([]storage.ChunkQuerier, 0, len(blocks))
+		for _, blk := range blocks {
+			q, err := tsdb.NewBlockChunkQuerier(blk.reader(ctx), req.MinTimeMs, req.MaxTimeMs)
+			if err != nil {
+				return fmt.Errorf("query block %s of tenant %s: %w", blk.meta.ULID, tenant, err)
+			}
+			qs = append(qs, &safeChunkQuerier{ChunkQuerier: q, blk: blk})
+		}
+		mq := storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
+		defer mq.Close()
+		ss := mq.Select(ctx, true, &storage.SelectHints{Start: req.MinTimeMs, End: req.MaxTimeMs}, ms...)
+		batch := make([]prompb.ChunkedSeries, 0, seriesBatch)
+		for ss.Next() {
+			series := ss.At()
+			cs := prompb.ChunkedSeries{Labels: prompb.FromLabels(series.Labels(), nil)}
+			if !req.SkipChunks {
+				it := series.Iterator(nil)
+				for it.Next() {
+					meta := it.At()
+					c, err := wireChunk(meta.MinTime, meta.MaxTime, meta.Chunk)
+					if err != nil {
+						return err
+					}
+					cs.Chunks = append(cs.Chunks, c)
+				}
+				if err := it.Err(); err != nil {
+					return err
+				}
+				if len(cs.Chunks) == 0 {
+					continue
+				}
+			}
+			batch = append(batch, cs)
+			if len(batch) == seriesBatch {
+				if err := send(&meridianpb.StoreSeriesResponse{Series: batch}); err != nil {
+					return err
+				}
+				batch = make([]prompb.ChunkedSeries, 0, seriesBatch)
+			}
+		}
+		if err := ss.Err(); err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			if err := send(&meridianpb.StoreSeriesResponse{Series: batch}); err != nil {
+				return err
+			}
+		}
+	}
+	return send(&meridianpb.StoreSeriesResponse{QueriedBlocks: found})
+}
+
+// LabelNames returns the label names of the matching series of the blocks.
+func (s *Store) LabelNames(ctx context.Context, tenant string, req *meridianpb.StoreLabelNamesRequest) (*meridianpb.StoreLabelNamesResponse, error) {
+	ms, err := matchers.FromProto(req.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	blocks, found, err := s.openBlocks(ctx, tenant, req.BlockIds)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseAll(blocks)
+	var all []string
+	for _, blk := range blocks {
+		names, err := blockStrings(blk, func() ([]string, error) {
+			q, err := tsdb.NewBlockQuerier(blk.reader(ctx), req.MinTimeMs, req.MaxTimeMs)
+			if err != nil {
+				return nil, err
+			}
+			defer q.Close()
+			v, _, err := q.LabelNames(ctx, nil, ms...)
+			return v, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, names...)
+	}
+	return &meridianpb.StoreLabelNamesResponse{Names: sortedUnique(all), QueriedBlocks: found}, nil
+}
+
+// LabelValues returns the values of a label in the matching series of the blocks.
+func (s *Store) LabelValues(ctx context.Context, tenant string, req *meridianpb.StoreLabelValuesRequest) (*meridianpb.StoreLabelValuesResponse, error) {
+	ms, err := matchers.FromProto(req.Matchers)
+	if err != nil {
+		return nil, err
+	}
+	blocks, found, err := s.openBlocks(ctx, tenant, req.BlockIds)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseAll(blocks)
+	var all []string
+	for _, blk := range blocks {
+		vals, err := blockStrings(blk, func() ([]string, error) {
+			q, err := tsdb.NewBlockQuerier(blk.reader(ctx), req.MinTimeMs, req.MaxTimeMs)
+			if err != nil {
+				return nil, err
+			}
+			defer q.Close()
+			v, _, err := q.LabelValues(ctx, req.Name, nil, ms...)
+			return v, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, vals...)
+	}
+	return &meridianpb.StoreLabelValuesResponse{Values: sortedUnique(all), QueriedBlocks: found}, nil
+}
+
+func sortedUnique(s []string) []string {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+// blockStrings runs f, turning a failed index read into an error naming
+// the block.
+func blockStrings(blk *bucketBlock, f func() ([]string, error)) (out []string, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, blk.readError(p)
+		}
+	}()
+	out, err = f()
+	if err != nil {
+		err = fmt.Errorf("read block %s of tenant %s: %w", blk.meta.ULID, blk.tenant, err)
+	}
+	return out, err
+}
+
+// readError turns a recovered fetchPanic into an error naming the block;
+// any other panic is re-raised.
+func (b *bucketBlock) readError(p any) error {
+	fp, ok := p.(fetchPanic)
+	if !ok {
+		panic(p)
+	}
+	b.m.readErrors.Inc()
+	if errors.Is(fp.err, ErrCorrupted) {
+		b.m.corruptedBlocks.Inc()
+	}
+	return fmt.Errorf("read index of block %s of tenant %s: %w", b.meta.ULID, b.tenant, fp.err)
+}
+
+// safeChunkQuerier turns failed index reads of one block (raised as
+// panics by the index ByteSlice) into errors of its series set, so they
+// never escape the goroutines of the merge querier.
+type safeChunkQuerier struct {
+	storage.ChunkQuerier
+	blk *bucketBlock
+}
+
+func (q *safeChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) (set storage.ChunkSeriesSet) {
+	defer func() {
+		if p := recover(); p != nil {
+			set = storage.ErrChunkSeriesSet(q.blk.readError(p))
+		}
+	}()
+	return &safeChunkSeriesSet{ChunkSeriesSet: q.ChunkQuerier.Select(ctx, sortSeries, hints, ms...), blk: q.blk}
+}
+
+type safeChunkSeriesSet struct {
+	storage.ChunkSeriesSet
+	blk *bucketBlock
+	err error
+}
+
+func (s *safeChunkSeriesSet) Next() (ok bool) {
+	if s.err != nil {
+		return false
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			s.err = s.blk.readError(p)
+			ok = false
+		}
+	}()
+	return s.ChunkSeriesSet.Next()
+}
+
+func (s *safeChunkSeriesSet) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.ChunkSeriesSet.Err()
+}
+
+func (s *safeChunkSeriesSet) Warnings() annotations.Annotations { return s.ChunkSeriesSet.Warnings() }
+
+// wireChunk copies a block chunk into its wire form.
+func wireChunk(mint, maxt int64, c chunkenc.Chunk) (prompb.Chunk, error) {
+	out := prompb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt, Data: c.Bytes()}
+	switch c.Encoding() {
+	case chunkenc.EncXOR:
+		out.Type = prompb.Chunk_XOR
+	case chunkenc.EncHistogram:
+		out.Type = prompb.Chunk_HISTOGRAM
+	case chunkenc.EncFloatHistogram:
+		out.Type = prompb.Chunk_FLOAT_HISTOGRAM
+	default:
+		return out, fmt.Errorf("chunk of unsupported encoding %s", c.Encoding())
+	}
+	return out, nil
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/limits"
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
+	"github.com/meridianhq/meridian/pkg/querier/worker"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/tenant"
 )
@@ -57,13 +58,14 @@ type Config struct {
 	Querier        querier.Config         `yaml:"querier"`
 	API            httpapi.Config         `yaml:"prometheus_api"`
 	Frontend       frontend.Config        `yaml:"frontend"`
+	QuerierWorker  worker.Config          `yaml:"querier_worker"`
 	Compactor      compactor.Config       `yaml:"compactor"`
 }
 
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), distributor, ingester, querier, query-frontend, compactor. Internal modules they depend on start with them.")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), distributor, ingester, querier, query-frontend, query-scheduler, compactor. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
@@ -80,6 +82,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Querier.RegisterFlags(f)
 	c.API.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
+	c.QuerierWorker.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 
 	setDefault(f, "server.http-listen-port", "8080")
@@ -125,6 +128,7 @@ func (c *Config) Validate() error {
 		{"querier", c.Querier.Validate},
 		{"prometheus_api", c.API.Validate},
 		{"frontend", c.Frontend.Validate},
+		{"querier_worker", c.QuerierWorker.Validate},
 		{"compactor", c.Compactor.Validate},
 	}
 	for _, ch := range checks {

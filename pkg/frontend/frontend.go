@@ -405,24 +405,24 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 	ql.downstream = len(jobs)
 	f.splitQueries.Add(float64(len(jobs)))
 
-	fetched, warnings, infos, fail := f.runParallel(ctx, ds, q, lim, jobs)
+	fetched, fail := f.runParallel(ctx, ds, q, lim, jobs)
 	if fail != nil {
 		return fail
 	}
 	parts = append(parts, fetched...)
 	sortParts(parts)
 	ms := make([]model.Matrix, len(parts))
+	var warnings, infos []string
 	for i, p := range parts {
 		ms[i] = p.m
+		warnings = union(warnings, p.warnings)
+		infos = union(infos, p.infos)
 	}
 	merged := concat(ms...)
 
-	if useCache && len(warnings) == 0 && len(infos) == 0 && len(jobs) > 0 {
-		cutoff := f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
-		if cutoff >= q.start {
-			end := lastPoint(q.start, min(q.end, cutoff), q.step)
-			rng := timeRange{q.start, end}
-			f.cache.add(key, extent{rng, extract(merged, rng)}, q.step)
+	if useCache && len(jobs) > 0 {
+		if e, ok := newExtent(q, merged, fetched, f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()); ok {
+			f.cache.add(key, e, q.step)
 		}
 	}
 	b, err := json.Marshal(apiResponse{
@@ -437,6 +437,36 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	return &answer{status: http.StatusOK, header: h, body: b}
+}
+
+// newExtent is what the cache keeps of an answer to q: its points up to
+// cutoff, with the annotations of the fetched sub-queries. A sub-query with
+// annotations that reaches past cutoff ends the extent before it, since its
+// annotations may come from points that are not cached.
+func newExtent(q rangeQuery, merged model.Matrix, fetched []part, cutoff int64) (extent, bool) {
+	end := min(q.end, cutoff)
+	var ann []annSpan
+	for _, p := range fetched {
+		if len(p.warnings) == 0 && len(p.infos) == 0 {
+			continue
+		}
+		if p.r.end > cutoff {
+			end = min(end, p.r.start-q.step)
+			continue
+		}
+		ann = append(ann, annSpan{timeRange: p.r, warnings: p.warnings, infos: p.infos})
+	}
+	if end < q.start {
+		return extent{}, false
+	}
+	rng := timeRange{q.start, lastPoint(q.start, end, q.step)}
+	var kept []annSpan
+	for _, a := range ann {
+		if a.end <= rng.end {
+			kept = append(kept, a)
+		}
+	}
+	return extent{timeRange: rng, m: extract(merged, rng), ann: kept}, true
 }
 
 // noStore reports whether the client asked not to use caches.
@@ -461,7 +491,7 @@ func sortParts(ps []part) {
 
 // runParallel runs the sub-queries, at most the tenant's max query
 // parallelism at a time. The first failure cancels the rest and is returned.
-func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, []string, []string, *answer) {
+func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, *answer) {
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(errSiblingFailed) }
 	defer cancel()
@@ -469,11 +499,9 @@ func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rang
 	sem := make(chan struct{}, par)
 	parts := make([]part, len(jobs))
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		fail     *answer
-		warnings []string
-		infos    []string
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		fail *answer
 	)
 	setFail := func(a *answer) {
 		mu.Lock()
@@ -497,18 +525,14 @@ loop:
 				setFail(a)
 				return
 			}
-			mu.Lock()
-			parts[i] = part{r: j, m: resp.Data.Result}
-			warnings = union(warnings, resp.Warnings)
-			infos = union(infos, resp.Infos)
-			mu.Unlock()
+			parts[i] = part{r: j, m: resp.Data.Result, warnings: resp.Warnings, infos: resp.Infos}
 		})
 	}
 	wg.Wait()
 	if fail == nil && ctx.Err() != nil {
 		fail = canceledAnswer(ctx)
 	}
-	return parts, warnings, infos, fail
+	return parts, fail
 }
 
 // fetchRange runs q for the points of r downstream.

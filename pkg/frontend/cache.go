@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"container/list"
+	"slices"
 	"sort"
 	"sync"
 
@@ -15,6 +16,61 @@ import (
 type extent struct {
 	timeRange
 	m model.Matrix
+	// ann are the annotations of the sub-queries that fetched parts of the
+	// extent: disjoint, sorted, each within the extent. An annotation is a
+	// fact about all the points of its span, not of one point, so a span is
+	// used whole or not at all (see trim).
+	ann []annSpan
+}
+
+// annSpan is the range of one sub-query that answered with warnings or
+// infos, and those.
+type annSpan struct {
+	timeRange
+	warnings, infos []string
+}
+
+// trim returns the part of e within r, shrunk further so that it holds no
+// annotated span only partly: such a span's annotations might come from
+// points outside the part. ok is false when nothing is left.
+func trim(e extent, r timeRange, step int64) (extent, bool) {
+	r = timeRange{max(e.start, r.start), min(e.end, r.end)}
+	for _, a := range e.ann {
+		if a.start < r.start && a.end >= r.start {
+			r.start = a.end + step
+		}
+		if a.end > r.end && a.start <= r.end {
+			r.end = a.start - step
+		}
+	}
+	if r.start > r.end {
+		return extent{}, false
+	}
+	out := extent{timeRange: r, m: e.m}
+	if r != e.timeRange {
+		out.m = extract(e.m, r)
+	}
+	for _, a := range e.ann {
+		if a.start >= r.start && a.end <= r.end {
+			out.ann = append(out.ann, a)
+		}
+	}
+	return out, true
+}
+
+// annSize estimates the bytes of annotations, for the cache budget.
+func annSize(ann []annSpan) int {
+	n := 0
+	for _, a := range ann {
+		n += 48
+		for _, s := range a.warnings {
+			n += len(s) + 16
+		}
+		for _, s := range a.infos {
+			n += len(s) + 16
+		}
+	}
+	return n
 }
 
 // cacheEntry holds the extents of one key, sorted and disjoint.
@@ -82,7 +138,7 @@ func (c *resultsCache) add(key string, n extent, step int64) {
 	exts := addExtent(old, n, step)
 	size := len(key) + 64
 	for _, e := range exts {
-		size += matrixSize(e.m) + 32
+		size += matrixSize(e.m) + annSize(e.ann) + 32
 	}
 	if el, ok := c.items[key]; ok {
 		c.size -= el.Value.(*cacheEntry).size
@@ -116,12 +172,14 @@ func addExtent(old []extent, n extent, step int64) []extent {
 			continue
 		}
 		if e.start < n.start {
-			r := timeRange{e.start, n.start - step}
-			out = append(out, extent{r, extract(e.m, r)})
+			if t, ok := trim(e, timeRange{e.start, n.start - step}, step); ok {
+				out = append(out, t)
+			}
 		}
 		if e.end > n.end {
-			r := timeRange{n.end + step, e.end}
-			out = append(out, extent{r, extract(e.m, r)})
+			if t, ok := trim(e, timeRange{n.end + step, e.end}, step); ok {
+				out = append(out, t)
+			}
 		}
 	}
 	out = append(out, n)
@@ -130,7 +188,7 @@ func addExtent(old []extent, n extent, step int64) []extent {
 	for _, e := range out[1:] {
 		last := &joined[len(joined)-1]
 		if last.end+step == e.start {
-			*last = extent{timeRange{last.start, e.end}, concat(last.m, e.m)}
+			*last = extent{timeRange{last.start, e.end}, concat(last.m, e.m), append(slices.Clip(last.ann), e.ann...)}
 			continue
 		}
 		joined = append(joined, e)
@@ -139,19 +197,29 @@ func addExtent(old []extent, n extent, step int64) []extent {
 }
 
 // lookup splits r into the parts cached extents answer and the gaps to
-// fetch. All ranges are on the grid of r and step.
+// fetch. All ranges are on the grid of r and step. A hit carries the
+// annotations of the spans it covers whole; a span r covers only partly is
+// fetched again.
 func lookup(r timeRange, exts []extent, step int64) (hits []part, gaps []timeRange) {
 	cur := r.start
 	for _, e := range exts {
 		if e.end < cur || e.start > r.end {
 			continue
 		}
-		if e.start > cur {
-			gaps = append(gaps, timeRange{cur, e.start - step})
+		t, ok := trim(e, timeRange{cur, r.end}, step)
+		if !ok {
+			continue
 		}
-		h := timeRange{max(e.start, cur), min(e.end, r.end)}
-		hits = append(hits, part{r: h, m: extract(e.m, h), cached: true})
-		cur = h.end + step
+		if t.start > cur {
+			gaps = append(gaps, timeRange{cur, t.start - step})
+		}
+		p := part{r: t.timeRange, m: extract(t.m, t.timeRange), cached: true}
+		for _, a := range t.ann {
+			p.warnings = union(p.warnings, a.warnings)
+			p.infos = union(p.infos, a.infos)
+		}
+		hits = append(hits, p)
+		cur = t.end + step
 	}
 	if cur <= r.end {
 		gaps = append(gaps, timeRange{cur, r.end})

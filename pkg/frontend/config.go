@@ -13,8 +13,12 @@ import (
 // Config configures the query-frontend. Per-tenant limits (outstanding
 // requests, query parallelism) come through Limits.
 type Config struct {
-	// DownstreamURL is the querier (or monolith) the frontend sends to.
+	// DownstreamURL is the querier (or monolith) the frontend sends to;
+	// empty: queriers pull work from the frontend's queue (or the
+	// scheduler's).
 	DownstreamURL string `yaml:"downstream_url"`
+	// SchedulerAddress is a query-scheduler to enqueue to instead.
+	SchedulerAddress string `yaml:"scheduler_address"`
 	// SplitInterval splits range queries at multiples of it; 0 disables.
 	SplitInterval time.Duration `yaml:"split_queries_by_interval"`
 	// MaxConcurrent is how many downstream requests run at once.
@@ -35,10 +39,11 @@ type Config struct {
 
 // RegisterFlags registers the flags under the "frontend." prefix.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
-	f.StringVar(&c.DownstreamURL, "frontend.downstream-url", "", "URL of the querier (or monolith) the query-frontend sends queries to, e.g. http://querier:8080. Required with -target=query-frontend.")
+	f.StringVar(&c.DownstreamURL, "frontend.downstream-url", "", "URL of a querier (or monolith) the query-frontend sends queries to over HTTP, e.g. http://querier:8080. Empty (the default): queriers pull queries from the frontend over gRPC (-querier.frontend-address), or from the query-scheduler at -frontend.scheduler-address.")
+	f.StringVar(&c.SchedulerAddress, "frontend.scheduler-address", "", "gRPC address (host:port) of a query-scheduler: the query-frontend enqueues queries there, and queriers pull them from it (-querier.scheduler-address). Empty: the frontend queues them itself.")
 	f.DurationVar(&c.SplitInterval, "frontend.split-queries-by-interval", 24*time.Hour, "Split range queries at multiples of this interval and run the parts in parallel. 0 disables splitting.")
-	f.IntVar(&c.MaxConcurrent, "frontend.max-concurrent", 16, "Most downstream requests the query-frontend has in flight at once; further requests wait in the per-tenant fair queue.")
-	f.IntVar(&c.MaxRetries, "frontend.max-retries", 5, "How many times a downstream request answered 5xx (or not answered) is retried. 4xx answers are never retried.")
+	f.IntVar(&c.MaxConcurrent, "frontend.max-concurrent", 16, "Most downstream requests the query-frontend has in flight at once with -frontend.downstream-url; further requests wait in the per-tenant fair queue. When queriers pull, their -querier.worker-parallelism bounds this instead.")
+	f.IntVar(&c.MaxRetries, "frontend.max-retries", 5, "How many times a downstream request answered 5xx (or not answered, e.g. because the querier running it died) is retried. 4xx answers are never retried. Bounds how many queriers a query of death can crash.")
 	f.BoolVar(&c.CacheResults, "frontend.cache-results", true, "Cache range query results per tenant and reuse them for overlapping queries.")
 	c.CacheMaxSizeBytes = 256 << 20
 	f.Var(&c.CacheMaxSizeBytes, "frontend.results-cache.max-size-bytes", "Most bytes the in-memory results cache holds; the least recently used entries are evicted beyond it.")
@@ -57,6 +62,9 @@ func (c *Config) Validate() error {
 		if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 			return fmt.Errorf("-frontend.downstream-url must be an http:// or https:// URL with a host, got %q", c.DownstreamURL)
 		}
+	}
+	if c.DownstreamURL != "" && c.SchedulerAddress != "" {
+		return errors.New("-frontend.downstream-url and -frontend.scheduler-address exclude each other: set one (or neither, to let queriers pull from the frontend)")
 	}
 	if c.SplitInterval < 0 {
 		return errors.New("-frontend.split-queries-by-interval must not be negative")
@@ -95,6 +103,9 @@ type TenantLimits struct {
 	// MaxPointsPerTimeseries rejects range queries with more points per
 	// series before splitting; 0 means Prometheus' 11,000.
 	MaxPointsPerTimeseries int
+	// MaxQueriers is the tenant's shuffle-shard size among the queriers
+	// pulling work; 0 means all. Unused with a downstream URL.
+	MaxQueriers int
 }
 
 // Limits gives the frontend limits in force for a tenant.

@@ -1,7 +1,7 @@
 // Package frontend is the query-frontend: it sits in front of the queriers
 // and splits, caches and fairly queues Prometheus API queries.
 //
-// This first version is an HTTP reverse proxy for /prometheus/api/v1/*.
+// It serves /prometheus/api/v1/*.
 //
 //   - query_range is aligned to its step grid, split at multiples of
 //     -frontend.split-queries-by-interval (default 24h), looked up in the
@@ -11,11 +11,11 @@
 //   - Every other endpoint (query, series, labels, ...) goes through the fair
 //     queue and is proxied as it is.
 //
-// Downstream is plain HTTP to -frontend.downstream-url (a querier or a
-// monolith); the tenant of the request context is sent as X-Scope-OrgID.
-// A pull-based worker protocol (queriers connect to the frontend over gRPC
-// and take work from its queue) is the planned follow-up; the queue is
-// already per tenant so only its consumer changes.
+// Downstream is, by default, the queriers that pull work over gRPC (package
+// scheduler): from the frontend's own queue, or from a query-scheduler's
+// with -frontend.scheduler-address. With -frontend.downstream-url it is
+// plain HTTP to that querier or monolith instead. Either way the tenant of
+// the request context is sent as X-Scope-OrgID.
 //
 // # Splitting
 //
@@ -44,15 +44,18 @@
 // The key is tenant, query, step, the offset of the step grid (start mod
 // step) and lookback_delta. Per key the cache keeps extents: ranges of grid
 // points with their series. A request fetches only what no extent covers.
-// Points newer than now - -frontend.max-cache-freshness are never stored,
-// nor answers that carried warnings or infos. A request with
+// Points newer than now - -frontend.max-cache-freshness are never stored.
+// Warnings and infos are stored per sub-query range ("annotated span") and
+// a span is reused only whole, so cached answers carry the annotations an
+// uncached one would. A request with
 // `Cache-Control: no-store` neither reads nor writes the cache. The default
 // store is an in-memory LRU bounded in bytes.
 //
 // # Queue
 //
 // Downstream requests wait in per-tenant FIFO queues served round-robin by
-// -frontend.max-concurrent workers, so a tenant with many queued requests
+// the pulling queriers' streams (or, with a downstream URL,
+// -frontend.max-concurrent workers), so a tenant with many queued requests
 // delays another tenant's request by at most a few slots. A tenant with
 // max_outstanding_requests_per_tenant requests queued gets 429. When the
 // client goes away its queued requests are dropped and its in-flight
@@ -62,8 +65,10 @@
 //
 // # Retries and logs
 //
-// 5xx answers and transport errors are retried up to -frontend.max-retries
-// times with a short backoff; 4xx answers never. One log line per query
+// 5xx answers, transport errors and requests whose pulling querier died are
+// retried up to -frontend.max-retries times with a short backoff; 4xx
+// answers never. A query whose queriers die every time is answered 502
+// (ErrIDQueryOfDeath). One log line per query
 // (query and query_range) records tenant, query, range, step, duration,
 // status, the number of downstream requests and the share of points served
 // from cache; queries slower than -frontend.log-queries-longer-than are

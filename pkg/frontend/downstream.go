@@ -14,6 +14,9 @@ import (
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/user"
+
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/scheduler"
 )
 
 const (
@@ -51,6 +54,9 @@ type downstreamRequest struct {
 	// auth is the client's Authorization header, passed on so that
 	// queriers that check credentials accept the request.
 	auth string
+	// maxOutstanding and maxQueriers are the tenant's queue limits when
+	// queriers pull.
+	maxOutstanding, maxQueriers int
 }
 
 // roundTrip sends req downstream, retrying 5xx answers and transport errors
@@ -79,7 +85,17 @@ func (f *Frontend) roundTrip(ctx context.Context, req downstreamRequest) *answer
 		}
 		if err != nil {
 			level.Warn(f.logger).Log("msg", "downstream request failed; retrying if attempts are left", "tenant", req.tenant, "path", req.path, "attempt", attempt+1, "err", err)
-			last = errorAnswer(http.StatusBadGateway, "unavailable", fmt.Sprintf("query-frontend could not reach the querier at %s: %v", f.cfg.DownstreamURL, err))
+			switch {
+			case errors.Is(err, scheduler.ErrQuerierGone):
+				f.queriersGone.Inc()
+				last = errorAnswer(http.StatusBadGateway, "unavailable", fmt.Sprintf(
+					"%s: the querier running this query died or disconnected before answering, %d time(s) in a row; the query may crash queriers (a query of death), so it is not retried further (-frontend.max-retries=%d) (%s)",
+					ErrIDQueryOfDeath, attempt+1, f.cfg.MaxRetries, err))
+			case f.downstream != nil:
+				last = errorAnswer(http.StatusBadGateway, "unavailable", fmt.Sprintf("query-frontend could not reach the querier at %s: %v", f.cfg.DownstreamURL, err))
+			default:
+				last = errorAnswer(http.StatusBadGateway, "unavailable", fmt.Sprintf("query-frontend could not run the query on a querier: %v", err))
+			}
 			continue
 		}
 		if ans.status < 500 {
@@ -102,6 +118,9 @@ func canceledAnswer(ctx context.Context) *answer {
 func (f *Frontend) send(ctx context.Context, req downstreamRequest) (*answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.DownstreamTimeout)
 	defer cancel()
+	if f.exec != nil {
+		return f.sendPulled(ctx, req)
+	}
 	u := *f.downstream
 	u.Path = strings.TrimSuffix(u.Path, "/") + req.path
 	var body io.Reader
@@ -139,4 +158,43 @@ func (f *Frontend) send(ctx context.Context, req downstreamRequest) (*answer, er
 		h.Del(k)
 	}
 	return &answer{status: resp.StatusCode, header: h, body: b}, nil
+}
+
+// sendPulled makes one attempt through the queue the queriers pull from.
+func (f *Frontend) sendPulled(ctx context.Context, req downstreamRequest) (*answer, error) {
+	hr := &meridianpb.HTTPRequest{Method: req.method, Url: req.path}
+	enc := req.form.Encode()
+	h := http.Header{}
+	if req.method == http.MethodGet {
+		hr.Url += "?" + enc
+	} else {
+		hr.Body = []byte(enc)
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	h.Set(user.OrgIDHeaderName, req.tenant)
+	if req.auth != "" {
+		h.Set("Authorization", req.auth)
+	}
+	for k, vs := range h {
+		hr.Headers = append(hr.Headers, &meridianpb.HTTPHeader{Key: k, Values: vs})
+	}
+	start := time.Now()
+	resp, err := f.exec.Do(ctx, req.tenant, hr, req.maxOutstanding, req.maxQueriers)
+	if err != nil {
+		f.downstreamDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
+		if errors.Is(err, scheduler.ErrTooManyOutstanding) {
+			f.rejected.WithLabelValues("too_many_outstanding").Inc()
+			return tooManyOutstanding(req.tenant, req.maxOutstanding), nil
+		}
+		return nil, err
+	}
+	f.downstreamDuration.WithLabelValues(strconv.Itoa(int(resp.Code))).Observe(time.Since(start).Seconds())
+	ah := http.Header{}
+	for _, hh := range resp.Headers {
+		ah[hh.Key] = hh.Values
+	}
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Connection", "Transfer-Encoding"} {
+		ah.Del(k)
+	}
+	return &answer{status: int(resp.Code), header: ah, body: resp.Body}, nil
 }

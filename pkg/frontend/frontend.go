@@ -21,11 +21,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/scheduler"
 )
 
 // ErrIDMaxOutstanding is the stable ID of the 429 a tenant gets when its
 // queue is full; docs/ has a section for it.
 const ErrIDMaxOutstanding = "err-meridian-max-outstanding-requests-per-tenant"
+
+// ErrIDQueryOfDeath is the stable ID of the 502 a query gets when the
+// queriers running it kept dying until the retries ran out.
+const ErrIDQueryOfDeath = "err-meridian-query-of-death"
 
 // defaultMaxPoints is Prometheus' fixed limit of points per series.
 const defaultMaxPoints = 11000
@@ -38,13 +45,18 @@ type Frontend struct {
 	cfg        Config
 	limits     Limits
 	logger     log.Logger
-	downstream *url.URL
-	client     *http.Client
-	parser     parser.Parser
-	queue      *fairQueue
-	cache      *resultsCache // nil when caching is off
-	now        func() time.Time
-	workers    sync.WaitGroup
+	downstream *url.URL     // nil when queriers pull
+	client     *http.Client // for downstream
+	// exec runs requests on pulling queriers: the in-process queue
+	// (localQueue) or a query-scheduler client. nil with a downstream URL.
+	exec        executor
+	localQueue  *scheduler.Queue
+	schedClient *scheduler.Client
+	parser      parser.Parser
+	queue       *fairQueue
+	cache       *resultsCache // nil when caching is off
+	now         func() time.Time
+	workers     sync.WaitGroup
 
 	requests           *prometheus.CounterVec
 	duration           *prometheus.HistogramVec
@@ -55,32 +67,30 @@ type Frontend struct {
 	cacheHits          prometheus.Counter
 	cacheMisses        prometheus.Counter
 	canceled           *prometheus.CounterVec
+	queriersGone       prometheus.Counter
 }
 
-// New returns a frontend sending to cfg.DownstreamURL. cfg must have passed
-// Validate. Its workers run while the service runs.
+// executor runs one request on a querier that pulls work.
+type executor interface {
+	Do(ctx context.Context, tenant string, req *meridianpb.HTTPRequest, maxOutstanding, maxQueriers int) (*meridianpb.HTTPResponse, error)
+}
+
+// New returns a frontend. With cfg.DownstreamURL it sends to that URL over
+// HTTP; with cfg.SchedulerAddress it enqueues to that query-scheduler;
+// with neither it queues requests itself for the queriers that connect to
+// QueueServer. cfg must have passed Validate. Its workers run while the
+// service runs.
 func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
-	if cfg.DownstreamURL == "" {
-		return nil, errors.New("the query-frontend needs -frontend.downstream-url, the URL of a querier (e.g. http://querier:8080)")
-	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(cfg.DownstreamURL)
-	if err != nil {
-		return nil, fmt.Errorf("parse -frontend.downstream-url: %w", err)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
 	f := &Frontend{
-		cfg:        cfg,
-		limits:     lim,
-		logger:     logger,
-		downstream: u,
-		client:     &http.Client{Transport: tr},
-		parser:     parser.NewParser(parser.Options{}),
-		queue:      newFairQueue(reg),
-		now:        time.Now,
+		cfg:    cfg,
+		limits: lim,
+		logger: logger,
+		parser: parser.NewParser(parser.Options{}),
+		queue:  newFairQueue(reg),
+		now:    time.Now,
 		requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_frontend_requests_total",
 			Help: "Prometheus API requests answered by the query-frontend, by endpoint and HTTP status code.",
@@ -127,8 +137,31 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 		Name: "meridian_frontend_canceled_requests_total",
 		Help: "Downstream requests abandoned because the client went away, by stage: \"queued\" (dropped from the queue before running) or \"in_flight\" (the request to the querier was canceled).",
 	}, []string{"stage"})
+	f.queriersGone = promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "meridian_frontend_querier_gone_total",
+		Help: "Downstream requests whose pulling querier died or disconnected before answering; each is retried while -frontend.max-retries allows.",
+	})
 	for _, st := range []string{"queued", "in_flight"} {
 		f.canceled.WithLabelValues(st)
+	}
+	switch {
+	case cfg.DownstreamURL != "":
+		u, err := url.Parse(cfg.DownstreamURL)
+		if err != nil {
+			return nil, fmt.Errorf("parse -frontend.downstream-url: %w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
+		f.downstream, f.client = u, &http.Client{Transport: tr}
+	case cfg.SchedulerAddress != "":
+		c, err := scheduler.NewClient(cfg.SchedulerAddress)
+		if err != nil {
+			return nil, err
+		}
+		f.schedClient, f.exec = c, c
+	default:
+		f.localQueue = scheduler.NewQueue(reg)
+		f.exec = f.localQueue
 	}
 	if cfg.CacheResults {
 		f.cache = newResultsCache(int(min(uint64(cfg.CacheMaxSizeBytes), math.MaxInt)), reg)
@@ -137,7 +170,19 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 	return f, nil
 }
 
+// QueueServer is the gRPC service queriers pull work from; false when the
+// frontend sends to a downstream URL or to a query-scheduler.
+func (f *Frontend) QueueServer() (meridianpb.QueryQueueServer, bool) {
+	if f.localQueue == nil {
+		return nil, false
+	}
+	return scheduler.Server{Queue: f.localQueue}, true
+}
+
 func (f *Frontend) starting(context.Context) error {
+	if f.exec != nil {
+		return nil // queriers pull; the queue of the executor is fair
+	}
 	for range f.cfg.MaxConcurrent {
 		f.workers.Go(f.queue.work)
 	}
@@ -153,7 +198,14 @@ func (f *Frontend) stopping(error) error {
 	start := time.Now()
 	f.queue.close()
 	f.workers.Wait()
-	f.client.CloseIdleConnections()
+	switch {
+	case f.client != nil:
+		f.client.CloseIdleConnections()
+	case f.localQueue != nil:
+		f.localQueue.Close()
+	case f.schedClient != nil:
+		f.schedClient.Close()
+	}
 	level.Info(f.logger).Log("msg", "query-frontend stopped", "duration", time.Since(start))
 	return nil
 }
@@ -180,7 +232,8 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ql.tenant = tenantID
 		lim := f.limits.FrontendLimits(tenantID)
-		ds := downstreamRequest{tenant: tenantID, method: r.Method, path: r.URL.Path, form: r.Form, auth: r.Header.Get("Authorization")}
+		ds := downstreamRequest{tenant: tenantID, method: r.Method, path: r.URL.Path, form: r.Form, auth: r.Header.Get("Authorization"),
+			maxOutstanding: lim.MaxOutstanding, maxQueriers: lim.MaxQueriers}
 		if ds.method != http.MethodGet {
 			ds.method = http.MethodPost
 		}
@@ -227,16 +280,18 @@ func (f *Frontend) proxy(ctx context.Context, ds downstreamRequest, lim TenantLi
 	return f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
 }
 
-// queued runs fn through the tenant's queue.
+// queued runs fn through the tenant's queue. When queriers pull, the
+// executor's queue is the fair queue and fn runs at once.
 func (f *Frontend) queued(ctx context.Context, tenantID string, lim TenantLimits, fn func(context.Context) *answer) *answer {
+	if f.exec != nil {
+		return fn(ctx)
+	}
 	var out *answer
 	err := f.queue.do(ctx, tenantID, lim.MaxOutstanding, func(ctx context.Context) { out = fn(ctx) })
 	switch {
 	case errors.Is(err, errTooManyOutstanding):
 		f.rejected.WithLabelValues("too_many_outstanding").Inc()
-		return errorAnswer(http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
-			"too many outstanding requests for tenant %s in the query-frontend queue (limit: %d) (%s). Send fewer queries at once, or raise the per-tenant limit max_outstanding_requests_per_tenant (-frontend.max-outstanding-requests-per-tenant)",
-			tenantID, lim.MaxOutstanding, ErrIDMaxOutstanding))
+		return tooManyOutstanding(tenantID, lim.MaxOutstanding)
 	case errors.Is(err, errQueueStopped):
 		return errorAnswer(http.StatusServiceUnavailable, "unavailable", err.Error())
 	case err != nil:
@@ -246,6 +301,12 @@ func (f *Frontend) queued(ctx context.Context, tenantID string, lim TenantLimits
 		return canceledAnswer(ctx)
 	}
 	return out
+}
+
+func tooManyOutstanding(tenantID string, limit int) *answer {
+	return errorAnswer(http.StatusTooManyRequests, "too_many_requests", fmt.Sprintf(
+		"too many outstanding requests for tenant %s in the query-frontend queue (limit: %d) (%s). Send fewer queries at once, or raise the per-tenant limit max_outstanding_requests_per_tenant (-frontend.max-outstanding-requests-per-tenant)",
+		tenantID, limit, ErrIDMaxOutstanding))
 }
 
 // errSiblingFailed cancels the other sub-queries of a range query when one
@@ -344,24 +405,24 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 	ql.downstream = len(jobs)
 	f.splitQueries.Add(float64(len(jobs)))
 
-	fetched, warnings, infos, fail := f.runParallel(ctx, ds, q, lim, jobs)
+	fetched, fail := f.runParallel(ctx, ds, q, lim, jobs)
 	if fail != nil {
 		return fail
 	}
 	parts = append(parts, fetched...)
 	sortParts(parts)
 	ms := make([]model.Matrix, len(parts))
+	var warnings, infos []string
 	for i, p := range parts {
 		ms[i] = p.m
+		warnings = union(warnings, p.warnings)
+		infos = union(infos, p.infos)
 	}
 	merged := concat(ms...)
 
-	if useCache && len(warnings) == 0 && len(infos) == 0 && len(jobs) > 0 {
-		cutoff := f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()
-		if cutoff >= q.start {
-			end := lastPoint(q.start, min(q.end, cutoff), q.step)
-			rng := timeRange{q.start, end}
-			f.cache.add(key, extent{rng, extract(merged, rng)}, q.step)
+	if useCache && len(jobs) > 0 {
+		if e, ok := newExtent(q, merged, fetched, f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()); ok {
+			f.cache.add(key, e, q.step)
 		}
 	}
 	b, err := json.Marshal(apiResponse{
@@ -376,6 +437,36 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	return &answer{status: http.StatusOK, header: h, body: b}
+}
+
+// newExtent is what the cache keeps of an answer to q: its points up to
+// cutoff, with the annotations of the fetched sub-queries. A sub-query with
+// annotations that reaches past cutoff ends the extent before it, since its
+// annotations may come from points that are not cached.
+func newExtent(q rangeQuery, merged model.Matrix, fetched []part, cutoff int64) (extent, bool) {
+	end := min(q.end, cutoff)
+	var ann []annSpan
+	for _, p := range fetched {
+		if len(p.warnings) == 0 && len(p.infos) == 0 {
+			continue
+		}
+		if p.r.end > cutoff {
+			end = min(end, p.r.start-q.step)
+			continue
+		}
+		ann = append(ann, annSpan{timeRange: p.r, warnings: p.warnings, infos: p.infos})
+	}
+	if end < q.start {
+		return extent{}, false
+	}
+	rng := timeRange{q.start, lastPoint(q.start, end, q.step)}
+	var kept []annSpan
+	for _, a := range ann {
+		if a.end <= rng.end {
+			kept = append(kept, a)
+		}
+	}
+	return extent{timeRange: rng, m: extract(merged, rng), ann: kept}, true
 }
 
 // noStore reports whether the client asked not to use caches.
@@ -400,7 +491,7 @@ func sortParts(ps []part) {
 
 // runParallel runs the sub-queries, at most the tenant's max query
 // parallelism at a time. The first failure cancels the rest and is returned.
-func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, []string, []string, *answer) {
+func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, *answer) {
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(errSiblingFailed) }
 	defer cancel()
@@ -408,11 +499,9 @@ func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rang
 	sem := make(chan struct{}, par)
 	parts := make([]part, len(jobs))
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		fail     *answer
-		warnings []string
-		infos    []string
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		fail *answer
 	)
 	setFail := func(a *answer) {
 		mu.Lock()
@@ -436,18 +525,14 @@ loop:
 				setFail(a)
 				return
 			}
-			mu.Lock()
-			parts[i] = part{r: j, m: resp.Data.Result}
-			warnings = union(warnings, resp.Warnings)
-			infos = union(infos, resp.Infos)
-			mu.Unlock()
+			parts[i] = part{r: j, m: resp.Data.Result, warnings: resp.Warnings, infos: resp.Infos}
 		})
 	}
 	wg.Wait()
 	if fail == nil && ctx.Err() != nil {
 		fail = canceledAnswer(ctx)
 	}
-	return parts, warnings, infos, fail
+	return parts, fail
 }
 
 // fetchRange runs q for the points of r downstream.

@@ -553,17 +553,65 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// TestAnnotatedAnswersNotCached: warnings and infos are not kept in the
-// cache, so an answer that has them is fetched again.
-func TestAnnotatedAnswersNotCached(t *testing.T) {
+// TestAnnotatedAnswersCached: warnings and infos are kept with the extent,
+// so a repeated query is answered from the cache with the same
+// annotations, identical to an uncached answer; a query that covers an
+// annotated sub-query's range only partly fetches that part again.
+func TestAnnotatedAnswersCached(t *testing.T) {
 	d := newPromQLDownstream(t, testData)
 	cfg := testConfig(t, d.srv.URL)
+	cfg.SplitInterval = 20 * time.Minute
 	f, _ := startFrontend(t, cfg, testLimits, nil, func() time.Time { return time.Unix(100_000, 0) })
+	noStore := http.Header{"Cache-Control": {"no-store"}}
 	params := rangeParams(`rate(metric[5m])`, "0", "3600", "60")
-	for range 2 {
+	code, uncached := do(context.Background(), f.Handler(), "t1", rangePath, params, noStore)
+	require.Equal(t, http.StatusOK, code, string(uncached))
+	require.NotEmpty(t, decode(t, uncached).Infos, "the query carries an info annotation")
+	d.takeCalls()
+	for i := range 2 {
 		code, body := do(context.Background(), f.Handler(), "t1", rangePath, params, nil)
 		require.Equal(t, http.StatusOK, code, string(body))
-		require.NotEmpty(t, decode(t, body).Infos)
+		require.Equal(t, string(uncached), string(body), "round %d", i)
 	}
-	require.Len(t, d.takeCalls(), 2)
+	require.Len(t, d.takeCalls(), 4, "only the first round reached the querier (4 sub-queries)")
+
+	// [1500, 3600] covers the sub-query [1200, 2399] only partly: its
+	// points are fetched again, the two later sub-queries come from cache.
+	params = rangeParams(`rate(metric[5m])`, "1500", "3600", "60")
+	_, want := do(context.Background(), f.Handler(), "t1", rangePath, params, noStore)
+	d.takeCalls()
+	code, body := do(context.Background(), f.Handler(), "t1", rangePath, params, nil)
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Equal(t, string(want), string(body))
+	calls := d.takeCalls()
+	require.Len(t, calls, 1)
+	require.Equal(t, "1500", calls[0].form.Get("start"))
+	require.Equal(t, "2340", calls[0].form.Get("end"))
+}
+
+func TestTrimAnnotatedSpans(t *testing.T) {
+	e := extent{timeRange: timeRange{0, 100}, ann: []annSpan{
+		{timeRange: timeRange{20, 39}, infos: []string{"i1"}},
+		{timeRange: timeRange{60, 79}, warnings: []string{"w1"}},
+	}}
+	// Whole spans are kept with their annotations.
+	hits, gaps := lookup(timeRange{0, 100}, []extent{e}, 1)
+	require.Empty(t, gaps)
+	require.Equal(t, []string{"i1"}, hits[0].infos)
+	require.Equal(t, []string{"w1"}, hits[0].warnings)
+	// A request ending inside a span, and one starting inside one, refetch
+	// the span's points they need.
+	hits, gaps = lookup(timeRange{0, 70}, []extent{e}, 1)
+	require.Equal(t, []timeRange{{60, 70}}, gaps)
+	require.Equal(t, timeRange{0, 59}, hits[0].r)
+	require.Equal(t, []string{"i1"}, hits[0].infos)
+	require.Empty(t, hits[0].warnings)
+	hits, gaps = lookup(timeRange{30, 100}, []extent{e}, 1)
+	require.Equal(t, []timeRange{{30, 39}}, gaps)
+	require.Equal(t, timeRange{40, 100}, hits[0].r)
+	require.Empty(t, hits[0].infos)
+	// Adding an extent that cuts a span drops the span's remaining points.
+	out := addExtent([]extent{e}, extent{timeRange: timeRange{0, 30}}, 1)
+	require.Equal(t, []timeRange{{0, 30}, {40, 100}}, []timeRange{out[0].timeRange, out[1].timeRange})
+	require.Len(t, out[1].ann, 1)
 }

@@ -30,6 +30,9 @@ type part struct {
 	r      timeRange
 	m      model.Matrix
 	cached bool
+	// warnings and infos came with the sub-query (or cached extent) that
+	// answered the part.
+	warnings, infos []string
 }
 
 // extract returns the samples of m within r. The returned series share

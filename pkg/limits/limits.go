@@ -34,6 +34,7 @@ type Limits struct {
 	MaxOutstandingPerTenant int            `yaml:"max_outstanding_requests_per_tenant"`
 	MaxQueryParallelism     int            `yaml:"max_query_parallelism"`
 	MaxPointsPerTimeseries  int            `yaml:"max_points_per_timeseries"`
+	MaxQueriersPerTenant    int            `yaml:"max_queriers_per_tenant"`
 
 	// Compactor.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
@@ -64,6 +65,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.QueryTimeout, "querier.timeout", "Longest time a query may run.")
 	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 1000, "Most requests of one tenant that may wait in the query-frontend queue; further requests get 429. 0 means no limit.")
 	f.IntVar(&l.MaxQueryParallelism, "frontend.max-query-parallelism", 14, "Most split sub-queries of one query the query-frontend runs at once.")
+	f.IntVar(&l.MaxQueriersPerTenant, "frontend.max-queriers-per-tenant", 0, "Shuffle sharding: most queriers pulling from the query-frontend or query-scheduler that run one tenant's queries, chosen by a hash of the tenant. 0 means all.")
 	f.IntVar(&l.MaxPointsPerTimeseries, "querier.max-points-per-timeseries", 11000, "Most points a range query may return per series ((end-start)/step).")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long the compactor keeps a tenant's blocks in object storage, measured from the end of each block. 0 keeps them forever.")
 

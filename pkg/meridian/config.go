@@ -27,6 +27,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/limits"
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
+	"github.com/meridianhq/meridian/pkg/querier/worker"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
 	"github.com/meridianhq/meridian/pkg/tenant"
@@ -59,6 +60,7 @@ type Config struct {
 	Querier        querier.Config         `yaml:"querier"`
 	API            httpapi.Config         `yaml:"prometheus_api"`
 	Frontend       frontend.Config        `yaml:"frontend"`
+	QuerierWorker  worker.Config          `yaml:"querier_worker"`
 	Compactor      compactor.Config       `yaml:"compactor"`
 	Graphite       graphite.Config        `yaml:"graphite"`
 	StoreGateway   storegateway.Config    `yaml:"store_gateway"`
@@ -69,7 +71,7 @@ type Config struct {
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, compactor, store-gateway. Internal modules they depend on start with them.")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.Server.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
@@ -86,6 +88,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Querier.RegisterFlags(f)
 	c.API.RegisterFlags(f)
 	c.Frontend.RegisterFlags(f)
+	c.QuerierWorker.RegisterFlags(f)
 	c.Compactor.RegisterFlags(f)
 	c.Graphite.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
@@ -134,6 +137,7 @@ func (c *Config) Validate() error {
 		{"querier", c.Querier.Validate},
 		{"prometheus_api", c.API.Validate},
 		{"frontend", c.Frontend.Validate},
+		{"querier_worker", c.QuerierWorker.Validate},
 		{"compactor", c.Compactor.Validate},
 		{"graphite", c.Graphite.Validate},
 		{"store_gateway", c.StoreGateway.Validate},

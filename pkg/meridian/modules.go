@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/gorilla/mux"
 	"github.com/grafana/dskit/dns"
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/codec"
@@ -41,6 +43,8 @@ import (
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
+	"github.com/meridianhq/meridian/pkg/querier/worker"
+	"github.com/meridianhq/meridian/pkg/scheduler"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
 	"github.com/meridianhq/meridian/pkg/tenant"
@@ -62,13 +66,18 @@ const (
 	Carbon        = "graphite-carbon"
 	Querier       = "querier"
 	QueryFrontend = "query-frontend"
-	Compactor     = "compactor"
-	SGRing        = "store-gateway-ring"
-	StoreGateway  = "store-gateway"
-	All           = "all"
-	Write         = "write"
-	Read          = "read"
-	Backend       = "backend"
+	// QueryScheduler is the optional queue shared by query-frontends.
+	QueryScheduler = "query-scheduler"
+	// QuerierAPI is the querier's HTTP API; Querier adds the worker that
+	// pulls queries from a query-frontend or query-scheduler.
+	QuerierAPI   = "querier-api"
+	Compactor    = "compactor"
+	SGRing       = "store-gateway-ring"
+	StoreGateway = "store-gateway"
+	All          = "all"
+	Write        = "write"
+	Read         = "read"
+	Backend      = "backend"
 )
 
 // Meridian is one process: its config, the components it runs and the
@@ -79,22 +88,27 @@ type Meridian struct {
 	Logger   log.Logger
 	SLogger  *slog.Logger
 
-	Server           *server.Server
-	Memberlist       *memberlist.KVInitService
-	API              *api.API
-	Overrides        *limits.Overrides
-	IngesterRing     *ring.Ring
-	Ingester         *ingester.Ingester
-	Distributor      *distributor.Distributor
-	PushHandler      *distributor.PushHandler
-	Carbon           *graphite.Ingester
-	DistributorRing  *distributor.DistributorRing
-	Frontend         *frontend.Frontend
+	Server          *server.Server
+	Memberlist      *memberlist.KVInitService
+	API             *api.API
+	Overrides       *limits.Overrides
+	IngesterRing    *ring.Ring
+	Ingester        *ingester.Ingester
+	Distributor     *distributor.Distributor
+	PushHandler     *distributor.PushHandler
+	Carbon          *graphite.Ingester
+	DistributorRing *distributor.DistributorRing
+	Frontend        *frontend.Frontend
+	Scheduler       *scheduler.Scheduler
+	// QuerierHandler serves the querier's Prometheus API (behind the tenant
+	// middleware) to the requests pulled by the querier worker.
+	QuerierHandler   http.Handler
 	Compactor        *compactor.Compactor
 	StoreGatewayRing *ring.Ring
 	StoreGateway     *storegateway.StoreGateway
 	BlocksStore      *querier.BlocksStore
 
+	auth       middleware.Interface
 	bucket     objstore.Bucket
 	clientPool *ingclient.Pool
 	modules    *modules.Manager
@@ -127,8 +141,10 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(DistributorWP, m.initDistributor, modules.UserInvisibleModule)
 	mm.RegisterModule(Carbon, m.initCarbon, modules.UserInvisibleModule)
 	mm.RegisterModule(Distributor, nil)
-	mm.RegisterModule(Querier, m.initQuerier)
+	mm.RegisterModule(QuerierAPI, m.initQuerier, modules.UserInvisibleModule)
+	mm.RegisterModule(Querier, m.initQuerierWorker)
 	mm.RegisterModule(QueryFrontend, m.initQueryFrontend)
+	mm.RegisterModule(QueryScheduler, m.initQueryScheduler)
 	mm.RegisterModule(Compactor, m.initCompactor)
 	mm.RegisterModule(SGRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, m.initStoreGateway)
@@ -138,24 +154,26 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(All, nil)
 
 	deps := map[string][]string{
-		RuntimeConfig: {Server},
-		MemberlistKV:  {Server},
-		IngesterRing:  {Server, MemberlistKV},
-		RingForget:    {Server, MemberlistKV},
-		DistRing:      {Server, MemberlistKV},
-		Ingester:      {Server, RuntimeConfig, MemberlistKV, RingForget},
-		DistributorWP: {Server, RuntimeConfig, IngesterRing, DistRing},
-		Carbon:        {DistributorWP},
-		Distributor:   {DistributorWP, Carbon},
-		Querier:       {Server, RuntimeConfig, IngesterRing, SGRing},
-		QueryFrontend: {Server, RuntimeConfig},
-		Compactor:     {Server, RuntimeConfig, MemberlistKV},
-		SGRing:        {Server, MemberlistKV},
-		StoreGateway:  {Server, MemberlistKV, SGRing},
-		Write:         {Distributor, Ingester},
-		Read:          {Querier},
-		Backend:       {StoreGateway, Compactor},
-		All:           {Distributor, Ingester, Querier, Compactor, StoreGateway},
+		RuntimeConfig:  {Server},
+		MemberlistKV:   {Server},
+		IngesterRing:   {Server, MemberlistKV},
+		RingForget:     {Server, MemberlistKV},
+		DistRing:       {Server, MemberlistKV},
+		Ingester:       {Server, RuntimeConfig, MemberlistKV, RingForget},
+		DistributorWP:  {Server, RuntimeConfig, IngesterRing, DistRing},
+		Carbon:         {DistributorWP},
+		Distributor:    {DistributorWP, Carbon},
+		QuerierAPI:     {Server, RuntimeConfig, IngesterRing, SGRing},
+		Querier:        {Server, QuerierAPI},
+		QueryFrontend:  {Server, RuntimeConfig},
+		QueryScheduler: {Server},
+		Compactor:      {Server, RuntimeConfig, MemberlistKV},
+		SGRing:         {Server, MemberlistKV},
+		StoreGateway:   {Server, MemberlistKV, SGRing},
+		Write:          {Distributor, Ingester},
+		Read:           {Querier},
+		Backend:        {StoreGateway, Compactor},
+		All:            {Distributor, Ingester, Querier, Compactor, StoreGateway},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -175,7 +193,9 @@ func (m *Meridian) initServer() (services.Service, error) {
 	cfg.Log = m.Logger
 	// Signals are handled by Run, which stops every module in order.
 	cfg.SignalHandler = ignoreSignals{}
-	unary, stream := tenant.GRPCServerInterceptors()
+	// Querier worker streams carry many tenants' requests, each with its
+	// tenant inside.
+	unary, stream := tenant.GRPCServerInterceptors(scheduler.QuerierLoopMethod)
 	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, unary)
 	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, stream)
 	cfg.GRPCOptions = append(cfg.GRPCOptions,
@@ -191,6 +211,7 @@ func (m *Meridian) initServer() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.auth = auth
 	m.API = api.New(s.HTTP, auth)
 	m.API.RegisterAdmin(http.HandlerFunc(m.readyHandler), http.HandlerFunc(m.servicesHandler), http.HandlerFunc(m.configHandler), http.HandlerFunc(m.runtimeConfigHandler))
 	return newServerService(s, m.Logger), nil
@@ -338,7 +359,15 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
 		BuildUser: build.BuildUser, BuildDate: build.BuildDate, GoVersion: build.GoVersion(),
 	}
-	m.API.RegisterQuerier(httpapi.New(m.Cfg.API, q, q, m.Overrides, bi, m.Logger, m.Registry))
+	h := httpapi.New(m.Cfg.API, q, q, m.Overrides, bi, m.Logger, m.Registry)
+	if !m.targets(QueryFrontend) {
+		// With a query-frontend in this process, the frontend owns the
+		// public routes and this querier only answers what it pulls.
+		m.API.RegisterQuerier(h)
+	}
+	local := mux.NewRouter()
+	api.New(local, m.auth).RegisterQuerier(h)
+	m.QuerierHandler = local
 	m.API.RegisterGraphite(graphite.NewAPI(q, m.Overrides, m.Logger, m.Registry).Routes())
 	return services.NewIdleService(nil, func(error) error { return pool.Close() }), nil
 }
@@ -369,9 +398,59 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	return g, nil
 }
 
-// initQueryFrontend puts the query-frontend in front of the queriers named
-// by -frontend.downstream-url. It is not part of all or read: it needs a
-// downstream to send queries to.
+// targets reports whether -target names module.
+func (m *Meridian) targets(module string) bool {
+	return slices.Contains(m.Cfg.Target, module)
+}
+
+// initQuerierWorker connects the querier to the queue it pulls queries
+// from: -querier.scheduler-address or -querier.frontend-address, or, with a
+// query-frontend in this process that queues itself, this process' own gRPC
+// server over loopback. With none the querier answers HTTP only.
+func (m *Meridian) initQuerierWorker() (services.Service, error) {
+	addr := m.Cfg.QuerierWorker.Address()
+	if addr == "" && m.targets(QueryFrontend) && m.Cfg.Frontend.DownstreamURL == "" {
+		addr = m.Cfg.Frontend.SchedulerAddress
+		if addr == "" {
+			addr = loopbackAddr(m.Server.GRPCListenAddr())
+		}
+	}
+	if addr == "" {
+		return services.NewIdleService(nil, nil), nil
+	}
+	return worker.New(m.Cfg.QuerierWorker, addr, m.QuerierHandler, m.Logger, m.Registry)
+}
+
+// loopbackAddr is a dialable form of a listen address: an unspecified host
+// (all interfaces) becomes 127.0.0.1.
+func loopbackAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// initQueryScheduler serves a query queue that query-frontends enqueue to
+// (-frontend.scheduler-address) and queriers pull from
+// (-querier.scheduler-address).
+func (m *Meridian) initQueryScheduler() (services.Service, error) {
+	if m.targets(QueryFrontend) {
+		return nil, errors.New("query-scheduler and query-frontend in one process: run the scheduler in its own process, or drop it and let the queriers pull from the frontend")
+	}
+	s := scheduler.New(m.Logger, m.Registry)
+	m.Scheduler = s
+	meridianpb.RegisterQueryQueueServer(m.Server.GRPC, s.Server())
+	return s, nil
+}
+
+// initQueryFrontend puts the query-frontend in front of the queriers: they
+// pull from its queue (or from a query-scheduler's), or it sends to
+// -frontend.downstream-url. It is not part of all or read; add it to the
+// target (-target=all,query-frontend) to run it in the monolith.
 func (m *Meridian) initQueryFrontend() (services.Service, error) {
 	lim := frontend.LimitsFunc(func(t string) frontend.TenantLimits {
 		l := m.Overrides.Limits(t)
@@ -380,6 +459,7 @@ func (m *Meridian) initQueryFrontend() (services.Service, error) {
 			MaxQueryParallelism:    l.MaxQueryParallelism,
 			MaxQueryLength:         time.Duration(l.MaxQueryLength),
 			MaxPointsPerTimeseries: l.MaxPointsPerTimeseries,
+			MaxQueriers:            l.MaxQueriersPerTenant,
 		}
 	})
 	f, err := frontend.New(m.Cfg.Frontend, lim, m.Logger, m.Registry)
@@ -388,6 +468,9 @@ func (m *Meridian) initQueryFrontend() (services.Service, error) {
 	}
 	m.Frontend = f
 	m.API.RegisterQueryFrontend(f.Handler())
+	if qs, ok := f.QueueServer(); ok {
+		meridianpb.RegisterQueryQueueServer(m.Server.GRPC, qs)
+	}
 	return f, nil
 }
 

@@ -448,19 +448,17 @@ func (a *API) findNodes(ctx context.Context, query string, from, until int64) ([
 			if err != nil {
 				return nil, badRequest("query %q: %v", query, err)
 			}
-			if m == nil && i == last {
-				m = labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(i), "")
-			}
 			if m != nil {
 				ms = append(ms, m)
 			}
 		}
-		if len(ms) == 0 {
-			continue
-		}
+		// The leaf and branch matchers below each select a non-empty set by
+		// themselves, so a query of only "*" nodes needs no node matcher.
 		count := strconv.Itoa(len(nodes))
 		leafMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchEqual, NodeCountLabel, count))
-		branchMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchNotEqual, NodeCountLabel, count))
+		// A branch has a next node: one postings lookup, where __gn__!=N
+		// would touch every series.
+		branchMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(len(nodes)), ""))
 		leaves, _, err := q.LabelValues(ctx, NodeLabel(last), nil, leafMs...)
 		if err != nil {
 			return nil, storageError(err)

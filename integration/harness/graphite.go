@@ -28,7 +28,7 @@ const (
 	// FlagGraphiteStep is the per-tenant default of the Graphite step
 	// (limits: graphite_step): points are bucketed into [ts - ts%step) and
 	// the last one in a bucket wins, like whisper.
-	FlagGraphiteStep = "limits.graphite-step"
+	FlagGraphiteStep = "graphite.step"
 	// GraphitePrefix is where Meridian serves the Graphite HTTP API.
 	GraphitePrefix = "/graphite"
 )

@@ -290,4 +290,31 @@ func TestGraphiteWebOracleRandom(t *testing.T) {
 	}
 	compareWithOracle(t, newFake(), targets[:300], 990, 1040, 0)
 	compareWithOracle(t, newFake(), targets[300:], 993, 1047, 0)
+
+	// longer series with different steps, starts and gaps
+	f := newFake()
+	long := make([]float64, 60)
+	gappy := make([]float64, 60)
+	for i := range long {
+		long[i] = float64((i*7)%23) - 5 + 0.25
+		gappy[i] = float64(i % 9)
+		if i%4 == 1 {
+			gappy[i] = N
+		}
+	}
+	f.data["l.a.x"] = stored{1000, 10, long}
+	f.data["l.b.x"] = stored{1100, 10, gappy}
+	f.data["l.c.y"] = stored{1000, 30, long[:20]}
+	f.data["l.d.y"] = stored{1000, 60, gappy[:10]}
+	leaves = []string{"l.*.*", "l.a.x", "l.*.x", "l.*.y", "l.{a,d}.*", "l.b.x", "l.c.y"}
+	seen = map[string]bool{}
+	targets = targets[:0]
+	for len(targets) < 300 {
+		tg := gen(3)
+		if !seen[tg] {
+			seen[tg] = true
+			targets = append(targets, tg)
+		}
+	}
+	compareWithOracle(t, f, targets, 1007, 1593, 0)
 }

@@ -102,6 +102,7 @@ func compareWithOracle(t *testing.T, f *fakeFetcher, targets []string, from, unt
 			Start  int64
 			Step   int64
 			Values []*float64
+			Tags   map[string]string
 		}
 	}
 	if err := json.Unmarshal(out, &results); err != nil {
@@ -142,6 +143,9 @@ func compareWithOracle(t *testing.T, f *fakeFetcher, targets []string, from, unt
 				if v != nil {
 					want[j] = *v
 				}
+			}
+			if maxDataPoints == 0 && os.Getenv("MERIDIAN_GRAPHITE_ORACLE_TAGS") == "1" && fmt.Sprint(g.Tags) != fmt.Sprint(w.Tags) {
+				t.Errorf("%s: series %d tags\n  meridian     %v\n  graphite-web %v", label, i, g.Tags, w.Tags)
 			}
 			stepOK := g.Step == w.Step || (maxDataPoints > 0 && len(want) < 2)
 			if g.Name != w.Name || (g.Start != w.Start && len(want) > 0) || !stepOK || !sameFloats(g.Values, want) {

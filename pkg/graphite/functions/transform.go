@@ -443,8 +443,12 @@ func fnTransformNull(e *env, a *args) ([]*Series, error) {
 			}
 		}
 	}
+	defTag := "0" // graphite-web's unvalidated default is the int 0
+	if a.has(1) {
+		defTag = pyFloat(def)
+	}
 	for _, s := range a.series(0) {
-		s.Tags["transformNull"] = pyFloat(def)
+		s.Tags["transformNull"] = defTag
 		if ref {
 			s.Tags["referenceSeries"] = "1"
 			s.Name = "transformNull(" + s.Name + "," + pyG(def) + ",referenceSeries)"

@@ -563,7 +563,7 @@ func (a *args) bool(i int, def bool) bool {
 
 func (a *args) val(i int) value { return a.vals[i] }
 
-// ints returns a multiple integer parameter.
+// multiVals returns the values given to a multiple parameter.
 func (a *args) multiVals(i int) []value { return a.multi[i] }
 
 func (a *args) errorf(format string, v ...any) error {

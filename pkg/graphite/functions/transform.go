@@ -174,7 +174,7 @@ func fnLog(e *env, a *args) ([]*Series, error) {
 			}
 		}
 		s.Tags["log"] = pyNum(base, true)
-		out = append(out, copySeries(s, "log("+s.Name+", "+pyNum(base, a.val(1).kind == 0 || a.val(1).isInt)+")", vals))
+		out = append(out, copySeries(s, "log("+s.Name+", "+pyNum(base, true)+")", vals))
 	}
 	return out, nil
 }

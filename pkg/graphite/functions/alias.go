@@ -3,8 +3,6 @@ package functions
 import (
 	"fmt"
 	"math"
-	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -217,6 +215,3 @@ func fnCactiStyle(e *env, a *args) ([]*Series, error) {
 	}
 	return list, nil
 }
-
-var _ = regexp.MustCompile
-var _ = strconv.Itoa

@@ -119,9 +119,11 @@ func fnExponentialMovingAverage(e *env, a *args) ([]*Series, error) {
 		if isInterval {
 			name = "exponentialMovingAverage(" + s.Name + ",\"" + win.str + "\")"
 			points = int(preview / s.Step)
+			s.Tags["exponentialMovingAverage"] = win.str
 		} else {
 			name = "exponentialMovingAverage(" + s.Name + "," + pyNum(win.num, win.isInt) + ")"
 			points = int(win.num)
+			s.Tags["exponentialMovingAverage"] = pyNum(win.num, win.isInt)
 		}
 		ema := safeAvg(s.Values[:min(points, len(s.Values))])
 		if isNull(ema) || ema == 0 {

@@ -773,3 +773,26 @@ func at(v []float64, i int) float64 {
 	}
 	return nan
 }
+
+func fnPowSeries(e *env, a *args) ([]*Series, error) {
+	list := a.flatSeries(0)
+	if len(list) == 0 {
+		return nil, nil
+	}
+	nz, _ := normalize(list)
+	var names []string
+	for _, s := range list {
+		names = append(names, s.Name)
+	}
+	vals := make([]float64, nz.maxLen)
+	buf := make([]float64, 0, len(list))
+	for i := range vals {
+		row := nz.row(i, buf)
+		v := row[0]
+		for _, x := range row[1:] {
+			v = safePow(v, x)
+		}
+		vals[i] = v
+	}
+	return []*Series{newSeries("powSeries("+strings.Join(names, ",")+")", nz.start, nz.end, nz.step, vals, nil)}, nil
+}

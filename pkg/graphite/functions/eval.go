@@ -276,6 +276,9 @@ type param struct {
 	multiple    bool
 	options     []any
 	suggestions []any
+	// lenient: required in the catalog, but graphite-web's function has a
+	// default and runs without it (highest/lowest n=1).
+	lenient bool
 }
 
 type funcDef struct {
@@ -283,7 +286,8 @@ type funcDef struct {
 	group      string
 	desc       string
 	params     []param
-	aggregator bool // usable as a groupByNode callback
+	aggregator bool   // usable as a groupByNode callback
+	signature  string // graphite-web's Python signature when it differs from the params
 	fn         func(e *env, a *args) ([]*Series, error)
 }
 
@@ -344,7 +348,7 @@ func (e *env) bind(def *funcDef, call *parser.Expr) (*args, error) {
 		}
 	}
 	for i, p := range def.params {
-		if p.required && a.vals[i].kind == 0 && len(a.multi[i]) == 0 {
+		if p.required && !p.lenient && a.vals[i].kind == 0 && len(a.multi[i]) == 0 {
 			return nil, inputErrorf("%s: missing required argument %q", call.Name, p.name)
 		}
 	}
@@ -559,7 +563,7 @@ func (a *args) bool(i int, def bool) bool {
 
 func (a *args) val(i int) value { return a.vals[i] }
 
-// ints returns a multiple integer parameter.
+// multiVals returns the values given to a multiple parameter.
 func (a *args) multiVals(i int) []value { return a.multi[i] }
 
 func (a *args) errorf(format string, v ...any) error {

@@ -135,6 +135,7 @@ func fnRemoveAbovePercentile(e *env, a *args) ([]*Series, error) {
 		if isNull(p) {
 			continue
 		}
+		s.Tags["nPercentile"] = pyFloat(n) // set through nPercentile's copy, which shares the tags
 		for i, v := range s.Values {
 			if !isNull(v) && v > p {
 				s.Values[i] = nan
@@ -153,6 +154,7 @@ func fnRemoveBelowPercentile(e *env, a *args) ([]*Series, error) {
 		if isNull(p) {
 			continue
 		}
+		s.Tags["nPercentile"] = pyFloat(n) // set through nPercentile's copy, which shares the tags
 		for i, v := range s.Values {
 			if isNull(v) || v < p {
 				s.Values[i] = nan
@@ -344,6 +346,7 @@ func fnNPercentile(e *env, a *args) ([]*Series, error) {
 		if isNull(p) {
 			continue
 		}
+		s.Tags["nPercentile"] = pyFloat(n) // set through nPercentile's copy, which shares the tags
 		count := int((s.End - s.Start) / s.Step)
 		vals := make([]float64, count)
 		for i := range vals {

@@ -194,6 +194,52 @@ var functionCases = []funcCase{
 	{"secondYAxis(s.a.x)", []want{{"secondYAxis(s.a.x)", []float64{1, 2, 3, 4, 5}}}},
 	{"drawAsInfinite(s.a.x)", []want{{"drawAsInfinite(s.a.x)", []float64{1, 2, 3, 4, 5}}}},
 	{"stacked(s.*.x)", []want{{"stacked(s.a.x)", []float64{1, 2, 3, 4, 5}}, {"stacked(s.b.x)", []float64{3, N, 9, 12, 15}}}},
+	// the remaining graphite-web functions
+	{"diff(s.a.x, s.b.x)", []want{{"diffSeries(s.a.x,s.b.x)", []float64{-1, 2, -3, -4, -5}}}},
+	{"pct(s.a.x, 10)", []want{{"asPercent(s.a.x,10)", []float64{10, 20, 30, 40, 50}}}},
+	{"xFilesFactor(s.b.x, 0.5)", []want{{"s.b.x", []float64{2, N, 6, 8, 10}}}},
+	// xFilesFactor 1: a 20s bucket needs both of its points
+	{"summarize(setXFilesFactor(s.b.x, 1), '20s')", []want{{`summarize(s.b.x, "20s", "sum")`, []float64{N, 14, N}}}},
+	{"areaBetween(s.*.x)", []want{{"areaBetween(s.*.x)", []float64{1, 2, 3, 4, 5}}, {"areaBetween(s.*.x)", []float64{2, N, 6, 8, 10}}}},
+	{"round(invert(neg.n), 2)", []want{{"round(invert(neg.n),2)", []float64{-1, 0.33, -0.2, N, 0.5}}}},
+	// 0.35 0.7 1.05 1.4 1.75 rounded to whole numbers as Python rounds them
+	{"round(scale(s.a.x, 0.35))", []want{{"round(scale(s.a.x,0.35))", []float64{0, 1, 1, 1, 2}}}},
+	{"aggregateLine(s.a.x)", []want{{"aggregateLine(s.a.x, 3)", []float64{3, 3, 3}}}},
+	{"aggregateLine(s.a.x, 'max', true)", []want{{"aggregateLine(s.a.x, 5)", []float64{5, 5, 5, 5, 5}}}},
+	{"identity('t')", []want{{"t", []float64{990}}}},
+	{"exp(neg.n)", []want{{"exp(neg.n)", []float64{math.Exp(-1), math.Exp(3), math.Exp(-5), 1, math.Exp(2)}}}},
+	{"sigmoid(neg.n)", []want{{"sigmoid(neg.n)", []float64{1 / (1 + math.E), 1 / (1 + math.Exp(-3)), 1 / (1 + math.Exp(5)), 0.5, 1 / (1 + math.Exp(-2))}}}},
+	// invert gives 1, 1/2, 1/3, 1/4, 1/5; logit(1) divides by zero
+	{"logit(invert(s.a.x))", []want{{"logit(invert(s.a.x))", []float64{N, 0, math.Log(0.5), math.Log(1.0 / 3), math.Log(0.25)}}}},
+	// graphite-web names add() with %d
+	{"add(s.a.x, 1.5)", []want{{"add(s.a.x,1)", []float64{2.5, 3.5, 4.5, 5.5, 6.5}}}},
+	{"diffSeriesLists(s.*.x, s.*.x)", []want{{"diffSeries(s.a.x,s.a.x)", []float64{0, 0, 0, 0, 0}}, {"diffSeries(s.b.x,s.b.x)", []float64{0, N, 0, 0, 0}}}},
+	{"multiplySeriesLists(s.*.x, s.*.x)", []want{{"multiplySeries(s.a.x,s.a.x)", []float64{1, 4, 9, 16, 25}}, {"multiplySeries(s.b.x,s.b.x)", []float64{4, N, 36, 64, 100}}}},
+	{"aggregateSeriesLists(s.*.x, s.*.x, 'max')", []want{{"maxSeries(s.a.x,s.a.x)", []float64{1, 2, 3, 4, 5}}, {"maxSeries(s.b.x,s.b.x)", []float64{2, N, 6, 8, 10}}}},
+	{"multiplySeriesWithWildcards(s.*.x, 1)", []want{{"s.x", []float64{2, N, 18, 32, 50}}}},
+	{"powSeries(s.a.x, s.b.x)", []want{{"powSeries(s.a.x,s.b.x)", []float64{1, N, 729, 65536, 9765625}}}},
+	// products a*a and b*b summed, divided by the summed weights a+b
+	{"weightedAverage(s.*.x, s.*.x, 1)", []want{{"weightedAverage(s.*.x, s.*.x, 1)", []float64{5.0 / 3, 2, 5, 80.0 / 12, 125.0 / 15}}}},
+	{"substr(scale(s.a.x, 2), 1, 2)", []want{{"a", nil}}},
+	{"averageBelow(s.*.*, 3.5)", []want{{"s.a.x", nil}}},
+	{"minimumAbove(s.*.*, 1)", []want{{"s.b.x", nil}}},
+	{"minimumBelow(s.*.*, 1)", []want{{"s.a.x", nil}, {"s.c.y", nil}}},
+	{"maximumBelow(s.*.*, 5)", []want{{"s.a.x", nil}, {"s.c.y", nil}}},
+	{"sortByMinima(group(neg.n, s.*.x))", []want{{"neg.n", nil}, {"s.a.x", nil}, {"s.b.x", nil}}},
+	// 50th percentile of 1..5 is 3
+	{"removeAbovePercentile(s.a.x, 50)", []want{{"removeAbovePercentile(s.a.x, 50)", []float64{1, 2, 3, N, N}}}},
+	{"removeBelowPercentile(s.a.x, 50)", []want{{"removeBelowPercentile(s.a.x, 50)", []float64{N, N, 3, 4, 5}}}},
+	// averages 3, 6.5, 11/3: the 20th and 80th percentiles are 3 and 6.5
+	{"averageOutsidePercentile(s.*.*, 80)", []want{{"s.a.x", nil}, {"s.b.x", nil}}},
+	{"removeBetweenPercentile(srv.*, 80)", []want{{"srv.h10", nil}, {"srv.h2", nil}}},
+	{"minMax(neg.n)", []want{{"minMax(neg.n)", []float64{0.5, 1, 0, 0.625, 0.875}}}},
+	// reset whenever (t-from)//20 changes, from = 990
+	{"integralByInterval(s.a.x, '20s')", []want{{"integralByInterval(s.a.x,'20s')", []float64{1, 2, 5, 4, 9}}}},
+	{"cumulative(s.a.x)", []want{{`consolidateBy(s.a.x,"sum")`, []float64{1, 2, 3, 4, 5}}}},
+	{"cactiStyle(s.a.x)", []want{{"s.a.x Current:5.00    Max:5.00    Min:1.00    ", nil}}},
+	// fetched from 980 (30, 40 precede): seeded with avg(30,40), then ema = 2/3*v + 1/3*ema
+	{"exponentialMovingAverage(s.a.x, 2)", []want{{"exponentialMovingAverage(s.a.x,2)", []float64{35, 12.333333, 5.444444, 3.814815, 3.938272, 4.646091}}}},
+	{"timeStack(s.a.x, '10s', 1, 3)", []want{{"timeShift(s.a.x, -10s, 1)", []float64{40, 1, 2, 3, 4}}, {"timeShift(s.a.x, -10s, 2)", []float64{30, 40, 1, 2, 3}}}},
 	// pipes
 	{"s.*.x|sumSeries()|scale(2)", []want{{"scale(sumSeries(s.*.x),2)", []float64{6, 4, 18, 24, 30}}}},
 }

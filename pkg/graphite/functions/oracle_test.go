@@ -102,6 +102,7 @@ func compareWithOracle(t *testing.T, f *fakeFetcher, targets []string, from, unt
 			Start  int64
 			Step   int64
 			Values []*float64
+			Tags   map[string]string
 		}
 	}
 	if err := json.Unmarshal(out, &results); err != nil {
@@ -142,6 +143,9 @@ func compareWithOracle(t *testing.T, f *fakeFetcher, targets []string, from, unt
 				if v != nil {
 					want[j] = *v
 				}
+			}
+			if maxDataPoints == 0 && os.Getenv("MERIDIAN_GRAPHITE_ORACLE_TAGS") == "1" && fmt.Sprint(g.Tags) != fmt.Sprint(w.Tags) {
+				t.Errorf("%s: series %d tags\n  meridian     %v\n  graphite-web %v", label, i, g.Tags, w.Tags)
 			}
 			stepOK := g.Step == w.Step || (maxDataPoints > 0 && len(want) < 2)
 			if g.Name != w.Name || (g.Start != w.Start && len(want) > 0) || !stepOK || !sameFloats(g.Values, want) {
@@ -209,6 +213,10 @@ var oracleOnlyTargets = []string{
 	"aggregate(s.*.*, 'multiply')",
 	"threshold(3.5, 'x', 'red')",
 	"identity('ts')",
+	"powSeries(s.a.x, s.b.x)",
+	"powSeries(s.*.x, t.w)",
+	"groupByNode(s.*.*, 1, 'powSeries')",
+	"highest(s.*.*)",
 	"seriesByTag('name=cpu')",
 	"seriesByTag('name=~c.*', 'dc!=east')",
 	"seriesByTag('name=cpu', 'host!=~h1')",
@@ -286,4 +294,31 @@ func TestGraphiteWebOracleRandom(t *testing.T) {
 	}
 	compareWithOracle(t, newFake(), targets[:300], 990, 1040, 0)
 	compareWithOracle(t, newFake(), targets[300:], 993, 1047, 0)
+
+	// longer series with different steps, starts and gaps
+	f := newFake()
+	long := make([]float64, 60)
+	gappy := make([]float64, 60)
+	for i := range long {
+		long[i] = float64((i*7)%23) - 5 + 0.25
+		gappy[i] = float64(i % 9)
+		if i%4 == 1 {
+			gappy[i] = N
+		}
+	}
+	f.data["l.a.x"] = stored{1000, 10, long}
+	f.data["l.b.x"] = stored{1100, 10, gappy}
+	f.data["l.c.y"] = stored{1000, 30, long[:20]}
+	f.data["l.d.y"] = stored{1000, 60, gappy[:10]}
+	leaves = []string{"l.*.*", "l.a.x", "l.*.x", "l.*.y", "l.{a,d}.*", "l.b.x", "l.c.y"}
+	seen = map[string]bool{}
+	targets = targets[:0]
+	for len(targets) < 300 {
+		tg := gen(3)
+		if !seen[tg] {
+			seen[tg] = true
+			targets = append(targets, tg)
+		}
+	}
+	compareWithOracle(t, f, targets, 1007, 1593, 0)
 }

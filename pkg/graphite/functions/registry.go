@@ -1,6 +1,7 @@
 package functions
 
 import (
+	"encoding/json"
 	"math"
 	"sort"
 	"strconv"
@@ -17,7 +18,10 @@ func sl(name string) param { return param{name: name, typ: tSeriesList, required
 func slMulti(name string, required bool) param {
 	return param{name: name, typ: tSeriesList, required: required, multiple: true}
 }
-func req(name string, t ptype) param          { return param{name: name, typ: t, required: true} }
+func req(name string, t ptype) param { return param{name: name, typ: t, required: true} }
+func lenientReq(name string, t ptype) param {
+	return param{name: name, typ: t, required: true, lenient: true}
+}
 func opt(name string, t ptype, def any) param { return param{name: name, typ: t, def: def} }
 func multi(name string, t ptype, r bool) param {
 	return param{name: name, typ: t, required: r, multiple: true}
@@ -60,13 +64,14 @@ func buildRegistry() map[string]*funcDef {
 		{name: "diffSeries", group: gCombine, desc: "Subtracts the other series from the first one point by point.", params: seriesLists, aggregator: true, fn: aggregateFn("diff")},
 		{name: "stddevSeries", group: gCombine, desc: "The population standard deviation of the series at each point.", params: seriesLists, aggregator: true, fn: aggregateFn("stddev")},
 		{name: "rangeOfSeries", group: gCombine, desc: "The difference between the largest and smallest value at each point.", params: seriesLists, aggregator: true, fn: aggregateFn("rangeOf")},
+		{name: "powSeries", group: gCombine, desc: "Raises the first series to the power of the second, and so on, point by point.", params: []param{slMulti("seriesList", true)}, aggregator: true, fn: fnPowSeries},
 		{name: "multiplySeries", group: gCombine, desc: "Multiplies the series point by point; a null factor gives null.", params: seriesLists, aggregator: true, fn: fnMultiplySeries},
 		{name: "countSeries", group: gCombine, desc: "The number of series, as a series.", params: []param{slMulti("seriesLists", false)}, aggregator: true, fn: fnCountSeries},
 		{name: "percentileOfSeries", group: gCombine, desc: "The n-th percentile of the series' values at each point.", params: []param{sl("seriesList"), req("n", tFloat), opt("interpolate", tBoolean, false)}, fn: fnPercentileOfSeries},
 		{name: "divideSeries", group: gCombine, desc: "Divides each series by the single divisor series.", params: []param{sl("dividendSeriesList"), sl("divisorSeries")}, fn: fnDivideSeries},
 		{name: "divideSeriesLists", group: gCombine, desc: "Divides the i-th dividend series by the i-th divisor series.", params: []param{sl("dividendSeriesList"), sl("divisorSeriesList")}, fn: fnDivideSeriesLists},
 		{name: "asPercent", group: gCombine, desc: "Each series as a percentage of a total: the sum of the series, a number, one series, matching series, or per node group.", params: []param{sl("seriesList"), opt("total", tAny, nil), multi("nodes", tNodeOrTag, false)}, aggregator: true, fn: fnAsPercent},
-		{name: "aggregateWithWildcards", group: gCombine, desc: "Aggregates the series whose names are equal once the given nodes are removed.", params: []param{sl("seriesList"), aggParamReq("func"), multi("position", tNode, false)}, fn: fnAggregateWithWildcards},
+		{name: "aggregateWithWildcards", group: gCombine, desc: "Aggregates the series whose names are equal once the given nodes are removed.", params: []param{sl("seriesList"), aggParamReq("func"), multi("position", tNode, false)}, signature: "aggregateWithWildcards(seriesList, func, *positions)", fn: fnAggregateWithWildcards},
 		{name: "sumSeriesWithWildcards", group: gCombine, desc: "sumSeries over the series whose names are equal once the given nodes are removed.", params: []param{sl("seriesList"), multi("position", tNode, false)}, aggregator: true, fn: wildcardsFn("sum")},
 		{name: "averageSeriesWithWildcards", group: gCombine, desc: "averageSeries over the series whose names are equal once the given nodes are removed.", params: []param{sl("seriesList"), multi("position", tNode, false)}, aggregator: true, fn: wildcardsFn("average")},
 		{name: "multiplySeriesWithWildcards", group: gCombine, desc: "multiplySeries over the series whose names are equal once the given nodes are removed.", params: []param{sl("seriesList"), multi("position", tNode, false)}, aggregator: true, fn: wildcardsFn("multiply")},
@@ -95,7 +100,7 @@ func buildRegistry() map[string]*funcDef {
 		{name: "exp", group: gTransform, desc: "e raised to every value.", params: []param{sl("seriesList")}, fn: fnExp},
 		{name: "sigmoid", group: gTransform, desc: "The sigmoid of every value.", params: []param{sl("seriesList")}, fn: fnSigmoid},
 		{name: "logit", group: gTransform, desc: "The logit of every value.", params: []param{sl("seriesList")}, fn: fnLogit},
-		{name: "round", group: gTransform, desc: "Rounds every value to the given number of decimals.", params: []param{sl("seriesList"), opt("precision", tInteger, 0)}, fn: fnRound},
+		{name: "round", group: gTransform, desc: "Rounds every value to the given number of decimals.", params: []param{sl("seriesList"), opt("precision", tInteger, 0)}, signature: "round(seriesList, precision=None)", fn: fnRound},
 		{name: "perSecond", group: gTransform, desc: "The non-negative per-second rate of a counter.", params: []param{sl("seriesList"), opt("maxValue", tFloat, nil), opt("minValue", tFloat, nil)}, fn: fnPerSecond},
 		{name: "derivative", group: gTransform, desc: "The difference between each value and the previous one.", params: []param{sl("seriesList")}, fn: fnDerivative},
 		{name: "nonNegativeDerivative", group: gTransform, desc: "The derivative, with counter wraps and resets giving null (or wrapped at maxValue).", params: []param{sl("seriesList"), opt("maxValue", tFloat, nil), opt("minValue", tFloat, nil)}, fn: fnNonNegativeDerivative},
@@ -105,9 +110,9 @@ func buildRegistry() map[string]*funcDef {
 		{name: "keepLastValue", group: gTransform, desc: "Replaces runs of up to limit nulls by the last value before them.", params: []param{sl("seriesList"), opt("limit", tIntOrInf, math.Inf(1))}, fn: fnKeepLastValue},
 		{name: "interpolate", group: gTransform, desc: "Fills runs of up to limit nulls by linear interpolation.", params: []param{sl("seriesList"), opt("limit", tIntOrInf, math.Inf(1))}, fn: fnInterpolate},
 		{name: "transformNull", group: gTransform, desc: "Replaces nulls by a default value (only where a reference series has data, if given).", params: []param{sl("seriesList"), opt("default", tFloat, 0), opt("referenceSeries", tSeriesList, nil)}, fn: fnTransformNull},
-		{name: "isNonNull", group: gTransform, desc: "1 where the series has a value, 0 where it is null.", params: []param{sl("seriesList")}, aggregator: true, fn: fnIsNonNull},
+		{name: "isNonNull", group: gTransform, desc: "1 where the series has a value, 0 where it is null.", params: []param{sl("seriesList")}, fn: fnIsNonNull},
 		{name: "minMax", group: gTransform, desc: "Scales the values to [0,1] between the series' minimum and maximum.", params: []param{sl("seriesList")}, fn: fnMinMax},
-		{name: "timeShift", group: gTransform, desc: "Draws the series as they were at a time offset (fetched again for the shifted range).", params: []param{sl("seriesList"), withSuggestions(req("timeShift", tInterval), "1h", "6h", "12h", "1d", "2d", "7d", "14d", "30d"), opt("resetEnd", tBoolean, true), opt("alignDst", tBoolean, false)}, fn: fnTimeShift},
+		{name: "timeShift", group: gTransform, desc: "Draws the series as they were at a time offset (fetched again for the shifted range).", params: []param{sl("seriesList"), withSuggestions(req("timeShift", tInterval), "1h", "6h", "12h", "1d", "2d", "7d", "14d", "30d"), opt("resetEnd", tBoolean, true), opt("alignDst", tBoolean, false)}, signature: "timeShift(seriesList, timeShift, resetEnd=True, alignDST=False)", fn: fnTimeShift},
 		{name: "timeStack", group: gTransform, desc: "timeShift for each multiple of the unit from timeShiftStart to timeShiftEnd.", params: []param{sl("seriesList"), opt("timeShiftUnit", tInterval, "1d"), opt("timeShiftStart", tInteger, 0), opt("timeShiftEnd", tInteger, 7)}, fn: fnTimeStack},
 		{name: "summarize", group: gTransform, desc: "Aggregates the values into buckets of the interval (aligned to the interval, or to from).", params: []param{sl("seriesList"), withSuggestions(req("intervalString", tInterval), intervalSuggestions...), aggParam("func", "sum"), opt("alignToFrom", tBoolean, false)}, fn: fnSummarize},
 		{name: "smartSummarize", group: gTransform, desc: "Aggregates the values into buckets of the interval starting at from (aligned to a unit if alignTo is given).", params: []param{sl("seriesList"), withSuggestions(req("intervalString", tInterval), intervalSuggestions...), aggParam("func", "sum"), withOptions(opt("alignTo", tString, nil), nil, "years", "months", "weeks", "days", "hours", "minutes", "seconds", true, false)}, fn: fnSmartSummarize},
@@ -127,8 +132,8 @@ func buildRegistry() map[string]*funcDef {
 		{name: "identity", group: gCalculate, desc: "A series whose value is its timestamp.", params: []param{req("name", tString)}, fn: fnIdentity},
 
 		// Filter Series
-		{name: "highest", group: gFilter, desc: "The n series with the highest aggregate.", params: []param{sl("seriesList"), opt("n", tInteger, 1), aggParam("func", "average")}, fn: fnHighest},
-		{name: "lowest", group: gFilter, desc: "The n series with the lowest aggregate.", params: []param{sl("seriesList"), opt("n", tInteger, 1), aggParam("func", "average")}, fn: fnLowest},
+		{name: "highest", group: gFilter, desc: "The n series with the highest aggregate.", params: []param{sl("seriesList"), lenientReq("n", tInteger), aggParam("func", "average")}, signature: "highest(seriesList, n=1, func='average')", fn: fnHighest},
+		{name: "lowest", group: gFilter, desc: "The n series with the lowest aggregate.", params: []param{sl("seriesList"), lenientReq("n", tInteger), aggParam("func", "average")}, signature: "lowest(seriesList, n=1, func='average')", fn: fnLowest},
 		{name: "highestCurrent", group: gFilter, desc: "The n series with the highest last value.", params: []param{sl("seriesList"), req("n", tInteger)}, fn: highestFn("current", true)},
 		{name: "highestMax", group: gFilter, desc: "The n series with the highest maximum.", params: []param{sl("seriesList"), req("n", tInteger)}, fn: highestFn("max", true)},
 		{name: "highestAverage", group: gFilter, desc: "The n series with the highest average.", params: []param{sl("seriesList"), req("n", tInteger)}, fn: highestFn("average", true)},
@@ -171,7 +176,7 @@ func buildRegistry() map[string]*funcDef {
 		{name: "aliasByTags", group: gAlias, desc: "Names each series after the given tags (or nodes).", params: []param{sl("seriesList"), multi("tags", tNodeOrTag, true)}, fn: fnAliasByNode},
 		{name: "aliasByMetric", group: gAlias, desc: "Names each series after the last node of its path.", params: []param{sl("seriesList")}, fn: fnAliasByMetric},
 		{name: "aliasSub", group: gAlias, desc: "Renames each series with a regular expression substitution (\\1 and \\g<1> refer to groups).", params: []param{sl("seriesList"), req("search", tString), req("replace", tString)}, fn: fnAliasSub},
-		{name: "legendValue", group: gAlias, desc: "Appends aggregates of each series to its name.", params: []param{sl("seriesList"), withOptions(multi("valuesTypes", tString, false), legendOptions()...)}, fn: fnLegendValue},
+		{name: "legendValue", group: gAlias, desc: "Appends aggregates of each series to its name.", params: []param{sl("seriesList"), withOptions(multi("valuesTypes", tString, false), legendOptions()...)}, signature: "legendValue(seriesList, *valueTypes)", fn: fnLegendValue},
 		{name: "cactiStyle", group: gSpecial, desc: "Appends current, max and min to each name, Cacti style.", params: []param{sl("seriesList"), withOptions(opt("system", tString, nil), "binary", "si"), opt("units", tString, nil)}, fn: fnCactiStyle},
 		{name: "substr", group: gSpecial, desc: "Names each series after nodes start to stop of its path.", params: []param{sl("seriesList"), opt("start", tNode, 0), opt("stop", tNode, 0)}, fn: fnSubstr},
 
@@ -180,7 +185,7 @@ func buildRegistry() map[string]*funcDef {
 		{name: "lineWidth", group: gGraph, desc: "Sets the line width (render only; values unchanged).", params: []param{sl("seriesList"), req("width", tFloat)}, fn: passThrough},
 		{name: "alpha", group: gGraph, desc: "Sets the line transparency (render only; values unchanged).", params: []param{sl("seriesList"), req("alpha", tFloat)}, fn: passThrough},
 		{name: "dashed", group: gGraph, desc: "Draws dashed lines (render only; values unchanged).", params: []param{sl("seriesList"), opt("dashLength", tInteger, 5)}, fn: fnDashed},
-		{name: "stacked", group: gGraph, desc: "Stacks the series on each other.", params: []param{sl("seriesList"), opt("stack", tString, nil)}, fn: fnStacked},
+		{name: "stacked", group: gGraph, desc: "Stacks the series on each other.", params: []param{sl("seriesList"), opt("stack", tString, nil)}, signature: "stacked(seriesLists, stackName='__DEFAULT__')", fn: fnStacked},
 		{name: "secondYAxis", group: gGraph, desc: "Draws on the second Y axis (render only; values unchanged).", params: []param{sl("seriesList")}, fn: renameFn("secondYAxis", "secondYAxis")},
 		{name: "drawAsInfinite", group: gGraph, desc: "Draws non-zero values as vertical lines (render only; values unchanged).", params: []param{sl("seriesList")}, fn: renameFn("drawAsInfinite", "drawAsInfinite")},
 		{name: "areaBetween", group: gGraph, desc: "Fills the area between exactly two series.", params: []param{sl("seriesList")}, fn: fnAreaBetween},
@@ -205,7 +210,26 @@ func buildRegistry() map[string]*funcDef {
 	} {
 		d := *reg[target]
 		d.name = alias
+		d.signature = ""
 		reg[alias] = &d
+	}
+	// groupBy callbacks: an aggregation or an aggregating series function.
+	var callbacks []any
+	seen := map[string]bool{}
+	for _, n := range aggFuncNames {
+		callbacks, seen[n] = append(callbacks, n), true
+	}
+	for n, d := range reg {
+		if d.aggregator && !seen[n] {
+			callbacks, seen[n] = append(callbacks, n), true
+		}
+	}
+	for _, d := range reg {
+		for i := range d.params {
+			if d.params[i].typ == tAggOrSeriesFunc {
+				d.params[i].options = callbacks
+			}
+		}
 	}
 	// timeShift keeps graphite-web's parameter name alignDst in the catalog
 	// while callers write alignDST too.
@@ -256,9 +280,13 @@ func Catalog() map[string]any {
 		if params == nil {
 			params = []any{}
 		}
+		sig := d.signature
+		if sig == "" {
+			sig = signature(name, d.params)
+		}
 		out[name] = map[string]any{
 			"name":        name,
-			"function":    signature(name, d.params),
+			"function":    sig,
 			"description": d.desc,
 			"module":      "graphite.render.functions",
 			"group":       d.group,
@@ -283,11 +311,11 @@ func optKey(v any) string {
 	return ""
 }
 
-// jsonValue makes a default JSON-safe: infinity is written as 1e9999 by
-// graphite-web, which encoding/json cannot produce, so it becomes the string "inf".
+// jsonValue makes a default JSON-safe: infinity is written 1e9999 as
+// graphite-web's encoder does (JSON parsers read it as Infinity).
 func jsonValue(v any) any {
-	if f, ok := v.(float64); ok && math.IsInf(f, 0) {
-		return "inf"
+	if f, ok := v.(float64); ok && math.IsInf(f, 1) {
+		return json.Number("1e9999")
 	}
 	return v
 }

@@ -174,7 +174,7 @@ func fnLog(e *env, a *args) ([]*Series, error) {
 			}
 		}
 		s.Tags["log"] = pyNum(base, true)
-		out = append(out, copySeries(s, "log("+s.Name+", "+pyNum(base, a.val(1).kind == 0 || a.val(1).isInt)+")", vals))
+		out = append(out, copySeries(s, "log("+s.Name+", "+pyNum(base, true)+")", vals))
 	}
 	return out, nil
 }
@@ -443,8 +443,12 @@ func fnTransformNull(e *env, a *args) ([]*Series, error) {
 			}
 		}
 	}
+	defTag := "0" // graphite-web's unvalidated default is the int 0
+	if a.has(1) {
+		defTag = pyFloat(def)
+	}
 	for _, s := range a.series(0) {
-		s.Tags["transformNull"] = pyFloat(def)
+		s.Tags["transformNull"] = defTag
 		if ref {
 			s.Tags["referenceSeries"] = "1"
 			s.Name = "transformNull(" + s.Name + "," + pyG(def) + ",referenceSeries)"

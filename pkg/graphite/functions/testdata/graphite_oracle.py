@@ -133,7 +133,8 @@ for target in req['targets']:
             vals = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in s]
             ts = list(range(int(s.start), int(s.end) + 1, int(s.step * s.valuesPerPoint)))
             n = min(len(vals), len(ts))
-            series.append({'name': s.name, 'start': s.start, 'step': s.step * s.valuesPerPoint, 'values': vals[:n]})
+            series.append({'name': s.name, 'start': s.start, 'step': s.step * s.valuesPerPoint, 'values': vals[:n],
+                           'tags': dict(s.tags)})
         out.append({'target': target, 'series': series})
     except Exception as e:  # the test reports it
         out.append({'target': target, 'error': repr(e)})

@@ -249,9 +249,15 @@ func (a *API) render(w http.ResponseWriter, r *http.Request) error {
 		a.targets.WithLabelValues("ok").Inc()
 		all = append(all, series...)
 	}
-	if maxDataPoints > 0 {
+	if maxDataPoints > 0 && len(all) > 0 {
+		// graphite-web consolidates every series over the response's whole
+		// span (latest end - earliest start), not each series' own.
+		lo, hi := all[0].Start, all[0].End
+		for _, s := range all {
+			lo, hi = min(lo, s.Start), max(hi, s.End)
+		}
 		for i, s := range all {
-			all[i] = functions.Consolidate(s, maxDataPoints)
+			all[i] = functions.ConsolidateRange(s, maxDataPoints, hi-lo)
 		}
 	}
 	a.renderSeries.Observe(float64(len(all)))
@@ -491,6 +497,81 @@ func (a *API) findNodes(ctx context.Context, query string, from, until int64) ([
 	return out, nil
 }
 
+// completerPaths expands nodes found under a globbed prefix into the real
+// paths they stand for. Without a glob before the last node the prefix is
+// already real and nodes are returned as they are.
+func (a *API) completerPaths(ctx context.Context, query string, nodes []node, from, until int64) ([]node, error) {
+	i := strings.LastIndexByte(query, '.')
+	if i < 0 || !hasGlob(query[:i]) || len(nodes) == 0 {
+		return nodes, nil
+	}
+	depth := 0
+	for _, g := range expandDottedBraces(query) {
+		parts, err := splitNodes(g)
+		if err != nil {
+			return nil, badRequest("query %q: %v", query, err)
+		}
+		depth = len(parts)
+		break
+	}
+	q, err := a.queryable.Querier(from*1000, until*1000)
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	defer q.Close()
+	byPath := map[string]node{}
+	for _, n := range nodes {
+		ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, NodeLabel(depth-1), n.name)}
+		pfx := query[:i]
+		for _, g := range expandDottedBraces(pfx) {
+			parts, err := splitNodes(g)
+			if err != nil {
+				return nil, badRequest("query %q: %v", query, err)
+			}
+			for j, part := range parts {
+				m, err := nodeMatcher(NodeLabel(j), part)
+				if err != nil {
+					return nil, badRequest("query %q: %v", query, err)
+				}
+				if m != nil {
+					ms = append(ms, m)
+				}
+			}
+			break
+		}
+		set := q.Select(ctx, false, &storage.SelectHints{Start: from * 1000, End: until * 1000, Func: "series"}, ms...)
+		for set.Next() {
+			ls := set.At().Labels()
+			elems := make([]string, depth)
+			for j := range elems {
+				elems[j] = ls.Get(NodeLabel(j))
+			}
+			leaf := ls.Get(NodeCountLabel) == strconv.Itoa(depth)
+			p := strings.Join(elems, ".")
+			if old, ok := byPath[p]; ok {
+				leaf = leaf || old.leaf
+			}
+			byPath[p] = node{path: p, name: n.name, leaf: leaf}
+		}
+		if err := set.Err(); err != nil {
+			return nil, storageError(err)
+		}
+	}
+	f, err := a.tenantLimits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.charge(len(byPath), 0); err != nil {
+		return nil, err
+	}
+	out := make([]node, 0, len(byPath))
+	for _, n := range byPath {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out, nil
+}
+
 // Find is /graphite/metrics/find.
 func (a *API) Find(w http.ResponseWriter, r *http.Request) {
 	if err := a.find(w, r); err != nil {
@@ -523,6 +604,14 @@ func (a *API) find(w http.ResponseWriter, r *http.Request) error {
 	nodes, err := a.findNodes(r.Context(), query, from, until)
 	if err != nil {
 		return err
+	}
+	if format == "completer" {
+		// graphite-web's completer answers real paths (servers.web01.cpu.user
+		// for servers.*.cpu.*), one per match, where treejson keeps one node
+		// per name under the query's own prefix.
+		if nodes, err = a.completerPaths(r.Context(), query, nodes, from, until); err != nil {
+			return err
+		}
 	}
 	wildcards := truthy(r.Form.Get("wildcards"))
 	switch format {

@@ -10,9 +10,11 @@
 #      Grafana) through the frontend, twice: the first load is cold, the
 #      second mostly served from the results cache;
 #      The same on a second, fresh frontend with only the panels whose
-#      answers carry no PromQL infos (BF_CACHEABLE_FILTER): the frontend
-#      never caches annotated answers, and loadgen's classic histograms make
-#      histogram_quantile report "needed to be fixed for monotonicity";
+#      answers carry no PromQL infos (BF_CACHEABLE_FILTER), for comparison:
+#      loadgen's classic histograms make histogram_quantile report "needed
+#      to be fixed for monotonicity", and such annotated answers are cached
+#      with their annotations (per sub-query span) since the frontend keeps
+#      them with the extent;
 #   3. the frontend's own overhead: BF_QUERIES range queries over 1h with
 #      "Cache-Control: no-store" through the frontend, and the same directly
 #      against the monolith.
@@ -46,43 +48,9 @@ READY_TIMEOUT=${BF_READY_TIMEOUT:-60}
 
 say() { echo "bench-frontend: $*" >&2; }
 die() { say "$*"; exit 1; }
-
-# dur_s converts a Go-style duration with one unit (90s, 5m, 1h) to seconds.
-dur_s() {
-  local d=$1
-  case $d in
-    *s) echo "${d%s}" ;;
-    *m) echo $(( ${d%m} * 60 )) ;;
-    *h) echo $(( ${d%h} * 3600 )) ;;
-    *) die "cannot read the duration '$d' (use e.g. 60s, 5m, 1h)" ;;
-  esac
-}
-
-# result_field FILE KEY prints KEY's value from the last RESULT line of FILE.
-result_field() {
-  awk -v k="$2" '$1 == "RESULT" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v = kv[2] } } END { print v }' "$1"
-}
-
-USED_PORTS=()
-# free_port sets PORT to a TCP port on 127.0.0.1 that nothing listens on
-# and this script has not handed out yet (not run in a subshell, so that
-# USED_PORTS keeps track).
-free_port() {
-  local p u dup
-  for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    dup=0
-    for u in "${USED_PORTS[@]}"; do [[ $u == "$p" ]] && dup=1; done
-    if [[ $dup == 0 ]] && ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS+=("$p")
-      PORT=$p
-      return 0
-    fi
-  done
-  die "found no free port on 127.0.0.1"
-}
-
-now_ms() { date +%s%3N; }
+MERIDIAN_EXTRA_FLAGS=${BF_MERIDIAN_FLAGS:-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 [[ -x $BIN ]] || die "$BIN does not exist or is not executable; run 'make build' first (or set MERIDIAN_BIN)"
 command -v curl >/dev/null || die "curl is needed"
@@ -90,15 +58,8 @@ command -v curl >/dev/null || die "curl is needed"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/meridian-bench-frontend.XXXXXX")
 PIDS=()
 cleanup() {
-  local rc=$? pid log
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-      kill -KILL "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
+  local rc=$? log
+  if [[ ${#PIDS[@]} -gt 0 ]]; then stop_meridian "${PIDS[@]}"; fi
   if [[ $rc -ne 0 ]]; then
     for log in "$TMP"/*.log; do
       [[ -s $log ]] || continue
@@ -129,24 +90,12 @@ start() {
   free_port; grpc=$PORT
   free_port; ml=$PORT
   BASE="http://127.0.0.1:$http"
-  # shellcheck disable=SC2086 # BF_MERIDIAN_FLAGS is a list of flags
-  "$BIN" -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
+  start_meridian "$TMP/$name.log" -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http" \
     -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc" \
     -memberlist.bind-addr=127.0.0.1 -memberlist.bind-port="$ml" \
-    -common.data-dir="$TMP/$name-data" "$@" ${BF_MERIDIAN_FLAGS:-} >"$TMP/$name.log" 2>&1 &
-  STARTED=$!
-  PIDS+=("$STARTED")
-  local code
-  for _ in $(seq 1 $(( READY_TIMEOUT * 2 ))); do
-    kill -0 "$STARTED" 2>/dev/null || die "$name exited before becoming ready"
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/ready" || true)
-    if [[ $code == 200 ]]; then
-      say "$name ready at $BASE (pid $STARTED)"
-      return 0
-    fi
-    sleep 0.5
-  done
-  die "$name did not become ready within ${READY_TIMEOUT}s"
+    -common.data-dir="$TMP/$name-data" "$@"
+  wait_ready "$name" "$STARTED" "$BASE"
+  say "$name ready at $BASE (pid $STARTED)"
 }
 
 start monolith -target=all
@@ -219,7 +168,7 @@ row "dashboard first load (cold cache), ms" "$FIRST"
 row "dashboard second load (warm cache), ms" "$SECOND"
 row "warm speed-up (target >= 10x)" "${SPEEDUP}x"
 row "median panel, first / second load, ms" "$P50_1 / $P50_2"
-row "panels answered with infos/warnings (never cached)" "$ANNOTATED"
+row "panels answered with infos/warnings (cached too)" "$ANNOTATED"
 row "dashboard points (frontend / direct)" "$DPOINTS / $DIRECT_POINTS"
 row "without annotated panels: first / second load, ms" "$C_FIRST / $C_SECOND"
 row "without annotated panels: warm speed-up" "${C_SPEEDUP}x ($C_ANNOTATED annotated)"

@@ -50,44 +50,14 @@ MODE=${BENCH_MODE:-monolith}
 
 say() { echo "bench: $*" >&2; }
 die() { say "$*"; exit 1; }
-
-# dur_s converts a Go-style duration with one unit (90s, 5m, 1h, 250ms) to whole seconds (at least 1).
-dur_s() {
-  local d=$1
-  case $d in
-    *ms) echo $(( (${d%ms} + 999) / 1000 )) ;;
-    *s) echo "${d%s}" ;;
-    *m) echo $(( ${d%m} * 60 )) ;;
-    *h) echo $(( ${d%h} * 3600 )) ;;
-    *[!0-9]*) die "cannot read the duration '$d' (use e.g. 60s, 5m, 1h)" ;;
-    *) echo "$d" ;;
-  esac
-}
-
-# result_field FILE KEY prints KEY's value from the last RESULT line of FILE.
-result_field() {
-  awk -v k="$2" '$1 == "RESULT" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v = kv[2] } } END { print v }' "$1"
-}
-
-# free_port prints a TCP port on 127.0.0.1 that nothing listens on.
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 40000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "found no free port on 127.0.0.1"
-}
+MERIDIAN_EXTRA_FLAGS=${BENCH_MERIDIAN_FLAGS:-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 rss_bytes() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"; }
 # cpu_ticks prints utime+stime of a process in clock ticks (fields 14 and 15
 # of /proc/<pid>/stat, counted after the parenthesised command name).
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-
-now_ms() { date +%s%3N; }
 
 # port_in_use HOST PORT: something listens on HOST:PORT (TCP, or UDP when ss
 # is available; memberlist needs both).
@@ -167,52 +137,6 @@ say "building tools/loadgen and tools/querydriver"
 "$GO" build -o "$TMP/bin/loadgen" ./tools/loadgen
 "$GO" build -o "$TMP/bin/querydriver" ./tools/querydriver
 
-# start_meridian LOG ARGS... starts bin/meridian in the background with
-# BENCH_MERIDIAN_FLAGS last and sets STARTED to its pid.
-STARTED=""
-start_meridian() {
-  local log=$1
-  shift
-  # shellcheck disable=SC2086 # BENCH_MERIDIAN_FLAGS is a list of flags
-  "$BIN" "$@" ${BENCH_MERIDIAN_FLAGS:-} >"$log" 2>&1 &
-  STARTED=$!
-  PIDS+=("$STARTED")
-}
-
-# stop_meridian PID...: SIGTERM, up to 30 s to exit, then SIGKILL.
-stop_meridian() {
-  local pid keep=() p
-  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 1 60); do
-    local alive=0
-    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.5
-  done
-  for pid in "$@"; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  for p in "${PIDS[@]}"; do
-    local stopped=0
-    for pid in "$@"; do [[ $p == "$pid" ]] && stopped=1; done
-    [[ $stopped == 0 ]] && keep+=("$p")
-  done
-  PIDS=("${keep[@]}")
-}
-
-# wait_ready NAME PID URL: polls URL/ready until 200 (BENCH_READY_TIMEOUT).
-wait_ready() {
-  local name=$1 pid=$2 url=$3 code
-  for _ in $(seq 1 $(( READY_TIMEOUT * 2 ))); do
-    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) exited before becoming ready"
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/ready" || true)
-    [[ $code == 200 ]] && return 0
-    sleep 0.5
-  done
-  die "$name did not answer GET $url/ready with 200 within ${READY_TIMEOUT}s"
-}
-
 # run_tool OUT CMD...: runs CMD with its stdout in OUT and shown as it
 # comes. CMD runs in the background and the script waits for it, so that a
 # signal runs the traps at once rather than after the tool has finished.
@@ -286,9 +210,8 @@ bench_monolith() {
   local dir=$TMP/monolith
   mkdir -p "$dir"
   local http_port grpc_port base data pid
-  http_port=$(free_port)
-  grpc_port=$(free_port)
-  while [[ $grpc_port == "$http_port" ]]; do grpc_port=$(free_port); done
+  free_port; http_port=$PORT
+  free_port; grpc_port=$PORT
   base="http://127.0.0.1:$http_port"
   data="$dir/data"
 

@@ -253,6 +253,7 @@ query_timeout: 2m
 max_outstanding_requests_per_tenant: 1000
 max_query_parallelism: 14
 max_points_per_timeseries: 11000
+max_queriers_per_tenant: 0
 compactor_blocks_retention_period: 0s
 graphite_step: 1m
 graphite_max_series_per_render: 10000

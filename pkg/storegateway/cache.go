@@ -74,7 +74,9 @@ type Cache interface {
 func NewCache(cfg CacheConfig, logger log.Logger, reg prometheus.Registerer) (Cache, error) {
 	switch cfg.Backend {
 	case CacheBackendMemcached:
-		c, err := dskitcache.NewMemcachedClientWithConfig(logger, "store-gateway", cfg.Memcached, prometheus.WrapRegistererWithPrefix("meridian_storegateway_", reg))
+		// dskit's client metrics (cache_requests_total, ...) get a prefix of
+		// their own: meridian_storegateway_memcached_*.
+		c, err := dskitcache.NewMemcachedClientWithConfig(logger, "store-gateway", cfg.Memcached, prometheus.WrapRegistererWithPrefix("meridian_storegateway_memcached_", reg))
 		if err != nil {
 			return nil, fmt.Errorf("create store-gateway memcached client: %w", err)
 		}

@@ -85,8 +85,13 @@ func (g *StoreGateway) starting(ctx context.Context) error {
 			return fmt.Errorf("join the store-gateway ring: %w", err)
 		}
 	}
-	// The first sync only cleans local disk: blocks load on demand, so a
-	// failure here must not keep the store-gateway from serving.
+	// Object storage that refuses the listing (wrong credentials, no such
+	// bucket) is a configuration error: fail at start, naming it.
+	if _, err := g.store.finder.Tenants(ctx); err != nil {
+		return fmt.Errorf("initial sync with object storage: %w", err)
+	}
+	// Otherwise the first sync only cleans local disk: blocks load on
+	// demand, so a failure here must not keep the store-gateway from serving.
 	if err := g.SyncNow(ctx); err != nil {
 		level.Warn(g.logger).Log("msg", "initial sync with object storage incomplete; retrying next interval", "err", err)
 	}

@@ -179,6 +179,7 @@ debian_packages=(
 	graphite-carbon:carbon-cache
 	gunicorn:gunicorn
 	memcached:/usr/bin/memcached
+	redis-server:/usr/bin/redis-server
 )
 step_packages() {
 	local missing=() entry pkg probe

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"container/list"
+	"context"
 	"slices"
 	"sort"
 	"sync"
@@ -115,7 +116,7 @@ func newResultsCache(maxBytes int, reg prometheus.Registerer) *resultsCache {
 }
 
 // get returns the extents of key (shared: read only) and marks it used.
-func (c *resultsCache) get(key string) []extent {
+func (c *resultsCache) get(_ context.Context, key string) []extent {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
@@ -128,7 +129,7 @@ func (c *resultsCache) get(key string) []extent {
 
 // add stores n under key, combined with the extents already there: n's
 // samples replace theirs where they overlap, and touching extents join.
-func (c *resultsCache) add(key string, n extent, step int64) {
+func (c *resultsCache) add(_ context.Context, key string, n extent, step int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var old []extent

@@ -29,6 +29,8 @@ type Config struct {
 	CacheResults bool `yaml:"cache_results"`
 	// CacheMaxSizeBytes bounds the in-memory results cache.
 	CacheMaxSizeBytes flagext.Bytes `yaml:"results_cache_max_size_bytes"`
+	// ResultsCache picks where cached results live.
+	ResultsCache RemoteCacheConfig `yaml:"results_cache"`
 	// MaxCacheFreshness: points newer than now minus this are not cached.
 	MaxCacheFreshness time.Duration `yaml:"max_cache_freshness"`
 	// LogQueriesLongerThan logs slower queries at warn; 0 disables.
@@ -47,6 +49,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.CacheResults, "frontend.cache-results", true, "Cache range query results per tenant and reuse them for overlapping queries.")
 	c.CacheMaxSizeBytes = 256 << 20
 	f.Var(&c.CacheMaxSizeBytes, "frontend.results-cache.max-size-bytes", "Most bytes the in-memory results cache holds; the least recently used entries are evicted beyond it.")
+	c.ResultsCache.RegisterFlags(f)
 	f.DurationVar(&c.MaxCacheFreshness, "frontend.max-cache-freshness", 10*time.Minute, "Points newer than now minus this are never cached, because recent data may still arrive.")
 	f.DurationVar(&c.LogQueriesLongerThan, "frontend.log-queries-longer-than", 0, "Log queries that take longer than this at warn level. 0 disables the slow-query log.")
 	f.DurationVar(&c.DownstreamTimeout, "frontend.downstream-timeout", 5*time.Minute, "Longest one downstream request may take before it is canceled (and retried).")
@@ -54,6 +57,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks that the configuration makes sense.
 func (c *Config) Validate() error {
+	if err := c.ResultsCache.Validate(); err != nil {
+		return err
+	}
 	if c.DownstreamURL != "" {
 		u, err := url.Parse(c.DownstreamURL)
 		if err != nil {

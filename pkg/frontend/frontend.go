@@ -54,7 +54,8 @@ type Frontend struct {
 	schedClient *scheduler.Client
 	parser      parser.Parser
 	queue       *fairQueue
-	cache       *resultsCache // nil when caching is off
+	cache       extentCache  // nil when caching is off
+	remoteCache *remoteCache // the shared backend, stopped with the frontend
 	now         func() time.Time
 	workers     sync.WaitGroup
 
@@ -164,7 +165,15 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 		f.exec = f.localQueue
 	}
 	if cfg.CacheResults {
-		f.cache = newResultsCache(int(min(uint64(cfg.CacheMaxSizeBytes), math.MaxInt)), reg)
+		if cfg.ResultsCache.Backend == CacheBackendInMemory {
+			f.cache = newResultsCache(int(min(uint64(cfg.CacheMaxSizeBytes), math.MaxInt)), reg)
+		} else {
+			rc, err := newRemoteCache(cfg.ResultsCache, logger, reg)
+			if err != nil {
+				return nil, err
+			}
+			f.cache, f.remoteCache = rc, rc
+		}
 	}
 	f.Service = services.NewBasicService(f.starting, f.running, f.stopping)
 	return f, nil
@@ -196,6 +205,9 @@ func (f *Frontend) running(ctx context.Context) error {
 
 func (f *Frontend) stopping(error) error {
 	start := time.Now()
+	if f.remoteCache != nil {
+		defer f.remoteCache.stop()
+	}
 	f.queue.close()
 	f.workers.Wait()
 	switch {
@@ -391,7 +403,7 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 	var parts []part
 	gaps := []timeRange{{q.start, q.end}}
 	if useCache {
-		parts, gaps = lookup(timeRange{q.start, q.end}, f.cache.get(key), q.step)
+		parts, gaps = lookup(timeRange{q.start, q.end}, f.cache.get(ctx, key), q.step)
 		f.cacheHits.Add(float64(len(parts)))
 		f.cacheMisses.Add(float64(len(gaps)))
 		for _, p := range parts {
@@ -422,7 +434,7 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 
 	if useCache && len(jobs) > 0 {
 		if e, ok := newExtent(q, merged, fetched, f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()); ok {
-			f.cache.add(key, e, q.step)
+			f.cache.add(ctx, key, e, q.step)
 		}
 	}
 	b, err := json.Marshal(apiResponse{

@@ -230,13 +230,14 @@ func TestCacheEviction(t *testing.T) {
 		code, body := do(context.Background(), f.Handler(), "t1", rangePath, params, nil)
 		require.Equal(t, http.StatusOK, code, string(body))
 	}
-	require.Positive(t, testutil.ToFloat64(f.cache.evictions))
+	mc := f.cache.(*resultsCache)
+	require.Positive(t, testutil.ToFloat64(mc.evictions))
 	size, err := testutil.GatherAndCount(reg, "meridian_frontend_cache_bytes")
 	require.NoError(t, err)
 	require.Equal(t, 1, size)
-	f.cache.mu.Lock()
-	defer f.cache.mu.Unlock()
-	require.LessOrEqual(t, f.cache.size, 5_000)
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	require.LessOrEqual(t, mc.size, 5_000)
 }
 
 func TestAddExtent(t *testing.T) {

@@ -3,7 +3,6 @@ package frontend
 import (
 	"context"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,7 +44,7 @@ func TestQueryOfDeathNotRetriedForever(t *testing.T) {
 // answers 429 with the error ID, not retried.
 func TestPullModeTooManyOutstanding(t *testing.T) {
 	cfg := testConfig(t, "")
-	f, _ := startFrontend(t, cfg, StaticLimits{MaxOutstanding: 1, MaxQueryParallelism: 1}, nil, nil)
+	f, reg := startFrontend(t, cfg, StaticLimits{MaxOutstanding: 1, MaxQueryParallelism: 1}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// No querier is connected: the first request waits in the queue.
@@ -54,16 +53,24 @@ func TestPullModeTooManyOutstanding(t *testing.T) {
 		code, _ := do(ctx, f.Handler(), "t1", "/prometheus/api/v1/query", map[string][]string{"query": {"up"}}, nil)
 		done <- code
 	}()
+	// Probe only once it is queued, or the probe could take its place.
 	require.Eventually(t, func() bool {
-		// Until the first request is queued, a probe is queued itself and
-		// gives up after a moment.
-		pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		defer pcancel()
-		code, body := do(pctx, f.Handler(), "t1", "/prometheus/api/v1/query", map[string][]string{"query": {"up"}}, nil)
-		return code == http.StatusTooManyRequests && len(body) > 0 && contains(body, ErrIDMaxOutstanding)
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "meridian_query_queue_length" {
+				for _, m := range mf.GetMetric() {
+					if m.GetGauge().GetValue() == 1 {
+						return true
+					}
+				}
+			}
+		}
+		return false
 	}, 5*time.Second, 10*time.Millisecond)
+	code, body := do(ctx, f.Handler(), "t1", "/prometheus/api/v1/query", map[string][]string{"query": {"up"}}, nil)
+	require.Equal(t, http.StatusTooManyRequests, code)
+	require.Contains(t, string(body), ErrIDMaxOutstanding)
 	cancel()
 	require.Equal(t, statusClientClosedRequest, <-done)
 }
-
-func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -1,8 +1,5 @@
 // A Meridian cluster in microservices mode. Import it, override _config,
 // and evaluate `.list` (a v1 List of every object) or use the fields.
-//
-// There is no store-gateway here: it does not exist yet (queriers read
-// object storage themselves).
 (import 'config.libsonnet') +
 (import 'common.libsonnet') +
 (import 'memberlist.libsonnet') +
@@ -10,6 +7,7 @@
 (import 'ingester.libsonnet') +
 (import 'querier.libsonnet') +
 (import 'query-frontend.libsonnet') +
+(import 'store-gateway.libsonnet') +
 (import 'compactor.libsonnet') +
 {
   local objectsOf(v) =

@@ -1,14 +1,13 @@
-// Queriers: a Deployment. Each querier pod also runs a store-gateway that
-// keeps the index headers of its share of the blocks in an emptyDir.
+// Queriers: a Deployment. Stateless: recent data comes from the ingesters,
+// older data from the store-gateways that own each block (store-gateway.libsonnet).
 local k = import 'k.libsonnet';
 
 {
   local cfg = self._config,
 
-  // Each querier pod also runs a store-gateway: blocks are sharded across
-  // the pods by the store-gateway ring, two owners per block, so a pod can
-  // restart without failing long-term queries.
-  querier_container:: $.meridian_container('querier,store-gateway', ['-store-gateway.ring.replication-factor=2'], cpu='1', memory='2Gi', memoryLimit='4Gi'),
+  // The querier routes each block to its owners in the store-gateway ring,
+  // which it reads with the same replication factor the gateways use.
+  querier_container:: $.meridian_container('querier', ['-store-gateway.ring.replication-factor=%d' % cfg.store_gateway_replication_factor], cpu='1', memory='2Gi', memoryLimit='4Gi'),
 
   querier_deployment: k.deployment('querier',
                                    cfg.namespace,

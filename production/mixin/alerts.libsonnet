@@ -102,6 +102,17 @@
             'Querier {{ $labels.pod }} in {{ $labels.cluster }} fails to list or load blocks; queries over older data may miss them.',
           ),
           alert(
+            'MeridianStoreGatewaySyncFailing',
+            |||
+              sum by (cluster, namespace, pod) (rate(meridian_storegateway_bucket_sync_failures_total[15m])) > 0
+              or sum by (cluster, namespace, pod) (rate(meridian_storegateway_block_load_failures_total[15m])) > 0
+            |||,
+            '30m',
+            'warning',
+            'A store-gateway cannot sync or load blocks from object storage.',
+            'Store-gateway {{ $labels.pod }} in {{ $labels.cluster }} fails to sync the bucket index or to load blocks; queries over older data may fail with err-meridian-store-consistency-check.',
+          ),
+          alert(
             'MeridianGossipMembersMismatch',
             |||
               min by (cluster, namespace) (meridian_memberlist_client_cluster_members_count)

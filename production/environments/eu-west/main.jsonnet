@@ -15,6 +15,7 @@ local meridian = import 'meridian.libsonnet';
      ingester_replicas_per_zone: 3,
      distributor_replicas: 4,
      querier_replicas: 4,
+     store_gateway_replicas: 3,
      query_frontend_replicas: 2,
    },
  }).list

@@ -444,3 +444,33 @@ func TestGraphiteMicroservices(t *testing.T) {
 	require.Equal(t, 1.0, mgMetric(d, "meridian_graphite_carbon_lines_rejected_total", map[string]string{"reason": "bad_value"}))
 	require.Equal(t, 3.0, mgMetric(d, "meridian_graphite_carbon_lines_stored_total", map[string]string{"protocol": "tcp"}))
 }
+
+// TestGraphiteRenderThroughFrontend: with a query-frontend in the process,
+// /graphite/render goes through its per-tenant queue to the querier that
+// pulls it, and answers exactly what the data says.
+func TestGraphiteRenderThroughFrontend(t *testing.T) {
+	t.Parallel()
+	p := harness.StartMeridian(t, harness.Options{Target: "all,query-frontend"})
+	const tenant = "fe-graphite"
+	now := time.Now().Unix()
+	t0 := now - now%mgStep - 10*mgStep
+	var lines strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&lines, "fe.web01.hits %d %d\nfe.web02.hits %d %d\n", i+1, t0+int64(i)*mgStep, 10*(i+1), t0+int64(i)*mgStep)
+	}
+	code, ans := mgIngest(t, p, tenant, lines.String())
+	require.Equal(t, http.StatusOK, code, "%+v", ans)
+
+	params := url.Values{"target": {"sumSeries(fe.*.hits)"}, "from": {strconv.FormatInt(t0-1, 10)}, "until": {strconv.FormatInt(t0+4*mgStep, 10)}, "format": {"json"}}
+	var got []mgRenderSeries
+	requireEventually(t, 30*time.Second, 200*time.Millisecond, "render answers all points", func() bool {
+		got = mgRender(t, p, tenant, params)
+		return len(got) == 1 && len(got[0].values()) == 5 && !math.IsNaN(got[0].values()[t0+4*mgStep])
+	})
+	require.Equal(t, "sumSeries(fe.*.hits)", got[0].Target)
+	for i := range int64(5) {
+		require.Equal(t, float64(11*(i+1)), got[0].values()[t0+i*mgStep], "point %d", i)
+	}
+	require.Positive(t, mgMetric(p, "meridian_frontend_requests_total", map[string]string{"endpoint": "graphite_render"}), "the render went through the frontend")
+	require.Positive(t, workerRequests(p, "200"), "and was pulled by the querier")
+}

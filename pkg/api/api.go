@@ -98,7 +98,14 @@ func (a *API) RegisterCompactor(c Compactor) {
 // Prometheus HTTP API, behind the tenant middleware.
 func (a *API) RegisterQueryFrontend(h http.Handler) {
 	a.router.PathPrefix("/prometheus/api/v1/").Methods(http.MethodGet, http.MethodPost).Handler(a.auth.Wrap(h))
+	// Graphite renders go through the same per-tenant queue, limits and
+	// retries (not split or cached: most Graphite functions look across
+	// the whole range).
+	a.router.Path("/graphite"+GraphiteRenderPath).Methods(http.MethodGet, http.MethodPost).Handler(a.auth.Wrap(h))
 }
+
+// GraphiteRenderPath is the render route below /graphite.
+const GraphiteRenderPath = "/render"
 
 // RegisterQuerier mounts the Prometheus HTTP API under /prometheus, behind
 // the tenant middleware.

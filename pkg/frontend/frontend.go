@@ -272,6 +272,9 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // endpointOf names the API endpoint of path, for metrics and logs.
 func endpointOf(path string) string {
+	if strings.HasSuffix(path, "/graphite/render") {
+		return "graphite_render"
+	}
 	i := strings.Index(path, "/api/v1/")
 	if i < 0 {
 		return "other"

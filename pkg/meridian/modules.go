@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -365,10 +366,19 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 		// public routes and this querier only answers what it pulls.
 		m.API.RegisterQuerier(h)
 	}
+	gr := graphite.NewAPI(q, m.Overrides, m.Logger, m.Registry).Routes()
 	local := mux.NewRouter()
-	api.New(local, m.auth).RegisterQuerier(h)
+	localAPI := api.New(local, m.auth)
+	localAPI.RegisterQuerier(h)
+	localAPI.RegisterGraphite(gr)
 	m.QuerierHandler = local
-	m.API.RegisterGraphite(graphite.NewAPI(q, m.Overrides, m.Logger, m.Registry).Routes())
+	public := gr
+	if m.targets(QueryFrontend) {
+		// The frontend queues /graphite/render (RegisterQueryFrontend).
+		public = maps.Clone(gr)
+		delete(public, api.GraphiteRenderPath)
+	}
+	m.API.RegisterGraphite(public)
 	return services.NewIdleService(nil, func(error) error { return pool.Close() }), nil
 }
 

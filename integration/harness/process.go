@@ -89,15 +89,29 @@ func nextHost() string {
 	return fmt.Sprintf("127.0.0.%d", x)
 }
 
-// FreePort returns a TCP port that is free on host right now.
+// handedOut remembers every host:port FreePort returned in this test
+// binary: a port is free only until its process binds it, and the kernel
+// may offer the same ephemeral port again before then (one process was once
+// given one port for both HTTP and gRPC).
+var handedOut sync.Map
+
+// FreePort returns a TCP port that is free on host right now and was not
+// returned before by this test binary.
 func FreePort(tb testing.TB, host string) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		tb.Fatalf("finding a free port on %s: %v", host, err)
+	for range 100 {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			tb.Fatalf("finding a free port on %s: %v", host, err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if _, dup := handedOut.LoadOrStore(net.JoinHostPort(host, strconv.Itoa(port)), true); !dup {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	tb.Fatalf("no port on %s that was not handed out before, after 100 tries", host)
+	return 0
 }
 
 var unsafeNameChars = regexp.MustCompile(`[^a-zA-Z0-9_-]+`)

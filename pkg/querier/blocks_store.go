@@ -178,14 +178,16 @@ func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call
 		remaining[b.ULID.String()] = b
 	}
 	tried := map[string]map[string]struct{}{}
-	lastErr := map[string]error{}
+	// ownerErrs are every owner's error per block: the message must show a
+	// corrupted block even when another owner was merely unreachable.
+	ownerErrs := map[string][]error{}
 	var results []any
 	for attempt := 0; len(remaining) > 0; attempt++ {
 		byAddr := map[string][]string{}
 		for id, meta := range remaining {
 			rs, err := q.s.ring.Get(storegateway.BlockToken(q.tenant, meta.ULID), storegateway.RingOp, nil, nil, nil)
 			if err != nil {
-				lastErr[id] = fmt.Errorf("no store-gateway owns it (%w); run at least one with -target=store-gateway", err)
+				ownerErrs[id] = append(ownerErrs[id], fmt.Errorf("no store-gateway owns it (%w); run at least one with -target=store-gateway", err))
 				continue
 			}
 			for _, inst := range rs.Instances {
@@ -220,7 +222,7 @@ func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call
 				defer mu.Unlock()
 				if err != nil {
 					for _, id := range ids {
-						lastErr[id] = err
+						ownerErrs[id] = append(ownerErrs[id], err)
 					}
 					level.Warn(q.s.logger).Log("msg", "store-gateway failed; asking the next owner of its blocks", "tenant", q.tenant, "addr", addr, "blocks", len(ids), "err", err)
 					return
@@ -232,7 +234,7 @@ func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call
 				}
 				for _, id := range ids {
 					if _, ok := remaining[id]; ok {
-						lastErr[id] = fmt.Errorf("store-gateway %s does not have it", addr)
+						ownerErrs[id] = append(ownerErrs[id], fmt.Errorf("store-gateway %s does not have it", addr))
 					}
 				}
 			}()
@@ -255,7 +257,7 @@ func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call
 	for _, id := range ids {
 		m := remaining[id]
 		errs = append(errs, fmt.Errorf("block %s of tenant %s (%s to %s) could not be queried: %w", id, q.tenant,
-			time.UnixMilli(m.MinTime).UTC().Format(time.RFC3339), time.UnixMilli(m.MaxTime).UTC().Format(time.RFC3339), lastErr[id]))
+			time.UnixMilli(m.MinTime).UTC().Format(time.RFC3339), time.UnixMilli(m.MaxTime).UTC().Format(time.RFC3339), errors.Join(ownerErrs[id]...)))
 	}
 	return nil, consistencyError{err: errors.Join(errs...)}
 }

@@ -123,6 +123,14 @@ func (f *BlockFinder) Blocks(ctx context.Context, tenant string) (*TenantBlocks,
 		if errors.Is(err, ErrBlockNotFound) {
 			continue // deleted since the listing
 		}
+		if errors.Is(err, ErrCorrupted) && !indexed(idx, id) {
+			// meta.json is written last and non-atomically on some object
+			// stores (the filesystem one): an undecodable meta.json of a
+			// block the compactor never indexed is an upload in progress or
+			// one killed half-way, not a complete block. Not cached, so it is
+			// read again once the upload finishes.
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -146,6 +154,19 @@ func (f *BlockFinder) Blocks(ctx context.Context, tenant string) (*TenantBlocks,
 		return a.ULID.Compare(b.ULID)
 	})
 	return tb, nil
+}
+
+// indexed reports whether the bucket index lists block id.
+func indexed(idx *compactor.BucketIndex, id ulid.ULID) bool {
+	if idx == nil {
+		return false
+	}
+	for _, b := range idx.Blocks {
+		if b.ULID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Meta returns the block's meta.json, read once. It returns an error

@@ -58,7 +58,7 @@ type config struct {
 func main() {
 	var c config
 	flag.StringVar(&c.meridianBin, "meridian-bin", "bin/meridian", "Meridian binary to start.")
-	flag.StringVar(&c.meridianFlags, "meridian-flags", "-distributor.ingestion-rate-limit=0 -querier.max-fetched-series-per-query=0",
+	flag.StringVar(&c.meridianFlags, "meridian-flags", "-distributor.ingestion-rate-limit=0 -querier.max-fetched-series-per-query=0 -graphite.max-series-per-render=0 -graphite.max-points-per-render=0",
 		"Extra flags for Meridian, separated by spaces (the defaults lift limits a single tenant loading this much data would hit).")
 	flag.IntVar(&c.series, "series", 1000, "Series in the render benchmark.")
 	flag.DurationVar(&c.duration, "duration", 24*time.Hour, "Time span of the render benchmark's series, ending now.")

@@ -498,71 +498,66 @@ func (a *API) findNodes(ctx context.Context, query string, from, until int64) ([
 }
 
 // completerPaths expands nodes found under a globbed prefix into the real
-// paths they stand for. Without a glob before the last node the prefix is
-// already real and nodes are returned as they are.
+// paths they stand for, with one labels-only Select per brace expansion of
+// the query (the series under the matching paths). Without a glob before
+// the last node the prefix is already real and nodes are returned as they
+// are.
 func (a *API) completerPaths(ctx context.Context, query string, nodes []node, from, until int64) ([]node, error) {
 	i := strings.LastIndexByte(query, '.')
 	if i < 0 || !hasGlob(query[:i]) || len(nodes) == 0 {
 		return nodes, nil
-	}
-	depth := 0
-	for _, g := range expandDottedBraces(query) {
-		parts, err := splitNodes(g)
-		if err != nil {
-			return nil, badRequest("query %q: %v", query, err)
-		}
-		depth = len(parts)
-		break
 	}
 	q, err := a.queryable.Querier(from*1000, until*1000)
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	defer q.Close()
-	byPath := map[string]node{}
-	for _, n := range nodes {
-		ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, NodeLabel(depth-1), n.name)}
-		pfx := query[:i]
-		for _, g := range expandDottedBraces(pfx) {
-			parts, err := splitNodes(g)
-			if err != nil {
-				return nil, badRequest("query %q: %v", query, err)
-			}
-			for j, part := range parts {
-				m, err := nodeMatcher(NodeLabel(j), part)
-				if err != nil {
-					return nil, badRequest("query %q: %v", query, err)
-				}
-				if m != nil {
-					ms = append(ms, m)
-				}
-			}
-			break
-		}
-		set := q.Select(ctx, false, &storage.SelectHints{Start: from * 1000, End: until * 1000, Func: "series"}, ms...)
-		for set.Next() {
-			ls := set.At().Labels()
-			elems := make([]string, depth)
-			for j := range elems {
-				elems[j] = ls.Get(NodeLabel(j))
-			}
-			leaf := ls.Get(NodeCountLabel) == strconv.Itoa(depth)
-			p := strings.Join(elems, ".")
-			if old, ok := byPath[p]; ok {
-				leaf = leaf || old.leaf
-			}
-			byPath[p] = node{path: p, name: n.name, leaf: leaf}
-		}
-		if err := set.Err(); err != nil {
-			return nil, storageError(err)
-		}
-	}
 	f, err := a.tenantLimits(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.charge(len(byPath), 0); err != nil {
-		return nil, err
+	byPath := map[string]node{}
+	for _, glob := range expandDottedBraces(query) {
+		parts, err := splitNodes(glob)
+		if err != nil {
+			return nil, badRequest("query %q: %v", query, err)
+		}
+		depth := len(parts)
+		// Every path of the query's depth or deeper: a leaf has exactly
+		// depth nodes, a branch has a node at index depth.
+		ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(depth-1), "")}
+		for j, part := range parts {
+			m, err := nodeMatcher(NodeLabel(j), part)
+			if err != nil {
+				return nil, badRequest("query %q: %v", query, err)
+			}
+			if m != nil {
+				ms = append(ms, m)
+			}
+		}
+		before := len(byPath)
+		set := q.Select(ctx, false, &storage.SelectHints{Start: from * 1000, End: until * 1000, Func: "series"}, ms...)
+		elems := make([]string, depth)
+		for set.Next() {
+			ls := set.At().Labels()
+			for j := range elems {
+				elems[j] = ls.Get(NodeLabel(j))
+			}
+			p := strings.Join(elems, ".")
+			leaf := ls.Get(NodeCountLabel) == strconv.Itoa(depth)
+			if old, ok := byPath[p]; ok {
+				if !leaf || old.leaf {
+					continue
+				}
+			}
+			byPath[p] = node{path: p, name: elems[depth-1], leaf: leaf}
+		}
+		if err := set.Err(); err != nil {
+			return nil, storageError(err)
+		}
+		if err := f.charge(len(byPath)-before, 0); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]node, 0, len(byPath))
 	for _, n := range byPath {

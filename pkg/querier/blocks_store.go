@@ -13,6 +13,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/ring"
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/labels"
@@ -82,6 +83,7 @@ type BlocksStore struct {
 
 	consistencyFailures prometheus.Counter
 	retries             prometheus.Counter
+	relists             prometheus.Counter
 	blocksQueried       prometheus.Counter
 	findFailures        prometheus.Counter
 }
@@ -102,6 +104,10 @@ func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ri
 		consistencyFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_querier_blocks_consistency_failures_total",
 			Help: "Queries that failed because a block in object storage could not be queried on any store-gateway that owns it.",
+		}),
+		relists: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_querier_storegateway_relists_total",
+			Help: "Queries that listed a tenant's blocks again because blocks of a stale list could not be queried (typically replaced by a compaction).",
 		}),
 		retries: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_querier_storegateway_retries_total",
@@ -141,6 +147,18 @@ func (b *BlocksStore) blocks(ctx context.Context, tenant string) (*storegateway.
 	return found, nil
 }
 
+// forget drops the tenant's cached block list: the next query lists again.
+func (b *BlocksStore) forget(tenant string) {
+	b.mu.Lock()
+	tb, ok := b.tenants[tenant]
+	b.mu.Unlock()
+	if ok {
+		tb.mu.Lock()
+		tb.blocks = nil
+		tb.mu.Unlock()
+	}
+}
+
 // Querier implements BlockQuerier.
 func (b *BlocksStore) Querier(tenant string, mint, maxt int64) (storage.Querier, error) {
 	return &blocksQuerier{s: b, tenant: tenant, mint: mint, maxt: maxt}, nil
@@ -163,6 +181,43 @@ func (q *blocksQuerier) queryable(ctx context.Context, mint, maxt int64) ([]tsdb
 		return nil, err
 	}
 	return tb.Queryable(mint, maxt, now, q.s.cfg.IgnoreDeletionMarksDelay), nil
+}
+
+// fetchFresh is fetch, and when blocks could not be queried, lists the
+// tenant's blocks again and, if the list changed, fetches once more over
+// the new list: a listing made just before a compaction can name source
+// blocks the compactor has since replaced and deleted (a short
+// -compactor.deletion-delay), which no store-gateway has any more. An
+// unchanged list means the blocks really are unreadable.
+func (q *blocksQuerier) fetchFresh(ctx context.Context, blocks []tsdb.BlockMeta, mint, maxt int64, call storeCall) ([]any, error) {
+	results, err := q.fetch(ctx, blocks, call)
+	var ce consistencyError
+	if !errors.As(err, &ce) {
+		return results, err
+	}
+	q.s.forget(q.tenant)
+	fresh, ferr := q.queryable(ctx, mint, maxt)
+	if ferr != nil || sameBlocks(blocks, fresh) {
+		return nil, err
+	}
+	q.s.relists.Inc()
+	return q.fetch(ctx, fresh, call)
+}
+
+func sameBlocks(a, b []tsdb.BlockMeta) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	ids := make(map[ulid.ULID]struct{}, len(a))
+	for _, m := range a {
+		ids[m.ULID] = struct{}{}
+	}
+	for _, m := range b {
+		if _, ok := ids[m.ULID]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // storeCall asks one store-gateway about ids and returns its result and
@@ -307,7 +362,7 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
-	results, err := q.fetch(ctx, blocks, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
+	results, err := q.fetchFresh(ctx, blocks, mint, maxt, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stream, err := c.Series(ctx, &meridianpb.StoreSeriesRequest{MinTimeMs: mint, MaxTimeMs: maxt, Matchers: pms, BlockIds: ids, SkipChunks: skipChunks})
@@ -355,7 +410,7 @@ func (q *blocksQuerier) LabelValues(ctx context.Context, name string, hints *sto
 	if err != nil {
 		return nil, nil, err
 	}
-	results, err := q.fetch(ctx, blocks, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
+	results, err := q.fetchFresh(ctx, blocks, q.mint, q.maxt, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
 		resp, err := c.LabelValues(ctx, &meridianpb.StoreLabelValuesRequest{Name: name, MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: pms, BlockIds: ids})
 		if err != nil {
 			return nil, nil, err
@@ -377,7 +432,7 @@ func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHint
 	if err != nil {
 		return nil, nil, err
 	}
-	results, err := q.fetch(ctx, blocks, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
+	results, err := q.fetchFresh(ctx, blocks, q.mint, q.maxt, func(ctx context.Context, c meridianpb.StoreGatewayClient, ids []string) (any, []string, error) {
 		resp, err := c.LabelNames(ctx, &meridianpb.StoreLabelNamesRequest{MinTimeMs: q.mint, MaxTimeMs: q.maxt, Matchers: pms, BlockIds: ids})
 		if err != nil {
 			return nil, nil, err

@@ -88,6 +88,14 @@ func (a *API) Routes() map[string]http.HandlerFunc {
 	}
 }
 
+// serve runs a handler that reports failure as an error, answered by
+// writeError with the right status.
+func (a *API) serve(w http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request) error) {
+	if err := h(w, r); err != nil {
+		a.writeError(w, r, err)
+	}
+}
+
 // httpError is an answer other than 200.
 type httpError struct {
 	status int
@@ -195,11 +203,7 @@ func (a *API) tenantLimits(ctx context.Context) (*fetcher, error) {
 
 // Render is /graphite/render: every target is parsed, evaluated over
 // (from, until] and consolidated to maxDataPoints.
-func (a *API) Render(w http.ResponseWriter, r *http.Request) {
-	if err := a.render(w, r); err != nil {
-		a.writeError(w, r, err)
-	}
-}
+func (a *API) Render(w http.ResponseWriter, r *http.Request) { a.serve(w, r, a.render) }
 
 func (a *API) render(w http.ResponseWriter, r *http.Request) error {
 	if err := form(r); err != nil {
@@ -448,15 +452,9 @@ func (a *API) findNodes(ctx context.Context, query string, from, until int64) ([
 			return nil, badRequest("query %q: %v", query, err)
 		}
 		last := len(nodes) - 1
-		var ms []*labels.Matcher
-		for i, n := range nodes {
-			m, err := nodeMatcher(NodeLabel(i), n)
-			if err != nil {
-				return nil, badRequest("query %q: %v", query, err)
-			}
-			if m != nil {
-				ms = append(ms, m)
-			}
+		ms, err := nodeMatchers(nodes)
+		if err != nil {
+			return nil, badRequest("query %q: %v", query, err)
 		}
 		// The leaf and branch matchers below each select a non-empty set by
 		// themselves, so a query of only "*" nodes needs no node matcher.
@@ -525,16 +523,11 @@ func (a *API) completerPaths(ctx context.Context, query string, nodes []node, fr
 		depth := len(parts)
 		// Every path of the query's depth or deeper: a leaf has exactly
 		// depth nodes, a branch has a node at index depth.
-		ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(depth-1), "")}
-		for j, part := range parts {
-			m, err := nodeMatcher(NodeLabel(j), part)
-			if err != nil {
-				return nil, badRequest("query %q: %v", query, err)
-			}
-			if m != nil {
-				ms = append(ms, m)
-			}
+		ms, err := nodeMatchers(parts)
+		if err != nil {
+			return nil, badRequest("query %q: %v", query, err)
 		}
+		ms = append(ms, labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(depth-1), ""))
 		before := len(byPath)
 		set := q.Select(ctx, false, &storage.SelectHints{Start: from * 1000, End: until * 1000, Func: "series"}, ms...)
 		elems := make([]string, depth)
@@ -568,11 +561,7 @@ func (a *API) completerPaths(ctx context.Context, query string, nodes []node, fr
 }
 
 // Find is /graphite/metrics/find.
-func (a *API) Find(w http.ResponseWriter, r *http.Request) {
-	if err := a.find(w, r); err != nil {
-		a.writeError(w, r, err)
-	}
-}
+func (a *API) Find(w http.ResponseWriter, r *http.Request) { a.serve(w, r, a.find) }
 
 func (a *API) find(w http.ResponseWriter, r *http.Request) error {
 	if err := form(r); err != nil {
@@ -690,11 +679,7 @@ func completerJSON(nodes []node, wildcards bool) map[string][]completerNode {
 // Expand is /graphite/metrics/expand: the full paths every query matches
 // (leaves and branches; leaves only with leavesOnly=1), merged and sorted,
 // or per query with groupByExpr=1.
-func (a *API) Expand(w http.ResponseWriter, r *http.Request) {
-	if err := a.expand(w, r); err != nil {
-		a.writeError(w, r, err)
-	}
-}
+func (a *API) Expand(w http.ResponseWriter, r *http.Request) { a.serve(w, r, a.expand) }
 
 func (a *API) expand(w http.ResponseWriter, r *http.Request) error {
 	if err := form(r); err != nil {
@@ -752,15 +737,9 @@ func (a *API) expandOne(ctx context.Context, f *fetcher, query string, from, unt
 		if err != nil {
 			return nil, badRequest("query %q: %v", query, err)
 		}
-		var ms []*labels.Matcher
-		for i, n := range nodes {
-			m, err := nodeMatcher(NodeLabel(i), n)
-			if err != nil {
-				return nil, badRequest("query %q: %v", query, err)
-			}
-			if m != nil {
-				ms = append(ms, m)
-			}
+		ms, err := nodeMatchers(nodes)
+		if err != nil {
+			return nil, badRequest("query %q: %v", query, err)
 		}
 		count := strconv.Itoa(len(nodes))
 		if leavesOnly {
@@ -817,11 +796,7 @@ func labelName(tag string) string {
 
 // Tags is /graphite/tags: [{"tag": name}, ...] of every tag, filtered by
 // the regexp filter (matched at the start, as graphite-web).
-func (a *API) Tags(w http.ResponseWriter, r *http.Request) {
-	if err := a.tags(w, r); err != nil {
-		a.writeError(w, r, err)
-	}
-}
+func (a *API) Tags(w http.ResponseWriter, r *http.Request) { a.serve(w, r, a.tags) }
 
 func (a *API) tags(w http.ResponseWriter, r *http.Request) error {
 	if err := form(r); err != nil {
@@ -917,9 +892,7 @@ func exprParams(r *http.Request) []string {
 // with tagPrefix, of the series matching the expr expressions when given
 // (minus the tags those expressions name), as graphite-web.
 func (a *API) AutoCompleteTags(w http.ResponseWriter, r *http.Request) {
-	if err := a.autoCompleteTags(w, r); err != nil {
-		a.writeError(w, r, err)
-	}
+	a.serve(w, r, a.autoCompleteTags)
 }
 
 func (a *API) autoCompleteTags(w http.ResponseWriter, r *http.Request) error {
@@ -969,9 +942,7 @@ func (a *API) autoCompleteTags(w http.ResponseWriter, r *http.Request) error {
 // AutoCompleteValues is /graphite/tags/autoComplete/values: values of tag
 // starting with valuePrefix, among the series matching expr when given.
 func (a *API) AutoCompleteValues(w http.ResponseWriter, r *http.Request) {
-	if err := a.autoCompleteValues(w, r); err != nil {
-		a.writeError(w, r, err)
-	}
+	a.serve(w, r, a.autoCompleteValues)
 }
 
 func (a *API) autoCompleteValues(w http.ResponseWriter, r *http.Request) error {
@@ -1028,11 +999,7 @@ func (a *API) autoCompleteValues(w http.ResponseWriter, r *http.Request) error {
 
 // FindSeries is /graphite/tags/findSeries: the names of the tagged series
 // matching the expr expressions.
-func (a *API) FindSeries(w http.ResponseWriter, r *http.Request) {
-	if err := a.findSeries(w, r); err != nil {
-		a.writeError(w, r, err)
-	}
-}
+func (a *API) FindSeries(w http.ResponseWriter, r *http.Request) { a.serve(w, r, a.findSeries) }
 
 func (a *API) findSeries(w http.ResponseWriter, r *http.Request) error {
 	if err := form(r); err != nil {

@@ -307,6 +307,17 @@ func globMatchers(glob string) ([]*labels.Matcher, error) {
 		// A plain path: one postings list answers it.
 		return append(ms, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, glob)), nil
 	}
+	node, err := nodeMatchers(nodes)
+	if err != nil {
+		return nil, err
+	}
+	return append(ms, node...), nil
+}
+
+// nodeMatchers returns the matchers of a split glob's nodes, one per node
+// that is not "*".
+func nodeMatchers(nodes []string) ([]*labels.Matcher, error) {
+	var ms []*labels.Matcher
 	for i, n := range nodes {
 		m, err := nodeMatcher(NodeLabel(i), n)
 		if err != nil {

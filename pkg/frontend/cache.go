@@ -129,7 +129,7 @@ func (c *resultsCache) get(_ context.Context, key string) []extent {
 
 // add stores n under key, combined with the extents already there: n's
 // samples replace theirs where they overlap, and touching extents join.
-func (c *resultsCache) add(_ context.Context, key string, n extent, step int64) {
+func (c *resultsCache) add(_ context.Context, key string, _ []extent, n extent, step int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var old []extent

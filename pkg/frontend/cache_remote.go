@@ -34,7 +34,10 @@ const (
 // restarts.
 type extentCache interface {
 	get(ctx context.Context, key string) []extent
-	add(ctx context.Context, key string, n extent, step int64)
+	// add stores n with the key's extents. seen are the extents get
+	// returned for this request: a shared cache merges n into them instead
+	// of reading the key again; the in-memory cache merges under its lock.
+	add(ctx context.Context, key string, seen []extent, n extent, step int64)
 }
 
 // RemoteCacheConfig configures the shared results-cache backends.
@@ -197,11 +200,12 @@ func (c *remoteCache) get(ctx context.Context, key string) []extent {
 	return exts
 }
 
-// add merges n into the stored extents. Two frontends adding to one key at
-// once may lose one's extent: that is a later miss, never a wrong answer,
-// since each stored value is a complete, consistent set of extents.
-func (c *remoteCache) add(ctx context.Context, key string, n extent, step int64) {
-	exts := addExtent(c.get(ctx, key), n, step)
+// add merges n into seen, the extents read for this request, and stores
+// them. Two frontends adding to one key at once may lose one's extent: that
+// is a later miss, never a wrong answer, since each stored value is a
+// complete, consistent set of extents.
+func (c *remoteCache) add(_ context.Context, key string, seen []extent, n extent, step int64) {
+	exts := addExtent(seen, n, step)
 	b, err := encodeExtents(exts)
 	if err != nil {
 		level.Warn(c.logger).Log("msg", "results cache entry could not be encoded; not cached", "err", err)

@@ -44,8 +44,8 @@ func TestRemoteCacheStoresMergedExtentsWithAnnotations(t *testing.T) {
 	a := extent{timeRange: timeRange{0, 100}, m: testMatrix(0, 100, step, val),
 		ann: []annSpan{{timeRange: timeRange{0, 50}, infos: []string{"PromQL info: not monotonic"}}}}
 	b := extent{timeRange: timeRange{110, 200}, m: testMatrix(110, 200, step, val)}
-	c.add(ctx, "tenant:q", a, step)
-	c.add(ctx, "tenant:q", b, step)
+	c.add(ctx, "tenant:q", c.get(ctx, "tenant:q"), a, step)
+	c.add(ctx, "tenant:q", c.get(ctx, "tenant:q"), b, step)
 	require.Len(t, kv.m, 1, "one value per key")
 	for k := range kv.m {
 		require.LessOrEqual(t, len(k), 250, "a valid memcached key")
@@ -67,7 +67,7 @@ func TestRemoteCacheStoresMergedExtentsWithAnnotations(t *testing.T) {
 		kv.m[k] = []byte("not snappy")
 	}
 	require.Nil(t, c.get(ctx, "tenant:q"))
-	c.add(ctx, "tenant:q", b, step)
+	c.add(ctx, "tenant:q", c.get(ctx, "tenant:q"), b, step)
 	require.Len(t, c.get(ctx, "tenant:q"), 1)
 }
 

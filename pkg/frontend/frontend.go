@@ -405,8 +405,10 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 
 	var parts []part
 	gaps := []timeRange{{q.start, q.end}}
+	var cached []extent
 	if useCache {
-		parts, gaps = lookup(timeRange{q.start, q.end}, f.cache.get(ctx, key), q.step)
+		cached = f.cache.get(ctx, key)
+		parts, gaps = lookup(timeRange{q.start, q.end}, cached, q.step)
 		f.cacheHits.Add(float64(len(parts)))
 		f.cacheMisses.Add(float64(len(gaps)))
 		for _, p := range parts {
@@ -437,7 +439,7 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 
 	if useCache && len(jobs) > 0 {
 		if e, ok := newExtent(q, merged, fetched, f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli()); ok {
-			f.cache.add(ctx, key, e, q.step)
+			f.cache.add(ctx, key, cached, e, q.step)
 		}
 	}
 	b, err := json.Marshal(apiResponse{

@@ -43,6 +43,7 @@ type API struct {
 	logger    log.Logger
 	now       func() time.Time
 	eval      EvalFunc
+	values    *valuesPool
 
 	renderSeries prometheus.Histogram
 	targets      *prometheus.CounterVec
@@ -57,6 +58,7 @@ func NewAPI(q storage.Queryable, lim TenantLimits, logger log.Logger, reg promet
 		logger:    logger,
 		now:       time.Now,
 		eval:      functions.Eval,
+		values:    &valuesPool{},
 		renderSeries: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "meridian_graphite_render_series",
 			Help:    "Series a Graphite render returned.",
@@ -198,7 +200,7 @@ func (a *API) tenantLimits(ctx context.Context) (*fetcher, error) {
 	if err != nil {
 		return nil, &httpError{status: http.StatusUnauthorized, msg: "no tenant in the request: set the X-Scope-OrgID header"}
 	}
-	return newFetcher(a.queryable, a.limits.Limits(tenant)), nil
+	return newFetcher(a.queryable, a.limits.Limits(tenant), a.values), nil
 }
 
 // Render is /graphite/render: every target is parsed, evaluated over
@@ -234,7 +236,10 @@ func (a *API) render(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	req := &functions.Request{From: from, Until: until, MaxDataPoints: maxDataPoints, Fetcher: f}
+	// The response below is the last reader of the fetched values.
+	defer f.release()
+	// The fetcher decodes new series on every call: no copy needed.
+	req := &functions.Request{From: from, Until: until, MaxDataPoints: maxDataPoints, Fetcher: f, MutableFetches: true}
 	var all []*functions.Series
 	for _, target := range r.Form["target"] {
 		if strings.TrimSpace(target) == "" {
@@ -495,16 +500,17 @@ func (a *API) findNodes(ctx context.Context, query string, from, until int64) ([
 	return out, nil
 }
 
-// completerPaths expands nodes found under a globbed prefix into the real
-// paths they stand for, with one labels-only Select per brace expansion of
-// the query (the series under the matching paths). Without a glob before
-// the last node the prefix is already real and nodes are returned as they
-// are.
-func (a *API) completerPaths(ctx context.Context, query string, nodes []node, from, until int64) ([]node, error) {
+// globbedPrefix reports whether a node before the last one of query has a
+// glob: its matches then have prefixes other than the query's own.
+func globbedPrefix(query string) bool {
 	i := strings.LastIndexByte(query, '.')
-	if i < 0 || !hasGlob(query[:i]) || len(nodes) == 0 {
-		return nodes, nil
-	}
+	return i >= 0 && hasGlob(query[:i])
+}
+
+// completerPaths answers a query with a globbed prefix with the real paths
+// it matches, with one labels-only Select per brace expansion of the query
+// (the series under the matching paths).
+func (a *API) completerPaths(ctx context.Context, query string, from, until int64) ([]node, error) {
 	q, err := a.queryable.Querier(from*1000, until*1000)
 	if err != nil {
 		return nil, fmt.Errorf("open storage: %w", err)
@@ -585,17 +591,17 @@ func (a *API) find(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := a.findNodes(r.Context(), query, from, until)
-	if err != nil {
-		return err
-	}
-	if format == "completer" {
+	var nodes []node
+	if format == "completer" && globbedPrefix(query) {
 		// graphite-web's completer answers real paths (servers.web01.cpu.user
 		// for servers.*.cpu.*), one per match, where treejson keeps one node
 		// per name under the query's own prefix.
-		if nodes, err = a.completerPaths(r.Context(), query, nodes, from, until); err != nil {
-			return err
-		}
+		nodes, err = a.completerPaths(r.Context(), query, from, until)
+	} else {
+		nodes, err = a.findNodes(r.Context(), query, from, until)
+	}
+	if err != nil {
+		return err
 	}
 	wildcards := truthy(r.Form.Get("wildcards"))
 	switch format {

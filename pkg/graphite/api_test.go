@@ -95,7 +95,7 @@ func TestFetchStepAlignment(t *testing.T) {
 		ss = append(ss, sample{tMs: sec*1000 + 300, v: float64(i)})
 	}
 	db := openDB(t, map[string][]sample{"a.b": ss})
-	f := newFetcher(db, testLimits(step*time.Second))
+	f := newFetcher(db, testLimits(step*time.Second), nil)
 	from, until := int64(1003), int64(1251)
 	got, err := f.FetchPath(tenantCtx(), "a.b", from, until)
 	require.NoError(t, err)
@@ -142,7 +142,7 @@ func TestFetchGlobsAndTags(t *testing.T) {
 		"servers.web01.cpu;dc=x":     pt,
 		"servers.web01.cpu;dc=y;h=a": pt,
 	}, labels.FromStrings("__name__", "http_requests_total", "job", "api"))
-	f := newFetcher(db, testLimits(time.Minute))
+	f := newFetcher(db, testLimits(time.Minute), nil)
 	names := func(ss []*functions.Series) []string {
 		var out []string
 		for _, s := range ss {
@@ -184,14 +184,14 @@ func TestFetchLimits(t *testing.T) {
 	db := openDB(t, map[string][]sample{"a.x": pt, "a.y": pt, "a.z": pt})
 	lim := testLimits(time.Minute)
 	lim.GraphiteMaxSeriesPerRender = 2
-	_, err := newFetcher(db, lim).FetchPath(tenantCtx(), "a.*", 0, 3600)
+	_, err := newFetcher(db, lim, nil).FetchPath(tenantCtx(), "a.*", 0, 3600)
 	var le *LimitError
 	require.ErrorAs(t, err, &le)
 	require.Equal(t, ErrIDMaxSeriesPerRender, le.ID)
 
 	lim = testLimits(time.Minute)
 	lim.GraphiteMaxPointsPerRender = 3 * 60 // 3 series × 60 intervals fit
-	f := newFetcher(db, lim)
+	f := newFetcher(db, lim, nil)
 	_, err = f.FetchPath(tenantCtx(), "a.*", 0, 3600)
 	require.NoError(t, err)
 	_, err = f.FetchPath(tenantCtx(), "a.x", 0, 3600) // the budget is per request

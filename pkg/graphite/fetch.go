@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/dskit/httpgrpc"
@@ -67,19 +69,62 @@ type fetcher struct {
 	lim       limits.Limits
 	step      int64 // seconds
 
+	pool *valuesPool // nil: no recycling
+
 	mtx    sync.Mutex
 	series int
 	points int64
+	owned  [][]float64 // value slices to give back to pool
 }
 
 var _ functions.Fetcher = (*fetcher)(nil)
 
-func newFetcher(q storage.Queryable, lim limits.Limits) *fetcher {
+func newFetcher(q storage.Queryable, lim limits.Limits, pool *valuesPool) *fetcher {
 	step := int64(time.Duration(lim.GraphiteStep) / time.Second)
 	if step <= 0 {
 		step = 60
 	}
-	return &fetcher{queryable: q, lim: lim, step: step}
+	return &fetcher{queryable: q, lim: lim, step: step, pool: pool}
+}
+
+// release gives the fetched series' values back for the next request. Call
+// it only when nothing reads them any more (the response is written).
+func (f *fetcher) release() {
+	f.mtx.Lock()
+	defer f.mtx.Unlock()
+	for _, v := range f.owned {
+		f.pool.put(v)
+	}
+	f.owned = nil
+}
+
+// valuesPool recycles the value slices of fetched series between requests:
+// for a large render they are most of what it allocates, and allocating
+// them anew drives the garbage collector.
+type valuesPool struct{ p sync.Pool }
+
+// get returns n values, all NaN.
+func (vp *valuesPool) get(n int) []float64 {
+	var vals []float64
+	if vp != nil {
+		if v, ok := vp.p.Get().(*[]float64); ok && cap(*v) >= n {
+			vals = (*v)[:n]
+		}
+	}
+	if vals == nil {
+		vals = make([]float64, n)
+	}
+	nan := math.NaN()
+	for i := range vals {
+		vals[i] = nan
+	}
+	return vals
+}
+
+func (vp *valuesPool) put(v []float64) {
+	if vp != nil {
+		vp.p.Put(&v)
+	}
 }
 
 // charge takes n series of points each from the request's budget.
@@ -133,11 +178,13 @@ func (f *fetcher) fetch(ctx context.Context, sets [][]*labels.Matcher, pathExpr 
 	}
 	defer q.Close()
 	seen := map[uint64]bool{}
-	var out []*functions.Series
+	var (
+		series []storage.Series
+		out    []*functions.Series
+	)
 	for _, ms := range sets {
 		hints := &storage.SelectHints{Start: start * 1000, End: end*1000 - 1, Step: f.step * 1000, Func: "graphite"}
 		ss := q.Select(ctx, false, hints, ms...)
-		var it chunkenc.Iterator
 		for ss.Next() {
 			s := ss.At()
 			ls := s.Labels()
@@ -150,36 +197,10 @@ func (f *fetcher) fetch(ctx context.Context, sets [][]*labels.Matcher, pathExpr 
 				return nil, err
 			}
 			name, tags := SeriesName(ls)
-			vals := make([]float64, n)
-			for i := range vals {
-				vals[i] = math.NaN()
-			}
-			it = s.Iterator(it)
-			for vt := it.Seek(start * 1000); vt != chunkenc.ValNone; vt = it.Next() {
-				if vt != chunkenc.ValFloat {
-					continue // native histograms have no Graphite form
-				}
-				t, v := it.At()
-				if t >= end*1000 {
-					break
-				}
-				if value.IsStaleNaN(v) {
-					continue
-				}
-				// The interval of a sample is its second, aligned down to the
-				// step; the last sample of an interval is its value.
-				sec := floorDiv(t, 1000)
-				idx := (sec - start) / f.step
-				if idx >= 0 && idx < int64(n) {
-					vals[idx] = v
-				}
-			}
-			if err := it.Err(); err != nil {
-				return nil, storageError(err)
-			}
+			series = append(series, s)
 			out = append(out, &functions.Series{
 				Name: name, Tags: tags, PathExpression: pathExpr,
-				Start: start, End: end, Step: f.step, Values: vals,
+				Start: start, End: end, Step: f.step,
 				ConsolidationFunc: "average",
 			})
 		}
@@ -187,16 +208,134 @@ func (f *fetcher) fetch(ctx context.Context, sets [][]*labels.Matcher, pathExpr 
 			return nil, storageError(err)
 		}
 	}
+	err = alignAll(ctx, series, out, start, end, f.step, f.pool)
+	f.mtx.Lock()
+	for _, s := range out {
+		if s.Values != nil {
+			f.owned = append(f.owned, s.Values)
+		}
+	}
+	f.mtx.Unlock()
+	if err != nil {
+		return nil, storageError(err)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && a < 0 {
-		q--
+// alignAll fills out[i].Values from series[i], decoding the series on every
+// CPU: decoding is most of a large render's time.
+func alignAll(ctx context.Context, series []storage.Series, out []*functions.Series, start, end, step int64, pool *valuesPool) error {
+	workers := min(runtime.GOMAXPROCS(0), len(series))
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var it chunkenc.Iterator
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(series) || ctx.Err() != nil {
+					return
+				}
+				var err error
+				out[i].Values = pool.get(int((end - start) / step))
+				if it, err = align(out[i].Values, series[i], it, start, end, step); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+			}
+		}()
 	}
-	return q
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// orderedChunks is a series whose compressed chunks follow one another in
+// time without overlapping (the querier's series read from one ingester or
+// block): align reads them in turn instead of through a merging iterator.
+type orderedChunks interface {
+	OrderedChunks() []chunkenc.Chunk
+}
+
+// align reads one series into vals (all NaN), one value per step interval of
+// [start, end) seconds: the interval of a sample is its second aligned down to the step,
+// and the last sample of an interval is its value. It returns the iterator
+// for reuse.
+func align(vals []float64, s storage.Series, it chunkenc.Iterator, start, end, step int64) (chunkenc.Iterator, error) {
+	a := &aligner{vals: vals, startMs: start * 1000, endMs: end * 1000, stepMs: step * 1000, idx: -1, boundaryMs: start * 1000}
+	if oc, ok := s.(orderedChunks); ok {
+		for _, chk := range oc.OrderedChunks() {
+			it = chk.Iterator(it)
+			if !a.read(it, false) {
+				break
+			}
+			if err := it.Err(); err != nil {
+				return it, err
+			}
+		}
+		return it, nil
+	}
+	it = s.Iterator(it)
+	a.read(it, true)
+	return it, it.Err()
+}
+
+// aligner fills one value per step interval from samples in time order.
+type aligner struct {
+	vals       []float64
+	startMs    int64
+	endMs      int64
+	stepMs     int64
+	idx        int   // interval of the last sample
+	boundaryMs int64 // start of interval idx+1
+}
+
+// read takes it's samples (from a Seek to the start when seek is set) and
+// reports whether later samples may still fall in the range. Intervals are
+// found by moving a boundary forward, not by dividing every timestamp:
+// alignment is a large share of a render's time.
+func (a *aligner) read(it chunkenc.Iterator, seek bool) bool {
+	t := chunkenc.ValNone
+	if seek {
+		t = it.Seek(a.startMs)
+	} else {
+		t = it.Next()
+	}
+	for ; t != chunkenc.ValNone; t = it.Next() {
+		if t != chunkenc.ValFloat {
+			continue // native histograms have no Graphite form
+		}
+		ts, v := it.At()
+		if ts < a.startMs {
+			continue
+		}
+		if ts >= a.endMs {
+			return false
+		}
+		if ts >= a.boundaryMs {
+			if ts < a.boundaryMs+a.stepMs { // the next interval: the usual case
+				a.idx++
+				a.boundaryMs += a.stepMs
+			} else {
+				a.idx = int((ts - a.startMs) / a.stepMs)
+				a.boundaryMs = a.startMs + int64(a.idx+1)*a.stepMs
+			}
+		}
+		if value.IsStaleNaN(v) {
+			continue
+		}
+		a.vals[a.idx] = v
+	}
+	return true
 }
 
 // StorageError is a failure to read storage: the API answers 5xx, or the

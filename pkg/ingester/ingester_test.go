@@ -77,8 +77,19 @@ type fakeStream struct {
 }
 
 func (f *fakeStream) Context() context.Context { return f.ctx }
+
+// Send keeps a copy, as gRPC marshals the message before Send returns and
+// QueryStream reuses its buffers afterwards.
 func (f *fakeStream) Send(r *meridianpb.QueryStreamResponse) error {
-	f.sent = append(f.sent, r)
+	b, err := r.Marshal()
+	if err != nil {
+		return err
+	}
+	var cp meridianpb.QueryStreamResponse
+	if err := cp.Unmarshal(b); err != nil {
+		return err
+	}
+	f.sent = append(f.sent, &cp)
 	return nil
 }
 

@@ -338,8 +338,9 @@ func seriesFromWire(cs prompb.ChunkedSeries, labelsOnly bool) (storage.Series, e
 	if labelsOnly {
 		return storage.NewListSeries(lset, nil), nil
 	}
-	parts := make([]storage.Series, 0, len(cs.Chunks))
-	for _, c := range cs.Chunks {
+	chks := make([]chunkenc.Chunk, 0, len(cs.Chunks))
+	ordered := true
+	for i, c := range cs.Chunks {
 		var enc chunkenc.Encoding
 		switch c.Type {
 		case prompb.Chunk_XOR:
@@ -355,16 +356,57 @@ func seriesFromWire(cs prompb.ChunkedSeries, labelsOnly bool) (storage.Series, e
 		if err != nil {
 			return nil, fmt.Errorf("decode chunk from ingester: %w", err)
 		}
-		parts = append(parts, &storage.SeriesEntry{
-			Lset:             lset,
-			SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator { return chk.Iterator(it) },
-		})
+		if i > 0 && c.MinTimeMs <= cs.Chunks[i-1].MaxTimeMs {
+			ordered = false
+		}
+		chks = append(chks, chk)
 	}
-	if len(parts) == 1 {
-		return parts[0], nil
+	switch len(chks) {
+	case 0:
+		return storage.NewListSeries(lset, nil), nil
+	case 1:
+		return &OrderedChunksSeries{Lset: lset, chunks: chks}, nil
 	}
-	// Chunks of one series can overlap (out-of-order head): merge them.
-	return storage.ChainedSeriesMerge(parts...), nil
+	if ordered {
+		return &OrderedChunksSeries{Lset: lset, chunks: chks}, nil
+	}
+	// Chunks that overlap (an out-of-order head) are merged without
+	// duplicates.
+	iterables := make([]chunkenc.Iterable, len(chks))
+	for i, c := range chks {
+		iterables[i] = c
+	}
+	return &storage.SeriesEntry{
+		Lset: lset,
+		SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator {
+			return storage.ChainSampleIteratorFromIterables(it, iterables)
+		},
+	}, nil
+}
+
+// OrderedChunksSeries is a series read from compressed chunks that follow
+// one another in time without overlapping. Readers that only walk forward
+// (Graphite's step alignment) can read OrderedChunks in turn, without the sample
+// merge its Iterator needs to implement Seek.
+type OrderedChunksSeries struct {
+	Lset   labels.Labels
+	chunks []chunkenc.Chunk
+}
+
+func (s *OrderedChunksSeries) Labels() labels.Labels { return s.Lset }
+
+// OrderedChunks returns the chunks, oldest first, none overlapping another.
+func (s *OrderedChunksSeries) OrderedChunks() []chunkenc.Chunk { return s.chunks }
+
+func (s *OrderedChunksSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if len(s.chunks) == 1 {
+		return s.chunks[0].Iterator(it)
+	}
+	iterables := make([]chunkenc.Iterable, len(s.chunks))
+	for i, c := range s.chunks {
+		iterables[i] = c
+	}
+	return storage.ChainSampleIteratorFromIterables(it, iterables)
 }
 
 type listSeriesSet struct {

@@ -46,7 +46,7 @@ func defaults() limits.Limits {
 }
 
 // serveIngester starts a real ingester behind a real gRPC server on loopback.
-func serveIngester(t *testing.T, id string) (*ingester.Ingester, string) {
+func serveIngester(t testing.TB, id string, opts ...func(*ingester.Config)) (*ingester.Ingester, string) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -63,6 +63,9 @@ func serveIngester(t *testing.T, id string) (*ingester.Ingester, string) {
 	cfg.Lifecycler.Addr = "127.0.0.1"
 	cfg.Lifecycler.Port = lis.Addr().(*net.TCPAddr).Port
 	cfg.ShipInterval, cfg.HeadCompactionInterval = time.Minute, time.Minute
+	for _, o := range opts {
+		o(&cfg)
+	}
 	ing, err := ingester.New(cfg, fixedLimits{defaults()}, nil, log.NewNopLogger(), promslog.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), ing))
@@ -79,7 +82,7 @@ func serveIngester(t *testing.T, id string) (*ingester.Ingester, string) {
 }
 
 // readRing is a ring over the given addresses, all ACTIVE, replicating rf times.
-func readRing(t *testing.T, rf int, addrs ...string) *ring.Ring {
+func readRing(t testing.TB, rf int, addrs ...string) *ring.Ring {
 	t.Helper()
 	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
 	t.Cleanup(func() { _ = closer.Close() })
@@ -98,7 +101,7 @@ func readRing(t *testing.T, rf int, addrs ...string) *ring.Ring {
 	return r
 }
 
-func newPool(t *testing.T) *ingclient.Pool {
+func newPool(t testing.TB) *ingclient.Pool {
 	var cfg ingclient.Config
 	flagext.DefaultValues(&cfg)
 	p := ingclient.NewPool(cfg, "", nil, prometheus.NewRegistry())

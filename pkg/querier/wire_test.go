@@ -1,0 +1,94 @@
+package querier
+
+import (
+	"math/rand"
+	"testing"
+
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/stretchr/testify/require"
+)
+
+// wireSeries cuts samples at timestamps ts (value = timestamp/10) into XOR
+// chunks of at most per samples each.
+func wireSeries(t *testing.T, ts []int64, per int) prompb.ChunkedSeries {
+	t.Helper()
+	cs := prompb.ChunkedSeries{Labels: []prompb.Label{{Name: "__name__", Value: "x"}}}
+	for len(ts) > 0 {
+		n := min(per, len(ts))
+		chk := chunkenc.NewXORChunk()
+		app, err := chk.Appender()
+		require.NoError(t, err)
+		for _, tt := range ts[:n] {
+			app.Append(0, tt, float64(tt)/10)
+		}
+		cs.Chunks = append(cs.Chunks, prompb.Chunk{MinTimeMs: ts[0], MaxTimeMs: ts[n-1], Type: prompb.Chunk_XOR, Data: chk.Bytes()})
+		ts = ts[n:]
+	}
+	return cs
+}
+
+// TestSeriesFromWireOrderedChunks: a series of consecutive chunks reads, with
+// any mix of Next and Seek, the same samples as the samples themselves.
+func TestSeriesFromWireOrderedChunks(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for round := 0; round < 200; round++ {
+		var ts []int64
+		for tt, n := int64(rng.Intn(50)), rng.Intn(400); len(ts) < n; tt += 1 + int64(rng.Intn(30)) {
+			ts = append(ts, tt)
+		}
+		s, err := seriesFromWire(wireSeries(t, ts, 1+rng.Intn(130)), false)
+		require.NoError(t, err)
+		it := s.Iterator(nil)
+		pos := -1 // index in ts of the sample the iterator is at
+		for step := 0; step < 60; step++ {
+			if rng.Intn(2) == 0 {
+				vt := it.Next()
+				pos++
+				if pos >= len(ts) {
+					require.Equal(t, chunkenc.ValNone, vt, "round %d", round)
+					break
+				}
+			} else {
+				// Seek to a random time around the current position, also
+				// backwards (a no-op) and between samples.
+				target := int64(5)
+				if len(ts) > 0 {
+					target = int64(rng.Intn(int(ts[len(ts)-1]+1+40))) - 20
+				}
+				vt := it.Seek(target)
+				next := max(pos, 0)
+				for next < len(ts) && ts[next] < target {
+					next++
+				}
+				pos = next
+				if pos >= len(ts) {
+					require.Equal(t, chunkenc.ValNone, vt, "round %d seek %d", round, target)
+					break
+				}
+				require.Equal(t, chunkenc.ValFloat, vt)
+			}
+			gotT, gotV := it.At()
+			require.Equal(t, ts[pos], gotT, "round %d step %d", round, step)
+			require.Equal(t, float64(ts[pos])/10, gotV)
+		}
+		require.NoError(t, it.Err())
+	}
+}
+
+// TestSeriesFromWireOverlappingChunks: overlapping chunks (an out-of-order
+// head) are merged in time order without duplicates.
+func TestSeriesFromWireOverlappingChunks(t *testing.T) {
+	a := wireSeries(t, []int64{10, 20, 30, 40}, 10)
+	b := wireSeries(t, []int64{15, 30, 35}, 10)
+	a.Chunks = append(a.Chunks, b.Chunks...)
+	s, err := seriesFromWire(a, false)
+	require.NoError(t, err)
+	var got []int64
+	it := s.Iterator(nil)
+	for it.Next() == chunkenc.ValFloat {
+		tt, _ := it.At()
+		got = append(got, tt)
+	}
+	require.Equal(t, []int64{10, 15, 20, 30, 35, 40}, got)
+}

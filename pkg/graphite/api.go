@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -508,8 +509,8 @@ func globbedPrefix(query string) bool {
 }
 
 // completerPaths answers a query with a globbed prefix with the real paths
-// it matches, with one labels-only Select per brace expansion of the query
-// (the series under the matching paths).
+// it matches, with one lookup of series names per brace expansion of the
+// query.
 func (a *API) completerPaths(ctx context.Context, query string, from, until int64) ([]node, error) {
 	q, err := a.queryable.Querier(from*1000, until*1000)
 	if err != nil {
@@ -520,7 +521,7 @@ func (a *API) completerPaths(ctx context.Context, query string, from, until int6
 	if err != nil {
 		return nil, err
 	}
-	byPath := map[string]node{}
+	var found []node
 	for _, glob := range expandDottedBraces(query) {
 		parts, err := splitNodes(glob)
 		if err != nil {
@@ -534,36 +535,43 @@ func (a *API) completerPaths(ctx context.Context, query string, from, until int6
 			return nil, badRequest("query %q: %v", query, err)
 		}
 		ms = append(ms, labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(depth-1), ""))
-		before := len(byPath)
-		set := q.Select(ctx, false, &storage.SelectHints{Start: from * 1000, End: until * 1000, Func: "series"}, ms...)
-		elems := make([]string, depth)
-		for set.Next() {
-			ls := set.At().Labels()
-			for j := range elems {
-				elems[j] = ls.Get(NodeLabel(j))
-			}
-			p := strings.Join(elems, ".")
-			leaf := ls.Get(NodeCountLabel) == strconv.Itoa(depth)
-			if old, ok := byPath[p]; ok {
-				if !leaf || old.leaf {
-					continue
-				}
-			}
-			byPath[p] = node{path: p, name: elems[depth-1], leaf: leaf}
-		}
-		if err := set.Err(); err != nil {
+		// The name of an untagged series is its whole path: the distinct
+		// names under the glob (one label-values lookup, not a series per
+		// path over the wire) give the matching paths, cut to the query's
+		// depth.
+		names, _, err := q.LabelValues(ctx, labels.MetricName, nil, ms...)
+		if err != nil {
 			return nil, storageError(err)
 		}
-		if err := f.charge(len(byPath)-before, 0); err != nil {
+		if err := f.charge(len(names), 0); err != nil {
 			return nil, err
 		}
+		for _, name := range names {
+			elems := strings.SplitN(name, ".", depth+1)
+			if len(elems) < depth {
+				continue // not a path this deep (the matchers rule it out)
+			}
+			n := node{path: name, name: elems[depth-1], leaf: len(elems) == depth}
+			if !n.leaf {
+				n.path = name[:len(name)-len(elems[depth])-1]
+			}
+			found = append(found, n)
+		}
 	}
-	out := make([]node, 0, len(byPath))
-	for _, n := range byPath {
-		out = append(out, n)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
-	return out, nil
+	// One node per path; a path that is both a leaf and a branch is a leaf.
+	slices.SortFunc(found, func(a, b node) int {
+		if c := strings.Compare(a.path, b.path); c != 0 {
+			return c
+		}
+		if a.leaf == b.leaf {
+			return 0
+		}
+		if a.leaf {
+			return -1
+		}
+		return 1
+	})
+	return slices.CompactFunc(found, func(a, b node) bool { return a.path == b.path }), nil
 }
 
 // Find is /graphite/metrics/find.

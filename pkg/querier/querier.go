@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -309,21 +310,50 @@ func (iq *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelH
 func (iq *ingesterQuerier) Close() error { return nil }
 
 func mergeStrings(results []any, hints *storage.LabelHints) []string {
-	seen := map[string]struct{}{}
+	// Each source answers sorted values (a TSDB's label values are); merging
+	// sorted lists is linear, where hashing and sorting 100 000 names (a
+	// Graphite find) was most of the querier's work.
+	var out []string
 	for _, r := range results {
-		for _, s := range r.([]string) {
-			seen[s] = struct{}{}
+		vals := r.([]string)
+		if !slices.IsSorted(vals) {
+			vals = slices.Clone(vals)
+			slices.Sort(vals)
 		}
+		out = mergeSorted(out, slices.Compact(vals))
 	}
-	out := make([]string, 0, len(seen))
-	for s := range seen {
-		out = append(out, s)
-	}
-	sort.Strings(out)
 	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
 		out = out[:hints.Limit]
 	}
 	return out
+}
+
+// mergeSorted merges two sorted lists without duplicates into one.
+func mergeSorted(a, b []string) []string {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]string, 0, max(len(a), len(b)))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case a[i] > b[j]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
 }
 
 // seriesFromWire turns streamed chunks back into a series whose iterator

@@ -2,9 +2,11 @@ package querier
 
 import (
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/stretchr/testify/require"
 )
@@ -91,4 +93,42 @@ func TestSeriesFromWireOverlappingChunks(t *testing.T) {
 		got = append(got, tt)
 	}
 	require.Equal(t, []int64{10, 15, 20, 30, 35, 40}, got)
+}
+
+// TestMergeStrings: the values of several sources, sorted or not and with
+// duplicates within and across them, merge into one sorted list of distinct
+// values, cut at the hint's limit.
+func TestMergeStrings(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for round := 0; round < 200; round++ {
+		var results []any
+		distinct := map[string]bool{}
+		for s := rng.Intn(4); s > 0; s-- {
+			var vals []string
+			for n := rng.Intn(30); n > 0; n-- {
+				v := string(rune('a' + rng.Intn(26)))
+				vals = append(vals, v)
+				distinct[v] = true
+			}
+			if rng.Intn(2) == 0 {
+				slices.Sort(vals)
+			}
+			results = append(results, vals)
+		}
+		want := make([]string, 0, len(distinct))
+		for v := range distinct {
+			want = append(want, v)
+		}
+		slices.Sort(want)
+		limit := rng.Intn(30)
+		if limit > 0 && len(want) > limit {
+			want = want[:limit]
+		}
+		got := mergeStrings(results, &storage.LabelHints{Limit: limit})
+		if len(want) == 0 {
+			require.Empty(t, got, "round %d", round)
+			continue
+		}
+		require.Equal(t, want, got, "round %d", round)
+	}
 }

@@ -88,13 +88,7 @@ func (f *fetcher) charge(n int, points int64) error {
 	defer f.mtx.Unlock()
 	f.series += n
 	f.points += int64(n) * points
-	if l := f.lim.GraphiteMaxSeriesPerRender; l > 0 && f.series > l {
-		return &LimitError{ID: ErrIDMaxSeriesPerRender, Msg: fmt.Sprintf("the request fetches more than %d series; narrow the globs or raise the per-tenant limit graphite_max_series_per_render (-graphite.max-series-per-render)", l)}
-	}
-	if l := f.lim.GraphiteMaxPointsPerRender; l > 0 && f.points > int64(l) {
-		return &LimitError{ID: ErrIDMaxPointsPerRender, Msg: fmt.Sprintf("the request fetches more than %d points (series × intervals of graphite_step); shorten the time range, narrow the globs or raise the per-tenant limit graphite_max_points_per_render (-graphite.max-points-per-render)", l)}
-	}
-	return nil
+	return RenderLimitError(f.lim.GraphiteMaxSeriesPerRender, f.lim.GraphiteMaxPointsPerRender, f.series, f.points)
 }
 
 // FetchPath returns the untagged series whose path matches glob, on the

@@ -70,6 +70,7 @@ type Frontend struct {
 	canceled           *prometheus.CounterVec
 	queriersGone       prometheus.Counter
 	graphiteUnsplit    *prometheus.CounterVec
+	graphiteRefetched  prometheus.Counter
 }
 
 // executor runs one request on a querier that pulls work.
@@ -150,6 +151,10 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 		Name: "meridian_frontend_graphite_unsplit_renders_total",
 		Help: "Graphite renders the query-frontend answered unsplit and uncached, by reason: \"not_pointwise\" (a target uses a function that is not point-wise in time, or parameters the split cannot honour), \"part_refused\" (the querier refused a part with a 4xx) or \"series_differ\" (the parts fetched different series).",
 	}, []string{"reason"})
+	f.graphiteRefetched = promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "meridian_frontend_graphite_refetched_targets_total",
+		Help: "Targets of split Graphite renders whose cached parts held other series than the render's range (series came or went) and were fetched again whole.",
+	})
 	for _, r := range []string{"not_pointwise", "part_refused", "series_differ"} {
 		f.graphiteUnsplit.WithLabelValues(r)
 	}

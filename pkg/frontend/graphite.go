@@ -181,41 +181,208 @@ func (f *Frontend) graphiteRender(r *http.Request, ds downstreamRequest, lim Ten
 	}
 	useCache := f.cache != nil && !noStore(r.Header)
 	points := (q.end - q.start) / q.step
+	whole := timeRange{q.grid.start, q.grid.end}
 	targets := make([]*graphiteTarget, len(q.params.Targets))
-	type job struct {
-		t *graphiteTarget
-		i int
-	}
-	var jobs []job
 	for ti, target := range q.params.Targets {
 		t := &graphiteTarget{target: target, key: graphiteCacheKey(ds.tenant, q.step, target)}
 		targets[ti] = t
-		gaps := []timeRange{{q.grid.start, q.grid.end}}
+		gaps := []timeRange{whole}
 		ql.points += points
 		if useCache {
 			t.cached = f.cache.get(ctx, t.key)
-			t.hits, gaps = lookup(timeRange{q.grid.start, q.grid.end}, t.cached, q.grid.step)
+			t.hits, gaps = lookup(whole, t.cached, q.grid.step)
 			f.cacheHits.Add(float64(len(t.hits)))
 			f.cacheMisses.Add(float64(len(gaps)))
 			for _, p := range t.hits {
 				ql.cachedPoints += (p.r.end-p.r.start)/q.grid.step + 1
 			}
 		}
-		for _, g := range gaps {
-			t.jobs = append(t.jobs, splitByInterval(g.start, g.end, q.grid.step, f.cfg.SplitInterval.Milliseconds())...)
+		t.split(gaps, q, f.cfg.SplitInterval)
+		if len(t.jobs) == 0 && !sameSeriesRange(t.hits, q) {
+			t.probe(q)
 		}
-		t.fetched = make([]part, len(t.jobs))
+	}
+	if a := f.fetchGraphiteTargets(ctx, ds, lim, q, targets, ql); a != nil {
+		return a
+	}
+
+	var all []*functions.Series
+	var fetches [][]string
+	for _, t := range targets {
+		merged := t.merge()
+		fetched, series, ok := decodeGraphiteTarget(merged, q)
+		if ok {
+			merged = withSeriesRange(merged, q)
+		}
+		if useCache && len(t.jobs) > 0 {
+			f.cacheGraphite(ctx, q, t, merged)
+		}
+		if !ok && len(t.hits) > 0 {
+			// The cached parts were fetched for renders whose ranges held
+			// other series than this one's: fetch the whole range again,
+			// for this render's series, and replace them.
+			f.graphiteRefetched.Inc()
+			t.hits, t.cached = nil, nil
+			t.split([]timeRange{whole}, q, f.cfg.SplitInterval)
+			if a := f.fetchGraphiteTargets(ctx, ds, lim, q, []*graphiteTarget{t}, ql); a != nil {
+				return a
+			}
+			merged = t.merge()
+			fetched, series, ok = decodeGraphiteTarget(merged, q)
+			if ok {
+				merged = withSeriesRange(merged, q)
+			}
+			if useCache {
+				f.cacheGraphite(ctx, q, t, merged)
+			}
+		}
+		if !ok {
+			// The parts disagree on the series although they were fetched
+			// together (data arrived meanwhile, or a function's output
+			// depends on more than it should): answer unsplit.
+			f.graphiteUnsplit.WithLabelValues("series_differ").Inc()
+			ql.downstream++
+			return f.proxy(ctx, ds, lim)
+		}
+		fetches = append(fetches, fetched...)
+		all = append(all, series...)
+	}
+	if err := graphiteBudget(lim, fetches, points); err != nil {
+		return plainErrorAnswer(http.StatusUnprocessableEntity, err.Error())
+	}
+	all = graphite.ConsolidateRender(all, q.params.MaxDataPoints)
+	var buf bytes.Buffer
+	graphite.WriteRender(&buf, all, q.params.Format, q.params.NoNullPoints)
+	h := http.Header{}
+	h.Set("Content-Type", graphite.RenderContentType(q.params.Format))
+	return &answer{status: http.StatusOK, header: h, body: buf.Bytes()}
+}
+
+// split sets t's jobs to the gaps split at multiples of the split interval.
+func (t *graphiteTarget) split(gaps []timeRange, q graphiteRenderQuery, interval time.Duration) {
+	t.jobs = nil
+	for _, g := range gaps {
+		t.jobs = append(t.jobs, splitByInterval(g.start, g.end, q.grid.step, interval.Milliseconds())...)
+	}
+	t.fetched = make([]part, len(t.jobs))
+}
+
+// sameSeriesRange reports whether every cached part is known to have the
+// series of q's own range: it was fetched, or confirmed, for a render of
+// exactly that range (see graphiteRangeLabel).
+func sameSeriesRange(hits []part, q graphiteRenderQuery) bool {
+	want := model.LabelValue(q.seriesRange())
+	for _, p := range hits {
+		covered := 0
+		for _, s := range p.m {
+			if s.Metric[graphiteRangeLabel] == want {
+				covered += len(s.Values)
+			}
+		}
+		if int64(covered) != (p.r.end-p.r.start)/q.grid.step+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// maxSeriesRanges bounds the render ranges a cached target remembers as
+// confirmed (each is one sample per interval).
+const maxSeriesRanges = 8
+
+// withSeriesRange returns the merged matrix of a target whose parts all
+// have the series of q's range (decodeGraphiteTarget succeeded), marked as
+// confirmed for q's range everywhere. A range confirmed before (on some
+// of the parts) stays confirmed, now on all of them: a confirmation says
+// that the range's series are those of the header, and one header holds
+// everywhere. At most maxSeriesRanges are kept.
+func withSeriesRange(m model.Matrix, q graphiteRenderQuery) model.Matrix {
+	want := model.LabelValue(q.seriesRange())
+	out := make(model.Matrix, 0, len(m)+1)
+	var header *model.SampleStream
+	var ranges []*model.SampleStream
+	for _, s := range m {
+		if r, ok := s.Metric[graphiteRangeLabel]; ok {
+			if r != want {
+				ranges = append(ranges, s)
+			}
+			continue
+		}
+		if _, ok := s.Metric[graphiteHeaderLabel]; ok {
+			header = s
+		}
+		out = append(out, s)
+	}
+	if header == nil {
+		return m
+	}
+	out = append(out, &model.SampleStream{Metric: model.Metric{graphiteRangeLabel: want}, Values: header.Values})
+	for _, r := range ranges[:min(len(ranges), maxSeriesRanges-1)] {
+		out = append(out, &model.SampleStream{Metric: r.Metric, Values: header.Values})
+	}
+	return out
+}
+
+// probe fetches the last interval of a render whose parts are all cached,
+// but for the series of other ranges: the part fetched for q's range
+// shows q's series, which the cached parts must then have too.
+func (t *graphiteTarget) probe(q graphiteRenderQuery) {
+	last := len(t.hits) - 1
+	if last < 0 {
+		return
+	}
+	p := t.hits[last]
+	r := timeRange{p.r.start, p.r.end - q.grid.step}
+	if r.start > r.end {
+		t.hits = t.hits[:last]
+	} else {
+		t.hits[last] = part{r: r, m: extract(p.m, r), cached: true}
+	}
+	t.jobs = []timeRange{{p.r.end, p.r.end}}
+	t.fetched = make([]part, 1)
+}
+
+// merge is t's cached and fetched parts in one matrix.
+func (t *graphiteTarget) merge() model.Matrix {
+	parts := append(append([]part{}, t.hits...), t.fetched...)
+	sortParts(parts)
+	ms := make([]model.Matrix, len(parts))
+	for i, p := range parts {
+		ms[i] = p.m
+	}
+	return concat(ms...)
+}
+
+// cacheGraphite stores what t fetched. Graphite points are interval
+// starts: an interval is cached only when all of it is older than the
+// freshness cutoff.
+func (f *Frontend) cacheGraphite(ctx context.Context, q graphiteRenderQuery, t *graphiteTarget, merged model.Matrix) {
+	cutoff := f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli() - q.grid.step
+	if e, ok := newExtent(q.grid, merged, t.fetched, cutoff); ok {
+		f.cache.add(ctx, t.key, t.cached, e, q.grid.step)
+	}
+}
+
+// fetchGraphiteTargets runs the jobs of targets downstream, in parallel up
+// to the tenant's max query parallelism. A part the querier refused makes
+// the whole render go unsplit.
+func (f *Frontend) fetchGraphiteTargets(ctx context.Context, ds downstreamRequest, lim TenantLimits, q graphiteRenderQuery, targets []*graphiteTarget, ql *queryLog) *answer {
+	type job struct {
+		t *graphiteTarget
+		i int
+	}
+	var jobs []job
+	for _, t := range targets {
 		for i := range t.jobs {
 			jobs = append(jobs, job{t, i})
 		}
 	}
-	ql.downstream = len(jobs)
+	ql.downstream += len(jobs)
 	f.splitQueries.Add(float64(len(jobs)))
-
 	fail := runJobs(ctx, lim.MaxQueryParallelism, len(jobs), func(ctx context.Context, i int) *answer {
 		j := jobs[i]
 		rng := j.t.jobs[j.i]
-		m, a := f.fetchGraphitePart(ctx, ds, lim, j.t.target, rng, q.step)
+		m, a := f.fetchGraphitePart(ctx, ds, lim, j.t.target, rng, q)
 		if a != nil {
 			return a
 		}
@@ -227,53 +394,7 @@ func (f *Frontend) graphiteRender(r *http.Request, ds downstreamRequest, lim Ten
 		ql.downstream++
 		return f.proxy(ctx, ds, lim)
 	}
-	if fail != nil {
-		return fail
-	}
-
-	var all []*functions.Series
-	var fetches [][]string
-	unsplit := false
-	for _, t := range targets {
-		parts := append(append([]part{}, t.hits...), t.fetched...)
-		sortParts(parts)
-		ms := make([]model.Matrix, len(parts))
-		for i, p := range parts {
-			ms[i] = p.m
-		}
-		merged := concat(ms...)
-		if useCache && len(t.jobs) > 0 {
-			// Graphite points are interval starts: an interval is cached
-			// only when all of it is older than the freshness cutoff.
-			cutoff := f.now().Add(-f.cfg.MaxCacheFreshness).UnixMilli() - q.grid.step
-			if e, ok := newExtent(q.grid, merged, t.fetched, cutoff); ok {
-				f.cache.add(ctx, t.key, t.cached, e, q.grid.step)
-			}
-		}
-		fetched, series, ok := decodeGraphiteTarget(merged, q)
-		if !ok {
-			unsplit = true
-			continue
-		}
-		fetches = append(fetches, fetched...)
-		all = append(all, series...)
-	}
-	if unsplit {
-		// Some part fetched other series than another: the unsplit answer
-		// would hold series (or values of them) that no single part shows.
-		f.graphiteUnsplit.WithLabelValues("series_differ").Inc()
-		ql.downstream++
-		return f.proxy(ctx, ds, lim)
-	}
-	if err := graphiteBudget(lim, fetches, points); err != nil {
-		return plainErrorAnswer(http.StatusUnprocessableEntity, err.Error())
-	}
-	all = graphite.ConsolidateRender(all, q.params.MaxDataPoints)
-	var buf bytes.Buffer
-	graphite.WriteRender(&buf, all, q.params.Format, q.params.NoNullPoints)
-	h := http.Header{}
-	h.Set("Content-Type", graphite.RenderContentType(q.params.Format))
-	return &answer{status: http.StatusOK, header: h, body: buf.Bytes()}
+	return fail
 }
 
 // graphiteBudget checks the merged render against the tenant's render
@@ -299,7 +420,8 @@ func graphiteBudget(lim TenantLimits, fetches [][]string, points int64) error {
 // fetchGraphitePart renders target for the intervals whose starts are the
 // points of r (Unix milliseconds) downstream, in graphite.FormatPart, as a
 // matrix the results cache can keep (see graphitePartMatrix).
-func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, lim TenantLimits, target string, r timeRange, step int64) (model.Matrix, *answer) {
+func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, lim TenantLimits, target string, r timeRange, q graphiteRenderQuery) (model.Matrix, *answer) {
+	step := q.step
 	first, last := r.start/1000, r.end/1000
 	form := url.Values{}
 	form.Set("target", target)
@@ -307,6 +429,10 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 	form.Set("from", strconv.FormatInt(first-step, 10))
 	form.Set("until", strconv.FormatInt(last, 10))
 	form.Set("format", graphite.FormatPart)
+	// Every part has the series of the whole render, as the unsplit one.
+	form.Set("seriesFrom", strconv.FormatInt(q.start-step, 10))
+	form.Set("seriesUntil", strconv.FormatInt(q.end-step, 10))
+	seriesRange := q.seriesRange()
 	ds.method, ds.form = http.MethodPost, form
 	ans := f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
 	if ans.status != http.StatusOK {
@@ -319,7 +445,7 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 	if err := json.Unmarshal(ans.body, &p); err != nil {
 		return nil, plainErrorAnswer(http.StatusBadGateway, "decode the querier's answer to a Graphite render part: "+err.Error())
 	}
-	m, err := graphitePartMatrix(p, r, step)
+	m, err := graphitePartMatrix(p, r, step, seriesRange)
 	if err != nil {
 		level.Debug(f.logger).Log("msg", "graphite render part cannot be merged; answering unsplit", "tenant", ds.tenant, "target", target, "err", err)
 		return nil, errGraphiteUnsplit
@@ -332,12 +458,19 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 // one sample per interval so that the cache's extents keep it for every
 // interval; data series carry the header's hash and their index in it.
 // Extents joined by the cache keep one header series only where the
-// adjacent parts agree on it.
+// adjacent parts agree on it. The range series names the render range
+// whose series the part was fetched for (seriesFrom:seriesUntil).
 const (
 	graphiteHeaderLabel = "__graphite_header__"
 	graphiteHashLabel   = "__graphite_header_hash__"
 	graphiteIndexLabel  = "__graphite_index__"
+	graphiteRangeLabel  = "__graphite_series_range__"
 )
+
+// seriesRange names q's range for graphiteRangeLabel.
+func (q graphiteRenderQuery) seriesRange() string {
+	return strconv.FormatInt(q.start, 10) + ":" + strconv.FormatInt(q.end, 10)
+}
 
 // graphiteHeader is what a render part's series are, without values.
 type graphiteHeader struct {
@@ -355,7 +488,7 @@ type graphiteSeriesMeta struct {
 
 // graphitePartMatrix converts a part answered for the intervals starting at
 // the points of r. Every series must cover exactly those intervals.
-func graphitePartMatrix(p graphite.Part, r timeRange, step int64) (model.Matrix, error) {
+func graphitePartMatrix(p graphite.Part, r timeRange, step int64, seriesRange string) (model.Matrix, error) {
 	stepMs := step * 1000
 	n := int((r.end-r.start)/stepMs + 1)
 	h := graphiteHeader{Fetched: p.Fetched, Series: make([]graphiteSeriesMeta, len(p.Series))}
@@ -379,7 +512,8 @@ func graphitePartMatrix(p graphite.Part, r timeRange, step int64) (model.Matrix,
 	for i := range n {
 		hs.Values[i] = model.SamplePair{Timestamp: model.Time(r.start + int64(i)*stepMs)}
 	}
-	m = append(m, hs)
+	rs := &model.SampleStream{Metric: model.Metric{graphiteRangeLabel: model.LabelValue(seriesRange)}, Values: hs.Values}
+	m = append(m, hs, rs)
 	for i, s := range p.Series {
 		ss := &model.SampleStream{
 			Metric: model.Metric{graphiteHashLabel: model.LabelValue(hash), graphiteIndexLabel: model.LabelValue(strconv.Itoa(i))},
@@ -420,7 +554,7 @@ func decodeGraphiteTarget(m model.Matrix, q graphiteRenderQuery) (fetched [][]st
 	hash := model.LabelValue(hex.EncodeToString(sum[:16]))
 	out = make([]*functions.Series, len(h.Series))
 	for _, s := range m {
-		if s == header {
+		if _, isRange := s.Metric[graphiteRangeLabel]; isRange || s == header {
 			continue
 		}
 		i, err := strconv.Atoi(string(s.Metric[graphiteIndexLabel]))

@@ -118,6 +118,7 @@ func TestGraphiteRenderSplitEqualsUnsplit(t *testing.T) {
 		{"until one second before an hour", graphiteT0 + 59, graphiteT0 + 3*hr - 1, 3},
 		{"shorter than a part, across a boundary", graphiteT0 + hr - 150, graphiteT0 + hr + 30, 2},
 		{"inside one part", graphiteT0 + 600, graphiteT0 + 1234, 1},
+		{"partly after the data", graphiteT0 + 5*hr + 100, graphiteT0 + 7*hr, 3},
 	}
 	targets := []string{
 		"srv.web*.cpu",
@@ -147,14 +148,18 @@ func TestGraphiteRenderSplitEqualsUnsplit(t *testing.T) {
 		require.Equal(t, string(want), string(got), "%v", params)
 		return calls
 	}
-	for _, w := range windows {
+	for wi, w := range windows {
 		for _, target := range targets {
 			params := renderParams(w.from, w.until, target)
 			calls := check(params)
 			require.Equal(t, len(calls), splitCalls(calls), "%s %s: every call asks for a part: %v", w.name, target, calls)
-			if len(calls) > 0 { // the first target of a window fills the cache
+			// The first target of the first window fills the cache; the
+			// later windows fetch the parts that are not cached, or probe
+			// the last interval for the window's series.
+			if wi == 0 {
 				require.Equal(t, w.parts, len(calls), "%s %s", w.name, target)
 			}
+			require.LessOrEqual(t, len(calls), w.parts, "%s %s", w.name, target)
 			// Consolidation and the other formats, from the cache.
 			for _, extra := range []url.Values{
 				{"maxDataPoints": {"50"}}, {"maxDataPoints": {"7"}}, {"maxDataPoints": {"1"}},
@@ -268,33 +273,76 @@ func TestGraphiteRenderMaxCacheFreshness(t *testing.T) {
 	require.Equal(t, string(want), string(got))
 }
 
-func TestGraphiteRenderSeriesDifferAnswersUnsplit(t *testing.T) {
+func TestGraphiteRenderSeriesComeAndGo(t *testing.T) {
 	d := newGraphiteDownstream(t)
 	f, _ := startGraphiteFrontend(t, d, graphiteTestLimits)
 	h := f.Handler()
-	// srv.new.cpu exists from the 4th hour only: a part before it fetches
-	// fewer series, and countSeries, transformNull or alias would differ.
-	for i, target := range []string{"countSeries(srv.*.cpu)", "transformNull(srv.*.cpu, 0)", "alias(srv.*.cpu, 'x')",
-		"divideSeries(srv.db1.cpu, srv.new.cpu)", // named divideSeries(srv.db1.cpu,MISSING) where srv.new.cpu has no data
-		"srv.web1.cpu",                           // parts after the data hold no series
-	} {
-		params := renderParams(graphiteT0+100, graphiteT0+5*3600, target)
-		if i == 4 {
-			params = renderParams(graphiteT0+5*3600+100, graphiteT0+7*3600, target)
-		}
+	ctx := context.Background()
+	compare := func(params url.Values) []call {
+		t.Helper()
 		d.takeCalls()
-		code, got := do(context.Background(), h, "t1", "/graphite/render", params, nil)
+		code, got := do(ctx, h, "t1", "/graphite/render", params, nil)
 		calls := d.takeCalls()
-		require.Equal(t, 1, len(calls)-splitCalls(calls), "%s: one unsplit request: %v", target, calls)
 		wantCode, want := direct(t, d, "t1", "/graphite/render", params)
-		require.Equal(t, wantCode, code)
-		require.Equal(t, string(want), string(got))
-		require.Equal(t, float64(i+1), testutil.ToFloat64(f.graphiteUnsplit.WithLabelValues("series_differ")))
+		d.takeCalls()
+		require.Equal(t, wantCode, code, "%v", params)
+		require.Equal(t, string(want), string(got), "%v", params)
+		return calls
 	}
-	// A part the querier refuses (two divisor series from the 4th hour on)
-	// is answered unsplit, in the querier's words.
+	// srv.new.cpu has data from the 4th hour on: parts before it still
+	// have it (all null), so countSeries, transformNull, alias and
+	// divideSeries's MISSING name are those of the whole range.
+	for _, target := range []string{"countSeries(srv.*.cpu)", "transformNull(srv.*.cpu, 0)", "alias(srv.*.cpu, 'x')",
+		"divideSeries(srv.db1.cpu, srv.new.cpu)", "srv.new.cpu",
+	} {
+		for _, w := range [][2]int64{
+			{graphiteT0 + 100, graphiteT0 + 5*3600},          // across the start of srv.new.cpu
+			{graphiteT0 + 100, graphiteT0 + 2*3600},          // before it
+			{graphiteT0 + 5*3600 + 100, graphiteT0 + 7*3600}, // partly after all data
+		} {
+			calls := compare(renderParams(w[0], w[1], target))
+			require.Equal(t, len(calls), splitCalls(calls), "%s %v: split", target, w)
+		}
+	}
+	require.Zero(t, testutil.ToFloat64(f.graphiteUnsplit.WithLabelValues("series_differ")))
+
+	// The cached parts of the 2h render know 3 series of srv.*.cpu; the
+	// 5h render has 4 in its range: its target is fetched again whole, and
+	// its parts replace the cached ones.
+	refetched := testutil.ToFloat64(f.graphiteRefetched)
+	target := "sumSeries(scale(srv.*.cpu, 2))"
+	compare(renderParams(graphiteT0+100, graphiteT0+2*3600, target))
+	require.Equal(t, refetched, testutil.ToFloat64(f.graphiteRefetched))
+	calls := compare(renderParams(graphiteT0+100, graphiteT0+5*3600, target))
+	require.Equal(t, refetched+1, testutil.ToFloat64(f.graphiteRefetched))
+	require.Equal(t, 4+6, splitCalls(calls), "the 4 missing parts, then all 6 parts")
+	require.Empty(t, compare(renderParams(graphiteT0+100, graphiteT0+5*3600, target)), "then answered from the cache")
+
+	// Back to the 2h render: all cached, but for the 5h render's series.
+	// The last interval, fetched for the 2h render's series, shows 3 where
+	// the cached parts have 4: fetched again whole (3 parts).
+	calls = compare(renderParams(graphiteT0+100, graphiteT0+2*3600, target))
+	require.Equal(t, 1+3, splitCalls(calls))
+	require.Equal(t, refetched+2, testutil.ToFloat64(f.graphiteRefetched))
+	require.Empty(t, compare(renderParams(graphiteT0+100, graphiteT0+2*3600, target)))
+	// A 2h render 10 minutes earlier has the same series: its new first
+	// intervals (two parts: they cross an hour), fetched for its series,
+	// confirm the cached parts.
+	calls = compare(renderParams(graphiteT0+100-600, graphiteT0+2*3600-600, target))
+	require.Equal(t, 2, splitCalls(calls))
+	require.Equal(t, refetched+2, testutil.ToFloat64(f.graphiteRefetched))
+	// A 1h render inside it is all cached for other ranges: the probe of
+	// its last interval confirms the cached parts.
+	calls = compare(renderParams(graphiteT0+1800, graphiteT0+5400, target))
+	require.Equal(t, 1, splitCalls(calls))
+	require.Equal(t, strconv.FormatInt(graphiteT0+5400-60, 10), calls[0].form.Get("from"))
+	require.Equal(t, refetched+2, testutil.ToFloat64(f.graphiteRefetched))
+	require.Empty(t, compare(renderParams(graphiteT0+1800, graphiteT0+5400, target)))
+
+	// A part the querier refuses (two divisor series) is answered
+	// unsplit, in the querier's words.
 	params := renderParams(graphiteT0+100, graphiteT0+5*3600, "divideSeries(srv.db1.cpu, srv.{web1,new}.cpu)")
-	code, got := do(context.Background(), h, "t1", "/graphite/render", params, nil)
+	code, got := do(ctx, h, "t1", "/graphite/render", params, nil)
 	wantCode, want := direct(t, d, "t1", "/graphite/render", params)
 	require.Equal(t, http.StatusBadRequest, wantCode)
 	require.Equal(t, wantCode, code)

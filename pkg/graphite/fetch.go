@@ -66,6 +66,12 @@ type fetcher struct {
 	queryable storage.Queryable
 	lim       limits.Limits
 	step      int64 // seconds
+	// seriesFrom and seriesUntil, when seriesUntil > seriesFrom, widen the
+	// set of series a fetch returns to those with data in (seriesFrom,
+	// seriesUntil]; those without data in the fetched range are all null.
+	// The query-frontend asks for the parts of a split render this way,
+	// so that every part has the series of the whole render.
+	seriesFrom, seriesUntil int64
 
 	mtx    sync.Mutex
 	series int
@@ -179,6 +185,42 @@ func (f *fetcher) fetch(ctx context.Context, sets [][]*labels.Matcher, pathExpr 
 		}
 		if err := ss.Err(); err != nil {
 			return nil, storageError(err)
+		}
+	}
+	if f.seriesUntil > f.seriesFrom {
+		// The series of the wider range, labels only.
+		ws, we := alignedRange(f.seriesFrom, f.seriesUntil, f.step)
+		wq, err := f.queryable.Querier(ws*1000, we*1000-1)
+		if err != nil {
+			return nil, fmt.Errorf("open storage: %w", err)
+		}
+		defer wq.Close()
+		for _, ms := range sets {
+			ss := wq.Select(ctx, false, &storage.SelectHints{Start: ws * 1000, End: we*1000 - 1, Func: "series"}, ms...)
+			for ss.Next() {
+				ls := ss.At().Labels()
+				h := ls.Hash()
+				if seen[h] {
+					continue
+				}
+				seen[h] = true
+				if err := f.charge(1, int64(n)); err != nil {
+					return nil, err
+				}
+				name, tags := SeriesName(ls)
+				vals := make([]float64, n)
+				for i := range vals {
+					vals[i] = math.NaN()
+				}
+				out = append(out, &functions.Series{
+					Name: name, Tags: tags, PathExpression: pathExpr,
+					Start: start, End: end, Step: f.step, Values: vals,
+					ConsolidationFunc: "average",
+				})
+			}
+			if err := ss.Err(); err != nil {
+				return nil, storageError(err)
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

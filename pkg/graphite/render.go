@@ -27,7 +27,10 @@ const (
 	// every series with its metadata and exact values, and the series each
 	// fetch returned, so that the frontend can merge the answers of time
 	// splits and consolidate and encode them itself. maxDataPoints and
-	// noNullPoints are ignored with it.
+	// noNullPoints are ignored with it; with it, the parameters seriesFrom
+	// and seriesUntil (Unix seconds) make every fetch return the series
+	// with data in (seriesFrom, seriesUntil], all null where they have no
+	// data in (from, until].
 	FormatPart = "meridian-part"
 )
 
@@ -39,6 +42,9 @@ type RenderParams struct {
 	MaxDataPoints int   // 0: no consolidation
 	Format        string
 	NoNullPoints  bool
+	// SeriesFrom and SeriesUntil are FormatPart's wider range for the set
+	// of series (both 0 when not given).
+	SeriesFrom, SeriesUntil int64
 }
 
 // ParseRenderParams reads the parameters of /graphite/render from form
@@ -64,6 +70,14 @@ func ParseRenderParams(form url.Values, now time.Time) (RenderParams, error) {
 	case FormatJSON, FormatCSV, FormatRaw, FormatPart:
 	default:
 		return RenderParams{}, badRequest("format=%q is not supported; use json, csv or raw", p.Format)
+	}
+	if p.Format == FormatPart && (form.Get("seriesFrom") != "" || form.Get("seriesUntil") != "") {
+		sf, err1 := strconv.ParseInt(form.Get("seriesFrom"), 10, 64)
+		su, err2 := strconv.ParseInt(form.Get("seriesUntil"), 10, 64)
+		if err1 != nil || err2 != nil || sf >= su {
+			return RenderParams{}, badRequest("seriesFrom=%q and seriesUntil=%q must be Unix seconds, seriesFrom before seriesUntil", form.Get("seriesFrom"), form.Get("seriesUntil"))
+		}
+		p.SeriesFrom, p.SeriesUntil = sf, su
 	}
 	for _, t := range form["target"] {
 		if strings.TrimSpace(t) != "" {
@@ -92,6 +106,7 @@ func (a *API) render(w http.ResponseWriter, r *http.Request) error {
 	req := &functions.Request{From: p.From, Until: p.Until, MaxDataPoints: p.MaxDataPoints, Fetcher: f}
 	var rec *recordingFetcher
 	if p.Format == FormatPart {
+		f.seriesFrom, f.seriesUntil = p.SeriesFrom, p.SeriesUntil
 		rec = &recordingFetcher{f: f}
 		req.Fetcher, req.MaxDataPoints = rec, 0
 	}

@@ -390,3 +390,39 @@ func TestPointwiseTarget(t *testing.T) {
 		require.Equal(t, want, pointwiseTarget(x), target)
 	}
 }
+
+func TestGraphiteRenderSharedCache(t *testing.T) {
+	d := newGraphiteDownstream(t)
+	f, _ := startGraphiteFrontend(t, d, graphiteTestLimits)
+	// memcached or redis: extents go through their JSON encoding.
+	kv := &mapKV{m: map[string][]byte{}}
+	f.cache = &remoteCache{kv: kv, ttl: time.Hour, logger: log.NewNopLogger(),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})}
+	h := f.Handler()
+	ctx := context.Background()
+	for _, target := range []string{
+		"srv.web*.cpu",                                  // nulls
+		"scale(scale(srv.db1.cpu, 1e308), 10)",          // +Inf
+		"aliasByTags(seriesByTag('name=disk'), 'host')", // tags
+	} {
+		for _, w := range [][2]int64{{graphiteT0 + 100, graphiteT0 + 4*3600}, {graphiteT0 + 1900, graphiteT0 + 5*3600}} {
+			params := renderParams(w[0], w[1], target)
+			params.Set("maxDataPoints", "100")
+			wantCode, want := direct(t, d, "t1", "/graphite/render", params)
+			require.Equal(t, http.StatusOK, wantCode)
+			if strings.Contains(target, "1e308") {
+				require.Contains(t, string(want), "1e9999", "the answer has infinities")
+			}
+			for _, pass := range []string{"cold", "warm"} {
+				d.takeCalls()
+				code, got := do(ctx, h, "t1", "/graphite/render", params, nil)
+				require.Equal(t, wantCode, code)
+				require.Equal(t, string(want), string(got), "%s %s", target, pass)
+				if pass == "warm" {
+					require.Empty(t, d.takeCalls(), target)
+				}
+			}
+		}
+	}
+	require.NotEmpty(t, kv.m)
+}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -372,6 +373,36 @@ func TestGraphiteRenderErrorsArePlainText(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, rec.Code)
 	require.Equal(t, "text/plain; charset=utf-8", rec.Header().Get("Content-Type"))
 	require.NotContains(t, rec.Body.String(), `"status"`)
+}
+
+func TestGraphiteRenderTooManyOutstandingIsPlainText(t *testing.T) {
+	g := newGate()
+	t.Cleanup(g.open)
+	d := newFakeDownstream(t, func(w http.ResponseWriter, _ *http.Request) {
+		g.wait()
+		_, _ = w.Write([]byte(`[]`))
+	})
+	cfg := testConfig(t, d.srv.URL)
+	cfg.MaxConcurrent = 1
+	f, _ := startFrontend(t, cfg, StaticLimits{MaxOutstanding: 1, MaxQueryParallelism: 1}, nil, nil)
+	params := url.Values{"target": {"movingAverage(a.b, 5)"}} // proxied: one downstream request each
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			code, body := do(context.Background(), f.Handler(), "a", "/graphite/render", params, nil)
+			require.Equal(t, http.StatusOK, code, string(body))
+		})
+	}
+	eventually(t, "one running and one queued", func() bool { return queueLen(f, "a") == 1 && d.numCalls() == 1 })
+	req := httptest.NewRequestWithContext(user.InjectOrgID(context.Background(), "a"), http.MethodGet, "/graphite/render?"+params.Encode(), nil)
+	rec := httptest.NewRecorder()
+	f.Handler().ServeHTTP(rec, req)
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	require.Equal(t, "text/plain; charset=utf-8", rec.Header().Get("Content-Type"))
+	require.True(t, strings.HasPrefix(rec.Body.String(), "too many outstanding requests for tenant a"), rec.Body.String())
+	require.Contains(t, rec.Body.String(), ErrIDMaxOutstanding)
+	g.open()
+	wg.Wait()
 }
 
 func TestPointwiseTarget(t *testing.T) {

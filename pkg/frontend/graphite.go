@@ -84,6 +84,9 @@ func pointwiseTarget(x *gparser.Expr) bool {
 	if !graphitePointwise[x.Name] {
 		return false
 	}
+	if x.Name == "countSeries" && len(x.Args)+len(x.KwArgs) == 0 {
+		return false // constantLine(0) over the request range
+	}
 	for _, a := range x.Args {
 		if !pointwiseTarget(a) {
 			return false

@@ -414,6 +414,8 @@ func TestPointwiseTarget(t *testing.T) {
 		"sumSeries(movingAverage(a.*, 5))":                false,
 		"highestMax(a.*, 2)":                              false,
 		"constantLine(1)":                                 false,
+		"countSeries()":                                   false,
+		"countSeries(a.*)":                                true,
 		"alias(a.b, name=keepLastValue(a.b))":             false,
 	} {
 		x, err := gparser.Parse(target)

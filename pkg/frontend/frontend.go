@@ -124,15 +124,15 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 		}, []string{"reason"}),
 		splitQueries: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "meridian_frontend_split_queries_total",
-			Help: "Sub-queries sent downstream for range queries, after splitting and cache lookup.",
+			Help: "Sub-queries sent downstream for range queries and split Graphite renders, after splitting and cache lookup.",
 		}),
 		cacheHits: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "meridian_frontend_cache_hits_total",
-			Help: "Parts of range queries answered from the results cache.",
+			Help: "Parts of range queries and split Graphite renders answered from the results cache.",
 		}),
 		cacheMisses: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "meridian_frontend_cache_misses_total",
-			Help: "Parts of range queries the results cache did not hold, fetched downstream.",
+			Help: "Parts of range queries and split Graphite renders the results cache did not hold, fetched downstream.",
 		}),
 	}
 	f.rejected.WithLabelValues("too_many_outstanding")

@@ -291,7 +291,7 @@ func sameSeriesRange(hits []part, q graphiteRenderQuery) bool {
 
 // maxSeriesRanges bounds the render ranges a cached target remembers as
 // confirmed (each is one sample per interval).
-const maxSeriesRanges = 8
+const maxSeriesRanges = 4
 
 // withSeriesRange returns the merged matrix of a target whose parts all
 // have the series of q's range (decodeGraphiteTarget succeeded), marked as

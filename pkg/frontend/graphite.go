@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -274,11 +275,11 @@ func (t *graphiteTarget) split(gaps []timeRange, q graphiteRenderQuery, interval
 // series of q's own range: it was fetched, or confirmed, for a render of
 // exactly that range (see graphiteRangeLabel).
 func sameSeriesRange(hits []part, q graphiteRenderQuery) bool {
-	want := model.LabelValue(q.seriesRange())
+	want := q.seriesRange()
 	for _, p := range hits {
 		covered := 0
 		for _, s := range p.m {
-			if s.Metric[graphiteRangeLabel] == want {
+			if r, ok := s.Metric[graphiteRangeLabel]; ok && slices.Contains(strings.Split(string(r), ","), want) {
 				covered += len(s.Values)
 			}
 		}
@@ -290,24 +291,26 @@ func sameSeriesRange(hits []part, q graphiteRenderQuery) bool {
 }
 
 // maxSeriesRanges bounds the render ranges a cached target remembers as
-// confirmed (each is one sample per interval).
-const maxSeriesRanges = 4
+// confirmed.
+const maxSeriesRanges = 16
 
 // withSeriesRange returns the merged matrix of a target whose parts all
 // have the series of q's range (decodeGraphiteTarget succeeded), marked as
 // confirmed for q's range everywhere. A range confirmed before (on some
 // of the parts) stays confirmed, now on all of them: a confirmation says
 // that the range's series are those of the header, and one header holds
-// everywhere. At most maxSeriesRanges are kept.
+// everywhere. The ranges are one label of one series; the most recent
+// maxSeriesRanges are kept.
 func withSeriesRange(m model.Matrix, q graphiteRenderQuery) model.Matrix {
-	want := model.LabelValue(q.seriesRange())
+	ranges := []string{q.seriesRange()}
 	out := make(model.Matrix, 0, len(m)+1)
 	var header *model.SampleStream
-	var ranges []*model.SampleStream
 	for _, s := range m {
 		if r, ok := s.Metric[graphiteRangeLabel]; ok {
-			if r != want {
-				ranges = append(ranges, s)
+			for _, x := range strings.Split(string(r), ",") {
+				if !slices.Contains(ranges, x) {
+					ranges = append(ranges, x)
+				}
 			}
 			continue
 		}
@@ -319,11 +322,8 @@ func withSeriesRange(m model.Matrix, q graphiteRenderQuery) model.Matrix {
 	if header == nil {
 		return m
 	}
-	out = append(out, &model.SampleStream{Metric: model.Metric{graphiteRangeLabel: want}, Values: header.Values})
-	for _, r := range ranges[:min(len(ranges), maxSeriesRanges-1)] {
-		out = append(out, &model.SampleStream{Metric: r.Metric, Values: header.Values})
-	}
-	return out
+	ranges = ranges[:min(len(ranges), maxSeriesRanges)]
+	return append(out, &model.SampleStream{Metric: model.Metric{graphiteRangeLabel: model.LabelValue(strings.Join(ranges, ","))}, Values: header.Values})
 }
 
 // probe fetches the last interval of a render whose parts are all cached,
@@ -461,8 +461,9 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 // one sample per interval so that the cache's extents keep it for every
 // interval; data series carry the header's hash and their index in it.
 // Extents joined by the cache keep one header series only where the
-// adjacent parts agree on it. The range series names the render range
-// whose series the part was fetched for (seriesFrom:seriesUntil).
+// adjacent parts agree on it. The range series names the render ranges
+// (start:end, comma-separated) known to have the part's series: the one it
+// was fetched for, and those confirmed since (withSeriesRange).
 const (
 	graphiteHeaderLabel = "__graphite_header__"
 	graphiteHashLabel   = "__graphite_header_hash__"

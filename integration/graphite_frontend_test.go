@@ -48,6 +48,12 @@ func TestGraphiteRenderSplitThroughFrontend(t *testing.T) {
 		}
 		fmt.Fprintf(&lines, "gfe.db01.cpu %d %d\n", 100-i%23, ts+11)
 		fmt.Fprintf(&lines, "gfe.disk;host=a %d %d\n", 2*i, ts+1)
+		// gfx: a series that is there all along and one that comes in
+		// the 4th hour.
+		fmt.Fprintf(&lines, "gfx.a.cpu %d %d\n", i%7, ts+5)
+		if ts >= start+3*3600 {
+			fmt.Fprintf(&lines, "gfx.b.cpu %d %d\n", i%11, ts+5)
+		}
 		i++
 	}
 	code, ans := mgIngest(t, m, tenant, lines.String())
@@ -128,4 +134,22 @@ func TestGraphiteRenderSplitThroughFrontend(t *testing.T) {
 	require.Equal(t, before+float64(len(pointwise)), mgMetric(m, "meridian_graphite_render_targets_total", nil),
 		"only the direct renders were evaluated by the monolith")
 	require.Positive(t, mgMetric(fe, "meridian_frontend_requests_total", map[string]string{"endpoint": "graphite_render", "status_code": "200"}))
+
+	// Series that come in the middle: the parts before gfx.b.cpu still have
+	// it (all null), so countSeries and transformNull count and fill it as
+	// the unsplit render does; cached parts fetched for another range's
+	// series are fetched again. Cold and warm answers equal the monolith's.
+	windows = windows[:0]
+	for _, target := range []string{"countSeries(gfx.*.cpu)", "transformNull(gfx.*.cpu, 0)", "sumSeries(gfx.*.cpu)"} {
+		windows = append(windows,
+			window(start+37, end-13, target),
+			window(start+3600-90, start+3600+45, target),
+			window(start+3*3600-600, start+3*3600+600, target, "maxDataPoints", "7"),
+		)
+	}
+	compare("cold, series come")
+	compare("warm, series come")
+	require.Positive(t, mgMetric(fe, "meridian_frontend_graphite_refetched_targets_total", nil))
+	require.Zero(t, mgMetric(fe, "meridian_frontend_graphite_unsplit_renders_total", map[string]string{"reason": "series_differ"}))
+	require.Zero(t, mgMetric(fe, "meridian_frontend_graphite_unsplit_renders_total", map[string]string{"reason": "part_refused"}))
 }

@@ -218,7 +218,7 @@ func (f *Frontend) graphiteRender(r *http.Request, ds downstreamRequest, lim Ten
 		if ok {
 			merged = withSeriesRange(merged, q)
 		}
-		if useCache && len(t.jobs) > 0 {
+		if useCache && len(t.jobs) > 0 && (ok || len(t.hits) == 0) {
 			f.cacheGraphite(ctx, q, t, merged)
 		}
 		if !ok && len(t.hits) > 0 {

@@ -112,6 +112,13 @@ type TenantLimits struct {
 	// MaxQueriers is the tenant's shuffle-shard size among the queriers
 	// pulling work; 0 means all. Unused with a downstream URL.
 	MaxQueriers int
+	// GraphiteStep is the tenant's graphite_step (0 means 1m): Graphite
+	// renders are split at multiples of it.
+	GraphiteStep time.Duration
+	// GraphiteMaxSeriesPerRender and GraphiteMaxPointsPerRender are the
+	// tenant's render budget (0: no limit), checked on the merged answer of
+	// a split render as the querier checks it on an unsplit one.
+	GraphiteMaxSeriesPerRender, GraphiteMaxPointsPerRender int
 }
 
 // Limits gives the frontend limits in force for a tenant.

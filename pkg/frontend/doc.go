@@ -1,13 +1,16 @@
 // Package frontend is the query-frontend: it sits in front of the queriers
 // and splits, caches and fairly queues Prometheus API queries.
 //
-// It serves /prometheus/api/v1/*.
+// It serves /prometheus/api/v1/* and /graphite/render.
 //
 //   - query_range is aligned to its step grid, split at multiples of
 //     -frontend.split-queries-by-interval (default 24h), looked up in the
 //     results cache, and only the missing parts are sent downstream. The
 //     parts run in parallel, at most the tenant's max query parallelism at a
 //     time, each through the per-tenant fair queue, and are merged exactly.
+//   - /graphite/render is split and cached the same way when every target
+//     is point-wise in time (graphitePointwise; see graphite.go and
+//     docs/graphite.md), and proxied as it is otherwise.
 //   - Every other endpoint (query, series, labels, ...) goes through the fair
 //     queue and is proxied as it is.
 //

@@ -35,6 +35,9 @@ type answer struct {
 	status int
 	header http.Header
 	body   []byte
+	// msg is the message of an error answer the frontend made itself;
+	// empty for answers from downstream.
+	msg string
 }
 
 // errorAnswer is a Prometheus-style error answer made by the frontend.
@@ -42,7 +45,16 @@ func errorAnswer(status int, errorType, msg string) *answer {
 	b, _ := json.Marshal(apiResponse{Status: "error", ErrorType: errorType, Error: msg})
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
-	return &answer{status: status, header: h, body: b}
+	return &answer{status: status, header: h, body: b, msg: msg}
+}
+
+// plainErrorAnswer is an error answer in plain text, as the Graphite API
+// answers errors (http.Error).
+func plainErrorAnswer(status int, msg string) *answer {
+	h := http.Header{}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return &answer{status: status, header: h, body: []byte(msg + "\n"), msg: msg}
 }
 
 // downstreamRequest is one request the frontend sends to a querier.

@@ -69,6 +69,8 @@ type Frontend struct {
 	cacheMisses        prometheus.Counter
 	canceled           *prometheus.CounterVec
 	queriersGone       prometheus.Counter
+	graphiteUnsplit    *prometheus.CounterVec
+	graphiteRefetched  prometheus.Counter
 }
 
 // executor runs one request on a querier that pulls work.
@@ -122,15 +124,15 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 		}, []string{"reason"}),
 		splitQueries: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "meridian_frontend_split_queries_total",
-			Help: "Sub-queries sent downstream for range queries, after splitting and cache lookup.",
+			Help: "Sub-queries sent downstream for range queries and split Graphite renders, after splitting and cache lookup.",
 		}),
 		cacheHits: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "meridian_frontend_cache_hits_total",
-			Help: "Parts of range queries answered from the results cache.",
+			Help: "Parts of range queries and split Graphite renders answered from the results cache.",
 		}),
 		cacheMisses: promauto.With(reg).NewCounter(prometheus.CounterOpts{
 			Name: "meridian_frontend_cache_misses_total",
-			Help: "Parts of range queries the results cache did not hold, fetched downstream.",
+			Help: "Parts of range queries and split Graphite renders the results cache did not hold, fetched downstream.",
 		}),
 	}
 	f.rejected.WithLabelValues("too_many_outstanding")
@@ -144,6 +146,17 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 	})
 	for _, st := range []string{"queued", "in_flight"} {
 		f.canceled.WithLabelValues(st)
+	}
+	f.graphiteUnsplit = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "meridian_frontend_graphite_unsplit_renders_total",
+		Help: "Graphite renders the query-frontend answered unsplit and uncached, by reason: \"not_pointwise\" (a target uses a function that is not point-wise in time, or parameters the split cannot honour), \"part_refused\" (the querier refused a part with a 4xx) or \"series_differ\" (the parts fetched different series).",
+	}, []string{"reason"})
+	f.graphiteRefetched = promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "meridian_frontend_graphite_refetched_targets_total",
+		Help: "Targets of split Graphite renders whose cached parts held other series than the render's range (series came or went) and were fetched again whole.",
+	})
+	for _, r := range []string{"not_pointwise", "part_refused", "series_differ"} {
+		f.graphiteUnsplit.WithLabelValues(r)
 	}
 	switch {
 	case cfg.DownstreamURL != "":
@@ -249,12 +262,19 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if ds.method != http.MethodGet {
 			ds.method = http.MethodPost
 		}
-		if endpoint == "query_range" {
+		switch endpoint {
+		case "query_range":
 			ans = f.queryRange(r, ds, lim, &ql)
-		} else {
+		case "graphite_render":
+			ans = f.graphiteRender(r, ds, lim, &ql)
+		default:
 			ans = f.proxy(r.Context(), ds, lim)
 			ql.downstream = 1
 		}
+	}
+	if endpoint == "graphite_render" && ans.msg != "" {
+		// The Graphite API answers errors in plain text.
+		ans = plainErrorAnswer(ans.status, ans.msg)
 	}
 	for k, v := range ans.header {
 		w.Header()[k] = v
@@ -265,7 +285,7 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	took := time.Since(start)
 	f.requests.WithLabelValues(endpoint, strconv.Itoa(ans.status)).Inc()
 	f.duration.WithLabelValues(endpoint).Observe(took.Seconds())
-	if endpoint == "query" || endpoint == "query_range" {
+	if endpoint == "query" || endpoint == "query_range" || endpoint == "graphite_render" {
 		f.logQuery(r, ql, ans.status, took)
 	}
 }
@@ -509,12 +529,27 @@ func sortParts(ps []part) {
 // runParallel runs the sub-queries, at most the tenant's max query
 // parallelism at a time. The first failure cancels the rest and is returned.
 func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, *answer) {
+	parts := make([]part, len(jobs))
+	fail := runJobs(ctx, lim.MaxQueryParallelism, len(jobs), func(ctx context.Context, i int) *answer {
+		resp, a := f.fetchRange(ctx, ds, q, lim, jobs[i])
+		if a != nil {
+			return a
+		}
+		parts[i] = part{r: jobs[i], m: resp.Data.Result, warnings: resp.Warnings, infos: resp.Infos}
+		return nil
+	})
+	return parts, fail
+}
+
+// runJobs runs fn(ctx, i) for every i < n, at most par (at least 1) at a
+// time. The first job that answers non-nil cancels the others (with
+// errSiblingFailed) and its answer is returned; a canceled ctx gives the
+// canceled answer.
+func runJobs(ctx context.Context, par, n int, fn func(ctx context.Context, i int) *answer) *answer {
 	ctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(errSiblingFailed) }
 	defer cancel()
-	par := max(lim.MaxQueryParallelism, 1)
-	sem := make(chan struct{}, par)
-	parts := make([]part, len(jobs))
+	sem := make(chan struct{}, max(par, 1))
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -529,7 +564,7 @@ func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rang
 		}
 	}
 loop:
-	for i, j := range jobs {
+	for i := range n {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -537,19 +572,16 @@ loop:
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			resp, a := f.fetchRange(ctx, ds, q, lim, j)
-			if a != nil {
+			if a := fn(ctx, i); a != nil {
 				setFail(a)
-				return
 			}
-			parts[i] = part{r: j, m: resp.Data.Result, warnings: resp.Warnings, infos: resp.Infos}
 		})
 	}
 	wg.Wait()
 	if fail == nil && ctx.Err() != nil {
 		fail = canceledAnswer(ctx)
 	}
-	return parts, fail
+	return fail
 }
 
 // fetchRange runs q for the points of r downstream.
@@ -629,11 +661,15 @@ type queryLog struct {
 }
 
 func (f *Frontend) logQuery(r *http.Request, ql queryLog, status int, took time.Duration) {
-	kv := []any{"msg", "query", "tenant", ql.tenant, "endpoint", ql.endpoint, "query", r.FormValue("query")}
-	if ql.endpoint == "query_range" {
+	kv := []any{"msg", "query", "tenant", ql.tenant, "endpoint", ql.endpoint}
+	switch ql.endpoint {
+	case "graphite_render":
+		kv = append(kv, "query", strings.Join(r.Form["target"], "; "), "from", r.FormValue("from"), "until", r.FormValue("until"))
+	case "query_range":
+		kv = append(kv, "query", r.FormValue("query"))
 		kv = append(kv, "start", r.FormValue("start"), "end", r.FormValue("end"), "step", r.FormValue("step"))
-	} else {
-		kv = append(kv, "time", r.FormValue("time"))
+	default:
+		kv = append(kv, "query", r.FormValue("query"), "time", r.FormValue("time"))
 	}
 	share := 0.0
 	if ql.points > 0 {

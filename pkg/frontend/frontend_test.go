@@ -183,10 +183,10 @@ func TestCache(t *testing.T) {
 	require.Equal(t, 2, n)
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP meridian_frontend_cache_hits_total Parts of range queries answered from the results cache.
+# HELP meridian_frontend_cache_hits_total Parts of range queries and split Graphite renders answered from the results cache.
 # TYPE meridian_frontend_cache_hits_total counter
 meridian_frontend_cache_hits_total 3
-# HELP meridian_frontend_cache_misses_total Parts of range queries the results cache did not hold, fetched downstream.
+# HELP meridian_frontend_cache_misses_total Parts of range queries and split Graphite renders the results cache did not hold, fetched downstream.
 # TYPE meridian_frontend_cache_misses_total counter
 meridian_frontend_cache_misses_total 5
 `), "meridian_frontend_cache_hits_total", "meridian_frontend_cache_misses_total"))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -152,8 +153,8 @@ func form(r *http.Request) error {
 }
 
 // location is the tz parameter (UTC when absent).
-func location(r *http.Request) (*time.Location, error) {
-	tz := r.Form.Get("tz")
+func location(form url.Values) (*time.Location, error) {
+	tz := form.Get("tz")
 	if tz == "" {
 		return time.UTC, nil
 	}
@@ -166,13 +167,18 @@ func location(r *http.Request) (*time.Location, error) {
 
 // timeRange reads from (default -24h) and until (default now) in seconds.
 func (a *API) timeRange(r *http.Request, defFrom string) (int64, int64, error) {
-	loc, err := location(r)
+	return formRange(r.Form, a.now(), defFrom)
+}
+
+// formRange reads from (default defFrom) and until (default now) of form,
+// in the time zone tz, as Unix seconds.
+func formRange(form url.Values, now time.Time, defFrom string) (int64, int64, error) {
+	loc, err := location(form)
 	if err != nil {
 		return 0, 0, err
 	}
-	now := a.now()
 	parse := func(name, def string) (int64, error) {
-		v := r.Form.Get(name)
+		v := form.Get(name)
 		if v == "" {
 			v = def
 		}
@@ -202,232 +208,6 @@ func (a *API) tenantLimits(ctx context.Context) (*fetcher, error) {
 		return nil, &httpError{status: http.StatusUnauthorized, msg: "no tenant in the request: set the X-Scope-OrgID header"}
 	}
 	return newFetcher(a.queryable, a.limits.Limits(tenant), a.values), nil
-}
-
-// Render is /graphite/render: every target is parsed, evaluated over
-// (from, until] and consolidated to maxDataPoints.
-func (a *API) Render(w http.ResponseWriter, r *http.Request) { a.serve(w, r, a.render) }
-
-func (a *API) render(w http.ResponseWriter, r *http.Request) error {
-	if err := form(r); err != nil {
-		return err
-	}
-	from, until, err := a.timeRange(r, "-24h")
-	if err != nil {
-		return err
-	}
-	maxDataPoints := 0
-	if v := r.Form.Get("maxDataPoints"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 0 {
-			return badRequest("maxDataPoints=%q is not a positive number", v)
-		}
-		maxDataPoints = int(f)
-	}
-	format := r.Form.Get("format")
-	if format == "" {
-		format = "json"
-	}
-	if format != "json" && format != "csv" && format != "raw" {
-		return badRequest("format=%q is not supported; use json, csv or raw", format)
-	}
-	noNull := truthy(r.Form.Get("noNullPoints"))
-
-	f, err := a.tenantLimits(r.Context())
-	if err != nil {
-		return err
-	}
-	// The response below is the last reader of the fetched values.
-	defer f.release()
-	// The fetcher decodes new series on every call: no copy needed.
-	req := &functions.Request{From: from, Until: until, MaxDataPoints: maxDataPoints, Fetcher: f, MutableFetches: true}
-	var all []*functions.Series
-	for _, target := range r.Form["target"] {
-		if strings.TrimSpace(target) == "" {
-			continue
-		}
-		expr, err := parser.Parse(target)
-		if err != nil {
-			a.targets.WithLabelValues("invalid").Inc()
-			return err
-		}
-		series, err := a.eval(r.Context(), req, expr)
-		if err != nil {
-			a.targets.WithLabelValues(outcome(err)).Inc()
-			return err
-		}
-		a.targets.WithLabelValues("ok").Inc()
-		all = append(all, series...)
-	}
-	if maxDataPoints > 0 && len(all) > 0 {
-		// graphite-web consolidates every series over the response's whole
-		// span (latest end - earliest start), not each series' own.
-		lo, hi := all[0].Start, all[0].End
-		for _, s := range all {
-			lo, hi = min(lo, s.Start), max(hi, s.End)
-		}
-		for i, s := range all {
-			all[i] = functions.ConsolidateRange(s, maxDataPoints, hi-lo)
-		}
-	}
-	a.renderSeries.Observe(float64(len(all)))
-	switch format {
-	case "csv":
-		writeCSV(w, all, noNull)
-	case "raw":
-		writeRaw(w, all)
-	default:
-		writeRenderJSON(w, all, noNull)
-	}
-	return nil
-}
-
-func outcome(err error) string {
-	var le *LimitError
-	var ie *functions.InputError
-	switch {
-	case errors.As(err, &le):
-		return "limit"
-	case errors.As(err, &ie):
-		return "invalid"
-	}
-	return "error"
-}
-
-func truthy(v string) bool {
-	switch strings.ToLower(v) {
-	case "1", "true", "yes", "on":
-		return true
-	}
-	return false
-}
-
-// formatValue writes a value as graphite-web's JSON does: null for NaN,
-// 1e9999 / -1e9999 for infinities (Python's float encoder), shortest
-// round-tripping decimal otherwise.
-func formatValue(b []byte, v float64) []byte {
-	switch {
-	case math.IsNaN(v):
-		return append(b, "null"...)
-	case math.IsInf(v, 1):
-		return append(b, "1e9999"...)
-	case math.IsInf(v, -1):
-		return append(b, "-1e9999"...)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
-}
-
-func writeRenderJSON(w http.ResponseWriter, all []*functions.Series, noNull bool) {
-	w.Header().Set("Content-Type", "application/json")
-	b := make([]byte, 0, 4096)
-	b = append(b, '[')
-	first := true
-	for _, s := range all {
-		if noNull && allNull(s.Values) {
-			continue
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		name, _ := json.Marshal(s.Name)
-		tags := s.Tags
-		if tags == nil {
-			tags = map[string]string{}
-		}
-		tj, _ := json.Marshal(tags)
-		b = append(b, `{"target":`...)
-		b = append(b, name...)
-		b = append(b, `,"tags":`...)
-		b = append(b, tj...)
-		b = append(b, `,"datapoints":[`...)
-		firstPoint := true
-		for i, v := range s.Values {
-			if noNull && math.IsNaN(v) {
-				continue
-			}
-			if !firstPoint {
-				b = append(b, ',')
-			}
-			firstPoint = false
-			b = append(b, '[')
-			b = formatValue(b, v)
-			b = append(b, ',')
-			b = strconv.AppendInt(b, s.Start+int64(i)*s.Step, 10)
-			b = append(b, ']')
-		}
-		b = append(b, "]}"...)
-		if len(b) > 1<<20 {
-			_, _ = w.Write(b)
-			b = b[:0]
-		}
-	}
-	b = append(b, ']')
-	_, _ = w.Write(b)
-}
-
-func allNull(vs []float64) bool {
-	for _, v := range vs {
-		if !math.IsNaN(v) {
-			return false
-		}
-	}
-	return true
-}
-
-// writeCSV writes name,YYYY-MM-DD HH:MM:SS,value lines (UTC), an empty value
-// for null, as graphite-web's csv format.
-func writeCSV(w http.ResponseWriter, all []*functions.Series, noNull bool) {
-	w.Header().Set("Content-Type", "text/csv")
-	var b []byte
-	for _, s := range all {
-		name := s.Name
-		if strings.ContainsAny(name, ",\"\n") {
-			name = `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
-		}
-		for i, v := range s.Values {
-			if noNull && math.IsNaN(v) {
-				continue
-			}
-			b = append(b, name...)
-			b = append(b, ',')
-			b = time.Unix(s.Start+int64(i)*s.Step, 0).UTC().AppendFormat(b, "2006-01-02 15:04:05")
-			b = append(b, ',')
-			if !math.IsNaN(v) {
-				b = strconv.AppendFloat(b, v, 'g', -1, 64)
-			}
-			b = append(b, '\r', '\n')
-		}
-	}
-	_, _ = w.Write(b)
-}
-
-// writeRaw writes name,start,end,step|v1,v2,... per series, None for null.
-func writeRaw(w http.ResponseWriter, all []*functions.Series) {
-	w.Header().Set("Content-Type", "text/plain")
-	var b []byte
-	for _, s := range all {
-		b = append(b, s.Name...)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, s.Start, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, s.End, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, s.Step, 10)
-		b = append(b, '|')
-		for i, v := range s.Values {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if math.IsNaN(v) {
-				b = append(b, "None"...)
-			} else {
-				b = strconv.AppendFloat(b, v, 'g', -1, 64)
-			}
-		}
-		b = append(b, '\n')
-	}
-	_, _ = w.Write(b)
 }
 
 // node is one result of a find: a path and whether it is a leaf (a stored

@@ -416,3 +416,59 @@ func TestRenderBadRequests(t *testing.T) {
 		require.Equal(t, 400, code, "%v: %s", v, body)
 	}
 }
+
+func TestPartValuesRoundTrip(t *testing.T) {
+	in := PartValues{1.5, math.NaN(), math.Inf(1), math.Inf(-1), 0, -2e-300, 1e300}
+	b, err := json.Marshal(in)
+	require.NoError(t, err)
+	require.Equal(t, `[1.5,null,"+Inf","-Inf",0,-2e-300,1e+300]`, string(b))
+	var out PartValues
+	require.NoError(t, json.Unmarshal(b, &out))
+	require.Len(t, out, len(in))
+	for i := range in {
+		if math.IsNaN(in[i]) {
+			require.True(t, math.IsNaN(out[i]))
+			continue
+		}
+		require.Equal(t, in[i], out[i])
+	}
+	require.NoError(t, json.Unmarshal([]byte(`[]`), &out))
+	require.Empty(t, out)
+}
+
+// TestRenderPartFormat: the query-frontend's part format carries exact
+// values and the series of every fetch; seriesFrom/seriesUntil widen the
+// fetched series to those of the whole render.
+func TestRenderPartFormat(t *testing.T) {
+	a := newTestAPI(t, openDB(t, map[string][]sample{
+		"p.early": {{tMs: 610_000, v: 1.5}, {tMs: 670_000, v: 2}},
+		"p.late":  {{tMs: 4210_000, v: 7}},
+	}))
+	part := func(extra url.Values) Part {
+		t.Helper()
+		params := url.Values{"target": {"sumSeries(p.*)"}, "from": {"540"}, "until": {"660"}, "format": {FormatPart}}
+		for k, v := range extra {
+			params[k] = v
+		}
+		code, body := get(t, a.Render, "/graphite/render", params)
+		require.Equal(t, http.StatusOK, code, string(body))
+		var p Part
+		require.NoError(t, json.Unmarshal(body, &p), string(body))
+		return p
+	}
+	p := part(nil)
+	require.Equal(t, [][]string{{"p.early"}}, p.Fetched)
+	require.Len(t, p.Series, 1)
+	s := p.Series[0]
+	require.Equal(t, "sumSeries(p.*)", s.Name)
+	require.Equal(t, [3]int64{600, 720, 60}, [3]int64{s.Start, s.End, s.Step})
+	require.Equal(t, PartValues{1.5, 2}, s.Values)
+	require.Equal(t, "average", s.ConsolidationFunc)
+
+	p = part(url.Values{"seriesFrom": {"540"}, "seriesUntil": {"4300"}})
+	require.Equal(t, [][]string{{"p.early", "p.late"}}, p.Fetched, "p.late has data in the wider range")
+	require.Equal(t, PartValues{1.5, 2}, p.Series[0].Values, "and no values in this one")
+
+	code, _ := get(t, a.Render, "/graphite/render", url.Values{"target": {"p.*"}, "format": {FormatPart}, "seriesFrom": {"9"}, "seriesUntil": {"x"}})
+	require.Equal(t, http.StatusBadRequest, code)
+}

@@ -68,6 +68,12 @@ type fetcher struct {
 	queryable storage.Queryable
 	lim       limits.Limits
 	step      int64 // seconds
+	// seriesFrom and seriesUntil, when seriesUntil > seriesFrom, widen the
+	// set of series a fetch returns to those with data in (seriesFrom,
+	// seriesUntil]; those without data in the fetched range are all null.
+	// The query-frontend asks for the parts of a split render this way,
+	// so that every part has the series of the whole render.
+	seriesFrom, seriesUntil int64
 
 	pool *valuesPool // nil: no recycling
 
@@ -133,13 +139,7 @@ func (f *fetcher) charge(n int, points int64) error {
 	defer f.mtx.Unlock()
 	f.series += n
 	f.points += int64(n) * points
-	if l := f.lim.GraphiteMaxSeriesPerRender; l > 0 && f.series > l {
-		return &LimitError{ID: ErrIDMaxSeriesPerRender, Msg: fmt.Sprintf("the request fetches more than %d series; narrow the globs or raise the per-tenant limit graphite_max_series_per_render (-graphite.max-series-per-render)", l)}
-	}
-	if l := f.lim.GraphiteMaxPointsPerRender; l > 0 && f.points > int64(l) {
-		return &LimitError{ID: ErrIDMaxPointsPerRender, Msg: fmt.Sprintf("the request fetches more than %d points (series × intervals of graphite_step); shorten the time range, narrow the globs or raise the per-tenant limit graphite_max_points_per_render (-graphite.max-points-per-render)", l)}
-	}
-	return nil
+	return RenderLimitError(f.lim.GraphiteMaxSeriesPerRender, f.lim.GraphiteMaxPointsPerRender, f.series, f.points)
 }
 
 // FetchPath returns the untagged series whose path matches glob, on the
@@ -218,6 +218,42 @@ func (f *fetcher) fetch(ctx context.Context, sets [][]*labels.Matcher, pathExpr 
 	f.mtx.Unlock()
 	if err != nil {
 		return nil, storageError(err)
+	}
+	if f.seriesUntil > f.seriesFrom {
+		// The series of the wider range, labels only.
+		ws, we := alignedRange(f.seriesFrom, f.seriesUntil, f.step)
+		wq, err := f.queryable.Querier(ws*1000, we*1000-1)
+		if err != nil {
+			return nil, fmt.Errorf("open storage: %w", err)
+		}
+		defer wq.Close()
+		for _, ms := range sets {
+			ss := wq.Select(ctx, false, &storage.SelectHints{Start: ws * 1000, End: we*1000 - 1, Func: "series"}, ms...)
+			for ss.Next() {
+				ls := ss.At().Labels()
+				h := ls.Hash()
+				if seen[h] {
+					continue
+				}
+				seen[h] = true
+				if err := f.charge(1, int64(n)); err != nil {
+					return nil, err
+				}
+				name, tags := SeriesName(ls)
+				vals := f.pool.get(n)
+				f.mtx.Lock()
+				f.owned = append(f.owned, vals)
+				f.mtx.Unlock()
+				out = append(out, &functions.Series{
+					Name: name, Tags: tags, PathExpression: pathExpr,
+					Start: start, End: end, Step: f.step, Values: vals,
+					ConsolidationFunc: "average",
+				})
+			}
+			if err := ss.Err(); err != nil {
+				return nil, storageError(err)
+			}
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -470,6 +470,10 @@ func (m *Meridian) initQueryFrontend() (services.Service, error) {
 			MaxQueryLength:         time.Duration(l.MaxQueryLength),
 			MaxPointsPerTimeseries: l.MaxPointsPerTimeseries,
 			MaxQueriers:            l.MaxQueriersPerTenant,
+			GraphiteStep:           time.Duration(l.GraphiteStep),
+
+			GraphiteMaxSeriesPerRender: l.GraphiteMaxSeriesPerRender,
+			GraphiteMaxPointsPerRender: l.GraphiteMaxPointsPerRender,
 		}
 	})
 	f, err := frontend.New(m.Cfg.Frontend, lim, m.Logger, m.Registry)

@@ -168,6 +168,10 @@ func TestQueryFrontendPull(t *testing.T) {
 	c := harness.NewCluster(t, harness.ClusterOptions{ReplicationFactor: 1})
 	wo := c.IngesterOptions("ing-1", "zone-a")
 	wo.Target, wo.Name = "write", "write"
+	// The slow query's hours of data are cut into blocks; kept on the
+	// ingester, not shipped, as this cluster has no store-gateway to serve
+	// them (the querier would refuse the partial answer).
+	wo.Args = append(wo.Args, "-ingester.ship-interval=24h")
 	w := c.Start(wo)
 	fe := harness.StartMeridian(t, harness.Options{Target: "query-frontend", Name: "frontend", Args: []string{
 		"-frontend.split-queries-by-interval=2m",

@@ -398,7 +398,7 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 		// Each store-gateway streams its series sorted by labels.
 		sets = append(sets, newListSeriesSet(r.([]storage.Series)))
 	}
-	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	return storage.NewMergeSeriesSet(sets, 0, mergeSeries)
 }
 
 func (q *blocksQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

@@ -112,10 +112,9 @@ func (qr *querier) open(ctx context.Context) (storage.Querier, string, error) {
 		}
 		parts = append(parts, bq)
 	}
-	// ChainedSeriesMerge drops samples with equal timestamps, so the same
-	// sample from several replicas, or from an ingester's local block and its
-	// shipped copy, is counted once.
-	m := storage.NewMergeQuerier(parts, nil, storage.ChainedSeriesMerge)
+	// mergeSeries keeps the same sample from several replicas, or from an
+	// ingester's local block and its shipped copy, once.
+	m := storage.NewMergeQuerier(parts, nil, mergeSeries)
 	qr.mtx.Lock()
 	qr.closers = append(qr.closers, m)
 	qr.mtx.Unlock()
@@ -260,7 +259,7 @@ func (iq *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Se
 		// Each ingester streams its series sorted by labels already.
 		sets = append(sets, newListSeriesSet(ss))
 	}
-	return storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	return storage.NewMergeSeriesSet(sets, 0, mergeSeries)
 }
 
 func (iq *ingesterQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
@@ -391,52 +390,19 @@ func seriesFromWire(cs prompb.ChunkedSeries, labelsOnly bool) (storage.Series, e
 		}
 		chks = append(chks, chk)
 	}
-	switch len(chks) {
-	case 0:
+	switch {
+	case len(chks) == 0:
 		return storage.NewListSeries(lset, nil), nil
-	case 1:
-		return &OrderedChunksSeries{Lset: lset, chunks: chks}, nil
-	}
-	if ordered {
-		return &OrderedChunksSeries{Lset: lset, chunks: chks}, nil
+	case ordered:
+		times := make([]chunkTimes, len(cs.Chunks))
+		for i, c := range cs.Chunks {
+			times[i] = chunkTimes{c.MinTimeMs, c.MaxTimeMs}
+		}
+		return &OrderedChunksSeries{Lset: lset, chunks: chks, times: times}, nil
 	}
 	// Chunks that overlap (an out-of-order head) are merged without
 	// duplicates.
-	iterables := make([]chunkenc.Iterable, len(chks))
-	for i, c := range chks {
-		iterables[i] = c
-	}
-	return &storage.SeriesEntry{
-		Lset: lset,
-		SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator {
-			return storage.ChainSampleIteratorFromIterables(it, iterables)
-		},
-	}, nil
-}
-
-// OrderedChunksSeries is a series read from compressed chunks that follow
-// one another in time without overlapping. Readers that only walk forward
-// (Graphite's step alignment) can read OrderedChunks in turn, without the sample
-// merge its Iterator needs to implement Seek.
-type OrderedChunksSeries struct {
-	Lset   labels.Labels
-	chunks []chunkenc.Chunk
-}
-
-func (s *OrderedChunksSeries) Labels() labels.Labels { return s.Lset }
-
-// OrderedChunks returns the chunks, oldest first, none overlapping another.
-func (s *OrderedChunksSeries) OrderedChunks() []chunkenc.Chunk { return s.chunks }
-
-func (s *OrderedChunksSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
-	if len(s.chunks) == 1 {
-		return s.chunks[0].Iterator(it)
-	}
-	iterables := make([]chunkenc.Iterable, len(s.chunks))
-	for i, c := range s.chunks {
-		iterables[i] = c
-	}
-	return storage.ChainSampleIteratorFromIterables(it, iterables)
+	return chainedChunksSeries(lset, chks), nil
 }
 
 type listSeriesSet struct {

@@ -132,3 +132,50 @@ func TestMergeStrings(t *testing.T) {
 		require.Equal(t, want, got, "round %d", round)
 	}
 }
+
+// TestMergeSeriesDeduplicatesChunks: copies of a series whose chunks are the
+// same bytes (replicas, an ingester's block and its shipped copy) merge into
+// ordered chunks, each kept once; copies that differ merge sample by sample.
+// Either way the samples are every distinct timestamp once.
+func TestMergeSeriesDeduplicatesChunks(t *testing.T) {
+	ts := func(from, to, step int64) []int64 {
+		var out []int64
+		for t := from; t <= to; t += step {
+			out = append(out, t)
+		}
+		return out
+	}
+	read := func(s storage.Series) []int64 {
+		var got []int64
+		it := s.Iterator(nil)
+		for it.Next() == chunkenc.ValFloat {
+			tt, v := it.At()
+			require.Equal(t, float64(tt)/10, v)
+			got = append(got, tt)
+		}
+		require.NoError(t, it.Err())
+		return got
+	}
+	fromWire := func(cs prompb.ChunkedSeries) storage.Series {
+		s, err := seriesFromWire(cs, false)
+		require.NoError(t, err)
+		return s
+	}
+	old := wireSeries(t, ts(0, 2390, 10), 120)     // two chunks: a shipped block
+	recent := wireSeries(t, ts(2400, 3590, 10), 120) // the ingester's head
+	ingester := old
+	ingester.Chunks = append(append([]prompb.Chunk{}, old.Chunks...), recent.Chunks...)
+
+	merged := mergeSeries(fromWire(ingester), fromWire(old), fromWire(ingester))
+	oc, ok := merged.(*OrderedChunksSeries)
+	require.True(t, ok, "identical chunks keep the ordered form")
+	require.Len(t, oc.OrderedChunks(), 3)
+	require.Equal(t, ts(0, 3590, 10), read(merged))
+
+	// A replica whose chunk was cut elsewhere overlaps without being equal.
+	other := wireSeries(t, ts(1000, 3590, 10), 100)
+	merged = mergeSeries(fromWire(ingester), fromWire(other))
+	_, ok = merged.(*OrderedChunksSeries)
+	require.False(t, ok)
+	require.Equal(t, ts(0, 3590, 10), read(merged))
+}

@@ -14,6 +14,7 @@
 #   BG_SERIES [1000]  BG_DURATION [24h]  BG_STEP [10s]  BG_TREE [100x1000]
 #   BG_RUNS [20]  BG_BACKENDS [meridian,graphite-web]
 #   BG_LOAD_TIMEOUT [2h]  BG_KEEP [0] (keep the data directories)
+#   BG_SETTLE [0s] wait after loading before the timed queries
 #   BG_MERIDIAN_FLAGS  extra flags for Meridian (replace graphitebench's
 #                      default, which lifts the ingestion-rate and
 #                      fetched-series limits)
@@ -55,6 +56,7 @@ args=(
   -runs "${BG_RUNS:-20}"
   -backends "${BG_BACKENDS:-meridian,graphite-web}"
   -load-timeout "${BG_LOAD_TIMEOUT:-2h}"
+  -settle "${BG_SETTLE:-0s}"
 )
 if [[ -n ${BG_MERIDIAN_FLAGS:-} ]]; then
   args+=(-meridian-flags "$BG_MERIDIAN_FLAGS")

@@ -167,6 +167,18 @@ func (c *LRUCache) Fetch(_ context.Context, keys []string) map[string][]byte {
 	return out
 }
 
+// Get returns the value of one key, without Fetch's result map.
+func (c *LRUCache) Get(key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.items[key]
+	if !ok {
+		return nil, false
+	}
+	c.ll.MoveToFront(e)
+	return e.Value.(*lruEntry).value, true
+}
+
 // Store implements Cache. Values must not be modified afterwards.
 func (c *LRUCache) Store(key string, value []byte) {
 	sz := int64(len(value) + len(key))

@@ -30,6 +30,11 @@ type objectReader struct {
 	m        *metrics
 }
 
+// singleGetter is a cache that can look up one key cheaply.
+type singleGetter interface {
+	Get(key string) ([]byte, bool)
+}
+
 // read returns bytes [start, end) of the object.
 func (r *objectReader) read(ctx context.Context, start, end int64) ([]byte, error) {
 	if start < 0 || end < start || end > r.size {
@@ -39,6 +44,22 @@ func (r *objectReader) read(ctx context.Context, start, end int64) ([]byte, erro
 		return []byte{}, nil
 	}
 	first, last := start/pageSize, (end-1)/pageSize
+	if first == last {
+		// Most reads (a chunk, a series entry) fall within one page: look
+		// it up without the key list and result map of a multi-key fetch.
+		if one, ok := r.cache.(singleGetter); ok {
+			// A miss goes on to the general path, which counts it.
+			if pg, ok := one.Get(r.cacheKey + strconv.FormatInt(first, 10)); ok {
+				r.m.cacheRequests.WithLabelValues(r.kind).Inc()
+				r.m.cacheHits.WithLabelValues(r.kind).Inc()
+				lo, hi := start-first*pageSize, end-first*pageSize
+				if hi > int64(len(pg)) {
+					return nil, fmt.Errorf("%w: cached page of %s is short", ErrCorrupted, r.name)
+				}
+				return pg[lo:hi:hi], nil
+			}
+		}
+	}
 	keys := make([]string, 0, last-first+1)
 	for p := first; p <= last; p++ {
 		keys = append(keys, r.cacheKey+strconv.FormatInt(p, 10))

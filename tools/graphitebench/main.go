@@ -40,6 +40,7 @@ import (
 )
 
 type config struct {
+	settle        time.Duration
 	meridianBin   string
 	meridianFlags string
 	series        int
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&c.tenant, "tenant", "graphite-bench", "Meridian tenant of the carbon listener.")
 	flag.IntVar(&c.workers, "graphite-web-workers", 2, "gunicorn workers for graphite-web.")
 	flag.StringVar(&c.backends, "backends", "meridian,graphite-web", "What to benchmark, in this order: meridian, graphite-web or both.")
+	flag.DurationVar(&c.settle, "settle", 0, "Wait this long after loading every backend before the timed queries (e.g. for Meridian to cut and ship blocks that a store-gateway then serves, as in steady state).")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -207,6 +209,14 @@ func run(ctx context.Context, c config) error {
 		r.visibleTree = time.Since(t0)
 		logf("%s: tree sent in %s, found after %s", be.name, r.sendTree.Round(time.Millisecond), r.visibleTree.Round(time.Millisecond))
 		_, r.rssAfterLoad = be.rss()
+	}
+	if c.settle > 0 {
+		logf("settling for %s before the queries", c.settle)
+		select {
+		case <-time.After(c.settle):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 
 	for i, be := range backends {

@@ -114,3 +114,31 @@ func (s floatSample) H() *histogram.Histogram       { return nil }
 func (s floatSample) FH() *histogram.FloatHistogram { return nil }
 func (s floatSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
 func (s floatSample) Copy() chunks.Sample           { return s }
+
+// TestValuesPool: slices come back NaN-filled whatever they held, are
+// reused up to the pool's bound, and a nil pool allocates.
+func TestValuesPool(t *testing.T) {
+	vp := newValuesPool(3 * 10 * 8) // three slices of 10
+	var got [][]float64
+	for i := 0; i < 4; i++ {
+		v := vp.get(10)
+		require.Len(t, v, 10)
+		for j := range v {
+			require.True(t, math.IsNaN(v[j]))
+			v[j] = float64(j)
+		}
+		got = append(got, v)
+	}
+	for _, v := range got {
+		vp.put(v)
+	}
+	require.Len(t, vp.free, 3, "the fourth is over the bound")
+	again := vp.get(8)
+	require.Len(t, again, 8)
+	require.Same(t, &got[2][0], &again[0], "the last kept slice is reused")
+	for _, x := range again {
+		require.True(t, math.IsNaN(x))
+	}
+	require.Len(t, vp.get(20), 20, "a longer request than the kept slices allocates")
+	require.Len(t, (*valuesPool)(nil).get(5), 5)
+}

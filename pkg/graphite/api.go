@@ -51,6 +51,10 @@ type API struct {
 	targets      *prometheus.CounterVec
 }
 
+// valuesPoolBytes bounds the value slices kept between renders: the values
+// of one render at the default graphite_max_points_per_render (10 M points).
+const valuesPoolBytes = 10_000_000 * 8
+
 // NewAPI creates the Graphite API.
 func NewAPI(q storage.Queryable, lim TenantLimits, logger log.Logger, reg prometheus.Registerer) *API {
 	f := promauto.With(reg)
@@ -60,7 +64,7 @@ func NewAPI(q storage.Queryable, lim TenantLimits, logger log.Logger, reg promet
 		logger:    logger,
 		now:       time.Now,
 		eval:      functions.Eval,
-		values:    &valuesPool{},
+		values:    newValuesPool(valuesPoolBytes),
 		renderSeries: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "meridian_graphite_render_series",
 			Help:    "Series a Graphite render returned.",

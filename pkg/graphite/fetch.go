@@ -106,16 +106,34 @@ func (f *fetcher) release() {
 
 // valuesPool recycles the value slices of fetched series between requests:
 // for a large render they are most of what it allocates, and allocating
-// them anew drives the garbage collector.
-type valuesPool struct{ p sync.Pool }
+// them anew drives the garbage collector. It is a bounded free list rather
+// than a sync.Pool: a render's own allocations (the series read from the
+// ingesters) run several collections before its values are taken, and a
+// sync.Pool is emptied by every second one.
+type valuesPool struct {
+	maxBytes int64 // most bytes of slices kept
+
+	mu    sync.Mutex
+	free  [][]float64
+	bytes int64
+}
+
+func newValuesPool(maxBytes int64) *valuesPool { return &valuesPool{maxBytes: maxBytes} }
 
 // get returns n values, all NaN.
 func (vp *valuesPool) get(n int) []float64 {
 	var vals []float64
 	if vp != nil {
-		if v, ok := vp.p.Get().(*[]float64); ok && cap(*v) >= n {
-			vals = (*v)[:n]
+		vp.mu.Lock()
+		for len(vp.free) > 0 && vals == nil {
+			v := vp.free[len(vp.free)-1]
+			vp.free = vp.free[:len(vp.free)-1]
+			vp.bytes -= int64(cap(v)) * 8
+			if cap(v) >= n {
+				vals = v[:n]
+			} // a shorter one is dropped: requests of one size follow each other
 		}
+		vp.mu.Unlock()
 	}
 	if vals == nil {
 		vals = make([]float64, n)
@@ -127,9 +145,16 @@ func (vp *valuesPool) get(n int) []float64 {
 	return vals
 }
 
+// put keeps v for a later get, while the pool holds less than its bound.
 func (vp *valuesPool) put(v []float64) {
-	if vp != nil {
-		vp.p.Put(&v)
+	if vp == nil {
+		return
+	}
+	vp.mu.Lock()
+	defer vp.mu.Unlock()
+	if sz := int64(cap(v)) * 8; vp.bytes+sz <= vp.maxBytes {
+		vp.free = append(vp.free, v)
+		vp.bytes += sz
 	}
 }
 

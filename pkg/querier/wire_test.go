@@ -161,7 +161,7 @@ func TestMergeSeriesDeduplicatesChunks(t *testing.T) {
 		require.NoError(t, err)
 		return s
 	}
-	old := wireSeries(t, ts(0, 2390, 10), 120)     // two chunks: a shipped block
+	old := wireSeries(t, ts(0, 2390, 10), 120)       // two chunks: a shipped block
 	recent := wireSeries(t, ts(2400, 3590, 10), 120) // the ingester's head
 	ingester := old
 	ingester.Chunks = append(append([]prompb.Chunk{}, old.Chunks...), recent.Chunks...)

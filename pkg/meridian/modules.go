@@ -200,7 +200,7 @@ func (m *Meridian) initServer() (services.Service, error) {
 	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, unary)
 	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, stream)
 	cfg.GRPCOptions = append(cfg.GRPCOptions,
-		grpc.ForceServerCodec(grpccodec.Codec{}),
+		grpc.ForceServerCodecV2(grpccodec.PooledCodec{}),
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 	)
 	s, err := server.New(cfg)

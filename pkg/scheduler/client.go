@@ -28,7 +28,7 @@ func NewClient(addr string) (*Client, error) {
 	unary, stream := tenant.GRPCClientInterceptors()
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(grpccodec.Codec{})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.PooledCodec{})),
 		grpc.WithChainUnaryInterceptor(unary),
 		grpc.WithChainStreamInterceptor(stream),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),

@@ -77,7 +77,7 @@ func (p *ClientPool) Get(addr string) (meridianpb.StoreGatewayClient, error) {
 		return nil, fmt.Errorf("store-gateway client options: %w", err)
 	}
 	opts = append(opts,
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(grpccodec.Codec{})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.PooledCodec{})),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 	)
 	conn, err := grpc.NewClient(addr, opts...)

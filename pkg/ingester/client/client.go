@@ -99,7 +99,7 @@ func (p *Pool) dial(addr string) (Client, error) {
 		return nil, fmt.Errorf("ingester client options: %w", err)
 	}
 	opts = append(opts,
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(grpccodec.Codec{})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(grpccodec.PooledCodec{})),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 	)
 	conn, err := grpc.NewClient(addr, opts...)

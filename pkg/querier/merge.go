@@ -64,12 +64,17 @@ func mergeSeries(series ...storage.Series) storage.Series {
 		chunkTimes
 		chk chunkenc.Chunk
 	}
-	var all []timedChunk
+	total := 0
 	for _, s := range series {
 		oc, ok := s.(*OrderedChunksSeries)
 		if !ok {
 			return storage.ChainedSeriesMerge(series...)
 		}
+		total += len(oc.chunks)
+	}
+	all := make([]timedChunk, 0, total)
+	for _, s := range series {
+		oc := s.(*OrderedChunksSeries)
 		for i, c := range oc.chunks {
 			all = append(all, timedChunk{oc.times[i], c})
 		}
@@ -80,7 +85,7 @@ func mergeSeries(series ...storage.Series) storage.Series {
 		}
 		return cmp.Compare(a.maxt, b.maxt)
 	})
-	merged := &OrderedChunksSeries{Lset: series[0].Labels()}
+	merged := &OrderedChunksSeries{Lset: series[0].Labels(), chunks: make([]chunkenc.Chunk, 0, total), times: make([]chunkTimes, 0, total)}
 	for i, c := range all {
 		if i > 0 {
 			last := all[i-1]

@@ -162,7 +162,22 @@ func (c *Cluster) StartDistributor(noWait bool, extra ...string) *Process {
 func (c *Cluster) StartQuerier(extra ...string) *Process {
 	c.tb.Helper()
 	args := append([]string{"-querier.bucket-sync-interval=1s", "-store-gateway.sync-interval=1s"}, extra...)
-	return c.Start(Options{Target: "querier,store-gateway", Name: "querier", Args: args})
+	q := c.Start(Options{Target: "querier,store-gateway", Name: "querier", Args: args})
+	// Ready does not wait for the store-gateway to be ACTIVE in its ring;
+	// until it is, a query over shipped blocks finds no owner (503).
+	Eventually(c.tb, 30*time.Second, 100*time.Millisecond, "the querier's store-gateway ACTIVE in its ring", func() error {
+		members, err := q.RingAt("/store-gateway/ring")
+		if err != nil {
+			return err
+		}
+		for _, m := range members {
+			if m.State == "ACTIVE" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ACTIVE store-gateway: %s", DescribeRing(members))
+	})
+	return q
 }
 
 // RingActiveExactly returns nil when p's ring shows exactly ids as healthy

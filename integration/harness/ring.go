@@ -35,8 +35,12 @@ type RingMember struct {
 // Ring fetches /ring with Accept: application/json and returns its members
 // by ID. Transport and HTTP errors are returned: the caller may be polling
 // a process that is still starting.
-func (p *Process) Ring() (map[string]RingMember, error) {
-	req, err := http.NewRequest(http.MethodGet, p.URL()+"/ring", nil)
+func (p *Process) Ring() (map[string]RingMember, error) { return p.RingAt("/ring") }
+
+// RingAt fetches the ring page at path (/ring, /store-gateway/ring, ...) as
+// JSON and returns its members by ID.
+func (p *Process) RingAt(path string) (map[string]RingMember, error) {
+	req, err := http.NewRequest(http.MethodGet, p.URL()+path, nil)
 	if err != nil {
 		return nil, err
 	}

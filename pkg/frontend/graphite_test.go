@@ -107,7 +107,6 @@ func TestGraphiteRenderSplitEqualsUnsplit(t *testing.T) {
 	d := newGraphiteDownstream(t)
 	f, reg := startGraphiteFrontend(t, d, graphiteTestLimits)
 	h := f.Handler()
-	ctx := context.Background()
 	const hr = 3600
 	windows := []struct {
 		name        string
@@ -140,14 +139,7 @@ func TestGraphiteRenderSplitEqualsUnsplit(t *testing.T) {
 	// the calls the frontend made.
 	check := func(params url.Values) []call {
 		t.Helper()
-		d.takeCalls()
-		code, got := do(ctx, h, "t1", "/graphite/render", params, nil)
-		calls := d.takeCalls()
-		wantCode, want := direct(t, d, "t1", "/graphite/render", params)
-		d.takeCalls()
-		require.Equal(t, wantCode, code, "%v: %s", params, got)
-		require.Equal(t, string(want), string(got), "%v", params)
-		return calls
+		return renderBothWays(t, d, h, params)
 	}
 	for wi, w := range windows {
 		for _, target := range targets {
@@ -281,14 +273,7 @@ func TestGraphiteRenderSeriesComeAndGo(t *testing.T) {
 	ctx := context.Background()
 	compare := func(params url.Values) []call {
 		t.Helper()
-		d.takeCalls()
-		code, got := do(ctx, h, "t1", "/graphite/render", params, nil)
-		calls := d.takeCalls()
-		wantCode, want := direct(t, d, "t1", "/graphite/render", params)
-		d.takeCalls()
-		require.Equal(t, wantCode, code, "%v", params)
-		require.Equal(t, string(want), string(got), "%v", params)
-		return calls
+		return renderBothWays(t, d, h, params)
 	}
 	// srv.new.cpu has data from the 4th hour on: parts before it still
 	// have it (all null), so countSeries, transformNull, alias and
@@ -458,4 +443,19 @@ func TestGraphiteRenderSharedCache(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, kv.m)
+}
+
+// renderBothWays renders params through the frontend handler h and directly
+// on d, requires the same answer, and returns the downstream calls the
+// frontend made.
+func renderBothWays(t *testing.T, d *downstream, h http.Handler, params url.Values) []call {
+	t.Helper()
+	d.takeCalls()
+	code, got := do(context.Background(), h, "t1", "/graphite/render", params, nil)
+	calls := d.takeCalls()
+	wantCode, want := direct(t, d, "t1", "/graphite/render", params)
+	d.takeCalls()
+	require.Equal(t, wantCode, code, "%v: %s", params, got)
+	require.Equal(t, string(want), string(got), "%v", params)
+	return calls
 }

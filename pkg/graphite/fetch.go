@@ -207,31 +207,20 @@ func (f *fetcher) fetch(ctx context.Context, sets [][]*labels.Matcher, pathExpr 
 		series []storage.Series
 		out    []*functions.Series
 	)
-	for _, ms := range sets {
-		hints := &storage.SelectHints{Start: start * 1000, End: end*1000 - 1, Step: f.step * 1000, Func: "graphite"}
-		ss := q.Select(ctx, false, hints, ms...)
-		for ss.Next() {
-			s := ss.At()
-			ls := s.Labels()
-			h := ls.Hash()
-			if seen[h] {
-				continue
-			}
-			seen[h] = true
-			if err := f.charge(1, int64(n)); err != nil {
-				return nil, err
-			}
-			name, tags := SeriesName(ls)
-			series = append(series, s)
-			out = append(out, &functions.Series{
-				Name: name, Tags: tags, PathExpression: pathExpr,
-				Start: start, End: end, Step: f.step,
-				ConsolidationFunc: "average",
-			})
+	newSeries := func(ls labels.Labels) *functions.Series {
+		name, tags := SeriesName(ls)
+		return &functions.Series{
+			Name: name, Tags: tags, PathExpression: pathExpr,
+			Start: start, End: end, Step: f.step,
+			ConsolidationFunc: "average",
 		}
-		if err := ss.Err(); err != nil {
-			return nil, storageError(err)
-		}
+	}
+	hints := &storage.SelectHints{Start: start * 1000, End: end*1000 - 1, Step: f.step * 1000, Func: "graphite"}
+	if err := f.selectNew(ctx, q, hints, sets, seen, int64(n), func(s storage.Series) {
+		series = append(series, s)
+		out = append(out, newSeries(s.Labels()))
+	}); err != nil {
+		return nil, err
 	}
 	err = alignAll(ctx, series, out, start, end, f.step, f.pool)
 	f.mtx.Lock()
@@ -245,49 +234,74 @@ func (f *fetcher) fetch(ctx context.Context, sets [][]*labels.Matcher, pathExpr 
 		return nil, storageError(err)
 	}
 	if f.seriesUntil > f.seriesFrom {
-		// The series of the wider range, labels only.
+		// The series of the wider range, labels only, all null here.
 		ws, we := alignedRange(f.seriesFrom, f.seriesUntil, f.step)
 		wq, err := f.queryable.Querier(ws*1000, we*1000-1)
 		if err != nil {
 			return nil, fmt.Errorf("open storage: %w", err)
 		}
 		defer wq.Close()
-		for _, ms := range sets {
-			ss := wq.Select(ctx, false, &storage.SelectHints{Start: ws * 1000, End: we*1000 - 1, Func: "series"}, ms...)
-			for ss.Next() {
-				ls := ss.At().Labels()
-				h := ls.Hash()
-				if seen[h] {
-					continue
-				}
-				seen[h] = true
-				if err := f.charge(1, int64(n)); err != nil {
-					return nil, err
-				}
-				name, tags := SeriesName(ls)
-				vals := f.pool.get(n)
-				f.mtx.Lock()
-				f.owned = append(f.owned, vals)
-				f.mtx.Unlock()
-				out = append(out, &functions.Series{
-					Name: name, Tags: tags, PathExpression: pathExpr,
-					Start: start, End: end, Step: f.step, Values: vals,
-					ConsolidationFunc: "average",
-				})
-			}
-			if err := ss.Err(); err != nil {
-				return nil, storageError(err)
-			}
+		wideHints := &storage.SelectHints{Start: ws * 1000, End: we*1000 - 1, Func: "series"}
+		if err := f.selectNew(ctx, wq, wideHints, sets, seen, int64(n), func(s storage.Series) {
+			gs := newSeries(s.Labels())
+			gs.Values = f.pool.get(n)
+			f.mtx.Lock()
+			f.owned = append(f.owned, gs.Values)
+			f.mtx.Unlock()
+			out = append(out, gs)
+		}); err != nil {
+			return nil, err
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// alignAll fills out[i].Values from series[i], decoding the series on every
-// CPU: decoding is most of a large render's time.
+// selectNew runs every matcher set on q and passes each series not seen
+// before to add, after charging it to the request's budget.
+func (f *fetcher) selectNew(ctx context.Context, q storage.Querier, hints *storage.SelectHints, sets [][]*labels.Matcher, seen map[uint64]bool, points int64, add func(storage.Series)) error {
+	for _, ms := range sets {
+		ss := q.Select(ctx, false, hints, ms...)
+		for ss.Next() {
+			s := ss.At()
+			h := s.Labels().Hash()
+			if seen[h] {
+				continue
+			}
+			seen[h] = true
+			if err := f.charge(1, points); err != nil {
+				return err
+			}
+			add(s)
+		}
+		if err := ss.Err(); err != nil {
+			return storageError(err)
+		}
+	}
+	return nil
+}
+
+// alignAll fills out[i].Values from series[i]. Series given as ordered
+// chunks (the querier's) are self-contained and decoded on every CPU:
+// decoding is most of a large render's time. Any other series is read in
+// this goroutine: a storage's series may share a reader that is not safe
+// for concurrent use (a TSDB's head chunk reader is not).
 func alignAll(ctx context.Context, series []storage.Series, out []*functions.Series, start, end, step int64, pool *valuesPool) error {
-	workers := min(runtime.GOMAXPROCS(0), len(series))
+	n := int((end - start) / step)
+	var parallel []int
+	var it chunkenc.Iterator
+	for i, s := range series {
+		if _, ok := s.(orderedChunks); ok {
+			parallel = append(parallel, i)
+			continue
+		}
+		out[i].Values = pool.get(n)
+		var err error
+		if it, err = align(out[i].Values, s, it, start, end, step); err != nil {
+			return err
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(parallel))
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
@@ -300,12 +314,13 @@ func alignAll(ctx context.Context, series []storage.Series, out []*functions.Ser
 			defer wg.Done()
 			var it chunkenc.Iterator
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(series) || ctx.Err() != nil {
+				k := int(next.Add(1) - 1)
+				if k >= len(parallel) || ctx.Err() != nil {
 					return
 				}
+				i := parallel[k]
 				var err error
-				out[i].Values = pool.get(int((end - start) / step))
+				out[i].Values = pool.get(n)
 				if it, err = align(out[i].Values, series[i], it, start, end, step); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return

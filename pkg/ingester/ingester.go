@@ -480,6 +480,15 @@ func (t *tenantDB) flushHead() error {
 	if h.NumSeries() == 0 {
 		return nil
 	}
+	// First let the TSDB cut the 2h blocks it would cut by itself. Its own
+	// compaction runs after any append that makes the head compactable; run
+	// concurrently with the flush, it cut blocks over the range the flush
+	// had already chosen, and both were shipped (overlapping blocks). After
+	// this the head spans less than a compactable range and appends are
+	// held off, so the TSDB has nothing left to cut under the flush.
+	if err := t.db.Compact(context.Background()); err != nil {
+		return err
+	}
 	mint, maxt := h.MinTime(), h.MaxTime()
 	for _, b := range t.db.Blocks() {
 		if m := b.Meta(); m.MaxTime > mint {

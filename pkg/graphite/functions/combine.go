@@ -402,15 +402,7 @@ func fnAsPercent(e *env, a *args) ([]*Series, error) {
 // asPercentByNodes is asPercent with nodes: series and totals are grouped by
 // the given nodes and each series is divided by its group's total.
 func asPercentByNodes(a *args, list []*Series, total value, nodeVals []value) ([]*Series, error) {
-	var keys []string
-	meta := map[string][]*Series{}
-	for _, s := range list {
-		k := aggKey(s, nodeVals)
-		if _, ok := meta[k]; !ok {
-			keys = append(keys, k)
-		}
-		meta[k] = append(meta[k], s)
-	}
+	keys, meta := groupInOrder(list, func(s *Series) string { return aggKey(s, nodeVals) })
 	totals := map[string]*Series{}
 	sumGroup := func(g []*Series) *Series {
 		if len(g) == 1 {
@@ -425,19 +417,11 @@ func asPercentByNodes(a *args, list []*Series, total value, nodeVals []value) ([
 			totals[k] = sumGroup(meta[k])
 		}
 	case vSeries:
-		groups := map[string][]*Series{}
-		var tkeys []string
-		for _, s := range total.series {
-			k := aggKey(s, nodeVals)
-			if _, ok := groups[k]; !ok {
-				tkeys = append(tkeys, k)
-				if _, ok := meta[k]; !ok {
-					keys = append(keys, k)
-				}
-			}
-			groups[k] = append(groups[k], s)
-		}
+		tkeys, groups := groupInOrder(total.series, func(s *Series) string { return aggKey(s, nodeVals) })
 		for _, k := range tkeys {
+			if _, ok := meta[k]; !ok {
+				keys = append(keys, k) // a total without series
+			}
 			totals[k] = sumGroup(groups[k])
 		}
 	default:
@@ -547,25 +531,37 @@ func callAggregator(e *env, callback string, list []*Series) (*Series, error) {
 }
 
 func groupByNodes(e *env, list []*Series, callback string, nodes []value) ([]*Series, error) {
+	keys, meta := groupInOrder(list, func(s *Series) string { return aggKey(s, nodes) })
+	return aggregateGroups(e, callback, keys, meta, func(r *Series, k string) { r.Name = k })
+}
+
+// groupInOrder groups list by key, keys in the order they first appear.
+func groupInOrder(list []*Series, key func(*Series) string) ([]string, map[string][]*Series) {
 	var keys []string
-	meta := map[string][]*Series{}
+	groups := map[string][]*Series{}
 	for _, s := range list {
-		k := aggKey(s, nodes)
-		if _, ok := meta[k]; !ok {
+		k := key(s)
+		if _, ok := groups[k]; !ok {
 			keys = append(keys, k)
 		}
-		meta[k] = append(meta[k], s)
+		groups[k] = append(groups[k], s)
 	}
+	return keys, groups
+}
+
+// aggregateGroups runs the aggregation callback over each group, in keys'
+// order, and names each result with name.
+func aggregateGroups(e *env, callback string, keys []string, groups map[string][]*Series, name func(r *Series, k string)) ([]*Series, error) {
 	var out []*Series
 	for _, k := range keys {
-		r, err := callAggregator(e, callback, meta[k])
+		r, err := callAggregator(e, callback, groups[k])
 		if err != nil {
 			return nil, err
 		}
 		if r == nil {
 			continue
 		}
-		r.Name = k
+		name(r, k)
 		out = append(out, r)
 	}
 	return out, nil
@@ -604,9 +600,7 @@ func fnGroupByTags(e *env, a *args) ([]*Series, error) {
 			name = one
 		}
 	}
-	var keys []string
-	meta := map[string][]*Series{}
-	for _, s := range list {
+	keys, meta := groupInOrder(list, func(s *Series) string {
 		var parts []string
 		for _, t := range tags {
 			if t == "name" {
@@ -619,27 +613,13 @@ func fnGroupByTags(e *env, a *args) ([]*Series, error) {
 		if hasName {
 			first = s.Tags["name"]
 		}
-		k := strings.Join(append([]string{first}, parts...), ";")
-		if _, ok := meta[k]; !ok {
-			keys = append(keys, k)
-		}
-		meta[k] = append(meta[k], s)
-	}
-	var out []*Series
-	for _, k := range keys {
-		r, err := callAggregator(e, callback, meta[k])
-		if err != nil {
-			return nil, err
-		}
-		if r == nil {
-			continue
-		}
+		return strings.Join(append([]string{first}, parts...), ";")
+	})
+	return aggregateGroups(e, callback, keys, meta, func(r *Series, k string) {
 		r.Name = k
 		r.PathExpression = k
 		r.Tags = tagsFromName(k)
-		out = append(out, r)
-	}
-	return out, nil
+	})
 }
 
 func fnGroup(e *env, a *args) ([]*Series, error) { return a.flatSeries(0), nil }

@@ -98,70 +98,30 @@ func filterFn(fname, op string) func(e *env, a *args) ([]*Series, error) {
 	}
 }
 
-func fnRemoveBelowValue(e *env, a *args) ([]*Series, error) {
-	n := a.float(1, 0)
-	for _, s := range a.series(0) {
-		s.Name = "removeBelowValue(" + s.Name + ", " + pyG(n) + ")"
-		s.PathExpression = s.Name
-		for i, v := range s.Values {
-			if isNull(v) || v < n {
-				s.Values[i] = nan
+// removeFn builds removeAboveValue, removeBelowValue, removeAbovePercentile
+// and removeBelowPercentile: values beyond a threshold (n itself, or the
+// series' n-th percentile) become null.
+func removeFn(fname string, above, percentileOfN bool) func(e *env, a *args) ([]*Series, error) {
+	return func(e *env, a *args) ([]*Series, error) {
+		n := a.float(1, 0)
+		for _, s := range a.series(0) {
+			s.Name = fname + "(" + s.Name + ", " + pyG(n) + ")"
+			s.PathExpression = s.Name
+			limit := n
+			if percentileOfN {
+				if limit = percentile(s.Values, n, false); isNull(limit) {
+					continue
+				}
+				s.Tags["nPercentile"] = pyFloat(n) // set through nPercentile's copy, which shares the tags
+			}
+			for i, v := range s.Values {
+				if !isNull(v) && (above && v > limit || !above && v < limit) {
+					s.Values[i] = nan
+				}
 			}
 		}
+		return a.series(0), nil
 	}
-	return a.series(0), nil
-}
-
-func fnRemoveAboveValue(e *env, a *args) ([]*Series, error) {
-	n := a.float(1, 0)
-	for _, s := range a.series(0) {
-		s.Name = "removeAboveValue(" + s.Name + ", " + pyG(n) + ")"
-		s.PathExpression = s.Name
-		for i, v := range s.Values {
-			if !isNull(v) && v > n {
-				s.Values[i] = nan
-			}
-		}
-	}
-	return a.series(0), nil
-}
-
-func fnRemoveAbovePercentile(e *env, a *args) ([]*Series, error) {
-	n := a.float(1, 0)
-	for _, s := range a.series(0) {
-		s.Name = "removeAbovePercentile(" + s.Name + ", " + pyG(n) + ")"
-		s.PathExpression = s.Name
-		p := percentile(s.Values, n, false)
-		if isNull(p) {
-			continue
-		}
-		s.Tags["nPercentile"] = pyFloat(n) // set through nPercentile's copy, which shares the tags
-		for i, v := range s.Values {
-			if !isNull(v) && v > p {
-				s.Values[i] = nan
-			}
-		}
-	}
-	return a.series(0), nil
-}
-
-func fnRemoveBelowPercentile(e *env, a *args) ([]*Series, error) {
-	n := a.float(1, 0)
-	for _, s := range a.series(0) {
-		s.Name = "removeBelowPercentile(" + s.Name + ", " + pyG(n) + ")"
-		s.PathExpression = s.Name
-		p := percentile(s.Values, n, false)
-		if isNull(p) {
-			continue
-		}
-		s.Tags["nPercentile"] = pyFloat(n) // set through nPercentile's copy, which shares the tags
-		for i, v := range s.Values {
-			if isNull(v) || v < p {
-				s.Values[i] = nan
-			}
-		}
-	}
-	return a.series(0), nil
 }
 
 func fnRemoveEmptySeries(e *env, a *args) ([]*Series, error) {

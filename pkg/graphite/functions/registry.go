@@ -158,10 +158,10 @@ func buildRegistry() map[string]*funcDef {
 		{name: "removeBetweenPercentile", group: gFilter, desc: "The series with a value outside the n-th percentile band at some point.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: fnRemoveBetweenPercentile},
 
 		// Filter Data
-		{name: "removeBelowValue", group: gFilterD, desc: "Sets values below n to null.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: fnRemoveBelowValue},
-		{name: "removeAboveValue", group: gFilterD, desc: "Sets values above n to null.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: fnRemoveAboveValue},
-		{name: "removeBelowPercentile", group: gFilterD, desc: "Sets values below the n-th percentile to null.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: fnRemoveBelowPercentile},
-		{name: "removeAbovePercentile", group: gFilterD, desc: "Sets values above the n-th percentile to null.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: fnRemoveAbovePercentile},
+		{name: "removeBelowValue", group: gFilterD, desc: "Sets values below n to null.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: removeFn("removeBelowValue", false, false)},
+		{name: "removeAboveValue", group: gFilterD, desc: "Sets values above n to null.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: removeFn("removeAboveValue", true, false)},
+		{name: "removeBelowPercentile", group: gFilterD, desc: "Sets values below the n-th percentile to null.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: removeFn("removeBelowPercentile", false, true)},
+		{name: "removeAbovePercentile", group: gFilterD, desc: "Sets values above the n-th percentile to null.", params: []param{sl("seriesList"), req("n", tFloat)}, fn: removeFn("removeAbovePercentile", true, true)},
 
 		// Sorting
 		{name: "sortBy", group: gSorting, desc: "Sorts by an aggregate of each series.", params: []param{sl("seriesList"), aggParam("func", "average"), opt("reverse", tBoolean, false)}, fn: fnSortBy},

@@ -235,17 +235,10 @@ func safeSum(vals []float64) float64 {
 }
 
 func safeAvg(vals []float64) float64 {
-	s, n := 0.0, 0
-	for _, v := range vals {
-		if !isNull(v) {
-			s += v
-			n++
-		}
+	if s := safeSum(vals); !isNull(s) {
+		return s / float64(countNonNull(vals))
 	}
-	if n == 0 {
-		return nan
-	}
-	return s / float64(n)
+	return nan
 }
 
 func safeAvgZero(vals []float64) float64 {

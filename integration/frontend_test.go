@@ -16,16 +16,7 @@ import (
 // must be served from the cache, and tenants must not share cache entries.
 func TestQueryFrontend(t *testing.T) {
 	t.Parallel()
-	m := harness.StartMeridian(t, harness.Options{})
-	fe := harness.StartMeridian(t, harness.Options{
-		Target: "query-frontend",
-		Name:   "frontend",
-		Args: []string{
-			"-frontend.downstream-url=" + m.URL(),
-			"-frontend.split-queries-by-interval=1h",
-			"-frontend.max-cache-freshness=0s",
-		},
-	})
+	m, fe := startMonolithBehindFrontend(t)
 
 	// 10 hours of one-minute samples for two tenants, in time order.
 	end := time.Now().Truncate(time.Minute).Add(-time.Minute)
@@ -86,4 +77,21 @@ func TestQueryFrontend(t *testing.T) {
 	require.Equal(t, m.Client("fe-a").Query(`sum(fe_counter_total)`, end).Vector(t).String(),
 		fe.Client("fe-a").Query(`sum(fe_counter_total)`, end).Vector(t).String())
 	require.Equal(t, m.Client("fe-a").Labels(nil, start, end).Strings(t), fe.Client("fe-a").Labels(nil, start, end).Strings(t))
+}
+
+// startMonolithBehindFrontend starts a monolith and a query-frontend that
+// forwards to it, splitting by the hour and caching everything.
+func startMonolithBehindFrontend(t *testing.T) (m, fe *harness.Process) {
+	t.Helper()
+	m = harness.StartMeridian(t, harness.Options{})
+	fe = harness.StartMeridian(t, harness.Options{
+		Target: "query-frontend",
+		Name:   "frontend",
+		Args: []string{
+			"-frontend.downstream-url=" + m.URL(),
+			"-frontend.split-queries-by-interval=1h",
+			"-frontend.max-cache-freshness=0s",
+		},
+	})
+	return m, fe
 }

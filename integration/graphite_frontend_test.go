@@ -22,16 +22,7 @@ import (
 // no querier.
 func TestGraphiteRenderSplitThroughFrontend(t *testing.T) {
 	t.Parallel()
-	m := harness.StartMeridian(t, harness.Options{})
-	fe := harness.StartMeridian(t, harness.Options{
-		Target: "query-frontend",
-		Name:   "frontend",
-		Args: []string{
-			"-frontend.downstream-url=" + m.URL(),
-			"-frontend.split-queries-by-interval=1h",
-			"-frontend.max-cache-freshness=0s",
-		},
-	})
+	m, fe := startMonolithBehindFrontend(t)
 	const tenant = "gfe"
 
 	// 5 hours of minutely points ending 10 minutes ago, at a few seconds

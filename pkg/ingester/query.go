@@ -82,11 +82,9 @@ func (i *Ingester) QueryStream(req *meridianpb.QueryRequest, stream meridianpb.I
 			if len(batch) == 0 {
 				lbuf = lbuf[:0]
 			}
-			from := len(lbuf)
-			ss.At().Labels().Range(func(l labels.Label) {
-				lbuf = append(lbuf, prompb.Label{Name: l.Name, Value: l.Value})
-			})
-			batch = append(batch, prompb.ChunkedSeries{Labels: lbuf[from:len(lbuf):len(lbuf)]})
+			var lset []prompb.Label
+			lbuf, lset = appendWireLabels(lbuf, ss.At().Labels())
+			batch = append(batch, prompb.ChunkedSeries{Labels: lset})
 			n++
 			if len(batch) == queryStreamBatchSeries {
 				if err := flush(); err != nil {
@@ -106,11 +104,23 @@ func (i *Ingester) QueryStream(req *meridianpb.QueryRequest, stream meridianpb.I
 		return fmt.Errorf("open chunk querier: %w", err)
 	}
 	defer q.Close()
-	ss := q.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs}, ms...)
-	var it chunks.Iterator
+	// Whole chunks, untrimmed, as the store-gateways send them: the
+	// querier keeps chunks that both hold once only when they are the
+	// same bytes, and its readers drop samples outside the range.
+	ss := q.Select(ctx, true, &storage.SelectHints{Start: req.StartMs, End: req.EndMs, DisableTrimming: true}, ms...)
+	var (
+		it   chunks.Iterator
+		lbuf []prompb.Label
+		cbuf []prompb.Chunk
+	)
 	for ss.Next() {
+		// As for labels only above, a batch's labels and chunks share
+		// buffers reused once it is sent.
+		if len(batch) == 0 {
+			lbuf, cbuf = lbuf[:0], cbuf[:0]
+		}
 		s := ss.At()
-		cs := prompb.ChunkedSeries{Labels: prompb.FromLabels(s.Labels(), nil)}
+		cfrom := len(cbuf)
 		ci := s.Iterator(it)
 		it = ci
 		for ci.Next() {
@@ -119,15 +129,17 @@ func (i *Ingester) QueryStream(req *meridianpb.QueryRequest, stream meridianpb.I
 			if err != nil {
 				return err
 			}
-			cs.Chunks = append(cs.Chunks, pc)
+			cbuf = append(cbuf, pc)
 		}
 		if err := ci.Err(); err != nil {
 			return err
 		}
-		if len(cs.Chunks) == 0 {
+		if len(cbuf) == cfrom {
 			continue
 		}
-		batch = append(batch, cs)
+		var lset []prompb.Label
+		lbuf, lset = appendWireLabels(lbuf, s.Labels())
+		batch = append(batch, prompb.ChunkedSeries{Labels: lset, Chunks: cbuf[cfrom:len(cbuf):len(cbuf)]})
 		n++
 		if len(batch) == queryStreamBatchSeries {
 			if err := flush(); err != nil {
@@ -142,27 +154,25 @@ func (i *Ingester) QueryStream(req *meridianpb.QueryRequest, stream meridianpb.I
 	return flush()
 }
 
+// appendWireLabels appends ls to buf in wire form and returns buf and the
+// part of it that holds ls.
+func appendWireLabels(buf []prompb.Label, ls labels.Labels) (all, lset []prompb.Label) {
+	from := len(buf)
+	ls.Range(func(l labels.Label) {
+		buf = append(buf, prompb.Label{Name: l.Name, Value: l.Value})
+	})
+	return buf, buf[from:len(buf):len(buf)]
+}
+
 // wireChunk copies a chunk into its wire form. The chunk querier hands out a
 // private copy of a series' open head chunk (tsdb copies it under the
 // series lock), and closed chunks are immutable, so the compressed bytes are
 // sent as they are: decoding and re-encoding every sample here cost a third
 // of a large Graphite render.
 func wireChunk(mint, maxt int64, c chunkenc.Chunk) (prompb.Chunk, error) {
-	out := prompb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt}
-	switch c.Encoding() {
-	case chunkenc.EncXOR:
-		out.Type = prompb.Chunk_XOR
-	case chunkenc.EncHistogram:
-		out.Type = prompb.Chunk_HISTOGRAM
-	case chunkenc.EncFloatHistogram:
-		out.Type = prompb.Chunk_FLOAT_HISTOGRAM
-	default:
-		return out, fmt.Errorf("unsupported chunk encoding %s", c.Encoding())
-	}
 	// No copy: every batch is marshalled (Send) before the chunk querier
 	// closes, and until then mmapped chunks stay mapped.
-	out.Data = c.Bytes()
-	return out, nil
+	return meridianpb.WireChunk(mint, maxt, c.Encoding(), c.Bytes())
 }
 
 // LabelNames answers the label names of the tenant's series in range.

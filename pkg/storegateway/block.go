@@ -71,8 +71,7 @@ func (b *bucketBlock) evict() {
 // segments.
 func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache, m *metrics, tenant string, meta tsdb.BlockMeta, hdr *indexHeader) (blk *bucketBlock, err error) {
 	dir := path.Join(tenant, meta.ULID.String())
-	idxReader := &objectReader{bkt: bkt, name: path.Join(dir, "index"), size: hdr.indexSize, kind: "index",
-		cacheKey: "sg:" + dir + ":index:", cache: cache, m: m}
+	idxReader := newObjectReader(bkt, path.Join(dir, "index"), hdr.indexSize, "index", "sg:"+dir+":index:", cache, m)
 	bs := &indexByteSlice{ctx: context.Background(), header: hdr, r: idxReader}
 	defer func() {
 		if p := recover(); p != nil {
@@ -107,8 +106,7 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 		if err != nil {
 			return nil, fmt.Errorf("size of chunk segment %s: %w", name, err)
 		}
-		blk.chunks = append(blk.chunks, &objectReader{bkt: bkt, name: name, size: attrs.Size, kind: "chunks",
-			cacheKey: "sg:" + dir + ":chunks:" + want + ":", cache: cache, m: m})
+		blk.chunks = append(blk.chunks, newObjectReader(bkt, name, attrs.Size, "chunks", "sg:"+dir+":chunks:"+want+":", cache, m))
 	}
 	return blk, nil
 }
@@ -196,59 +194,102 @@ func (r sharedIndexReader) LabelNames(ctx context.Context, ms ...*labels.Matcher
 
 // chunkReader reads chunks by reference: the segment number in the upper
 // and the offset in the lower 32 bits of the ref (Prometheus' chunks format:
-// length uvarint, encoding byte, data, CRC32C of encoding and data).
+// length uvarint, encoding byte, data, CRC32C of encoding and data). One
+// query's reader, not safe for concurrent use.
 type chunkReader struct {
 	b   *bucketBlock
 	ctx context.Context
+	// The page read last: a series' chunks lie next to each other, so
+	// most chunks are read from the page of the one before.
+	lastSeg  int
+	lastPage int64
+	last     []byte
 }
 
 func (c *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
-	chk, err := c.read(meta.Ref)
+	enc, data, err := c.raw(meta.Ref)
 	if err != nil {
-		c.b.m.readErrors.Inc()
-		if errors.Is(err, ErrCorrupted) {
-			c.b.m.corruptedBlocks.Inc()
-		}
-		return nil, nil, fmt.Errorf("read chunk of block %s of tenant %s: %w", c.b.meta.ULID, c.b.tenant, err)
+		return nil, nil, err
+	}
+	chk, err := chunkenc.FromData(enc, data)
+	if err != nil {
+		return nil, nil, c.failed(fmt.Errorf("%w: decode chunk %d: %v", ErrCorrupted, meta.Ref, err))
 	}
 	return chk, nil, nil
 }
 
-func (c *chunkReader) read(ref chunks.ChunkRef) (chunkenc.Chunk, error) {
+// failed counts a failed chunk read and names the block in its error.
+func (c *chunkReader) failed(err error) error {
+	c.b.m.readErrors.Inc()
+	if errors.Is(err, ErrCorrupted) {
+		c.b.m.corruptedBlocks.Inc()
+	}
+	return fmt.Errorf("read chunk of block %s of tenant %s: %w", c.b.meta.ULID, c.b.tenant, err)
+}
+
+// raw returns the encoding and the bytes of the chunk at ref, checksum
+// verified. The bytes are shared with the cache: never modify them.
+func (c *chunkReader) raw(ref chunks.ChunkRef) (chunkenc.Encoding, []byte, error) {
+	enc, data, err := c.read(ref)
+	if err != nil {
+		return 0, nil, c.failed(err)
+	}
+	return enc, data, nil
+}
+
+func (c *chunkReader) read(ref chunks.ChunkRef) (chunkenc.Encoding, []byte, error) {
 	seq, off := chunks.BlockChunkRef(ref).Unpack()
 	if seq >= len(c.b.chunks) {
-		return nil, fmt.Errorf("%w: chunk reference to segment %d, the block has %d", ErrCorrupted, seq+1, len(c.b.chunks))
+		return 0, nil, fmt.Errorf("%w: chunk reference to segment %d, the block has %d", ErrCorrupted, seq+1, len(c.b.chunks))
 	}
 	seg := c.b.chunks[seq]
 	start := int64(off)
 	if start < chunks.SegmentHeaderSize || start >= seg.size {
-		return nil, fmt.Errorf("%w: chunk offset %d outside segment %s of %d bytes", ErrCorrupted, start, seg.name, seg.size)
+		return 0, nil, fmt.Errorf("%w: chunk offset %d outside segment %s of %d bytes", ErrCorrupted, start, seg.name, seg.size)
 	}
-	head, err := seg.read(c.ctx, start, min(start+chunks.MaxChunkLengthFieldSize+chunks.ChunkEncodingSize, seg.size))
+	head, err := c.bytes(seq, start, min(start+chunks.MaxChunkLengthFieldSize+chunks.ChunkEncodingSize, seg.size))
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	dataLen, n := binary.Uvarint(head)
 	if n <= 0 {
-		return nil, fmt.Errorf("%w: bad chunk length at offset %d of %s", ErrCorrupted, start, seg.name)
+		return 0, nil, fmt.Errorf("%w: bad chunk length at offset %d of %s", ErrCorrupted, start, seg.name)
 	}
 	end := start + int64(n) + chunks.ChunkEncodingSize + int64(dataLen) + crc32.Size
 	if end > seg.size {
-		return nil, fmt.Errorf("%w: chunk at offset %d of %s ends at %d, past the segment's %d bytes", ErrCorrupted, start, seg.name, end, seg.size)
+		return 0, nil, fmt.Errorf("%w: chunk at offset %d of %s ends at %d, past the segment's %d bytes", ErrCorrupted, start, seg.name, end, seg.size)
 	}
-	b, err := seg.read(c.ctx, start+int64(n), end)
+	b, err := c.bytes(seq, start+int64(n), end)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	body, sum := b[:len(b)-crc32.Size], binary.BigEndian.Uint32(b[len(b)-crc32.Size:])
 	if crc32.Checksum(body, castagnoli) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch of chunk at offset %d of %s", ErrCorrupted, start, seg.name)
+		return 0, nil, fmt.Errorf("%w: checksum mismatch of chunk at offset %d of %s", ErrCorrupted, start, seg.name)
 	}
-	chk, err := chunkenc.FromData(chunkenc.Encoding(body[0]), body[1:])
-	if err != nil {
-		return nil, fmt.Errorf("%w: decode chunk at offset %d of %s: %v", ErrCorrupted, start, seg.name, err)
+	return chunkenc.Encoding(body[0]), body[1:len(body):len(body)], nil
+}
+
+// bytes returns bytes [start, end) of segment seq, from the last page read
+// when they lie in it.
+func (c *chunkReader) bytes(seq int, start, end int64) ([]byte, error) {
+	seg := c.b.chunks[seq]
+	p := start / pageSize
+	if p != (end-1)/pageSize {
+		return seg.read(c.ctx, start, end)
 	}
-	return chk, nil
+	if c.last == nil || c.lastSeg != seq || c.lastPage != p {
+		pg, err := seg.page(c.ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		c.lastSeg, c.lastPage, c.last = seq, p, pg
+	}
+	lo, hi := start-p*pageSize, end-p*pageSize
+	if hi > int64(len(c.last)) {
+		return nil, fmt.Errorf("%w: page %d of %s is short", ErrCorrupted, p, seg.name)
+	}
+	return c.last[lo:hi:hi], nil
 }
 
 func (c *chunkReader) Close() error { return nil }

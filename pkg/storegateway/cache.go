@@ -167,11 +167,12 @@ func (c *LRUCache) Fetch(_ context.Context, keys []string) map[string][]byte {
 	return out
 }
 
-// Get returns the value of one key, without Fetch's result map.
-func (c *LRUCache) Get(key string) ([]byte, bool) {
+// getBytes returns the value of one key, without Fetch's result map and
+// without turning the key into a string.
+func (c *LRUCache) getBytes(key []byte) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.items[key]
+	e, ok := c.items[string(key)]
 	if !ok {
 		return nil, false
 	}

@@ -7,12 +7,7 @@ import (
 	"slices"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/prometheus/prometheus/util/annotations"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/matchers"
@@ -69,53 +64,8 @@ func (s *Store) Series(ctx context.Context, tenant string, req *meridianpb.Store
 	}
 	defer releaseAll(blocks)
 	if len(blocks) > 0 {
-		qs := make([]storage.ChunkQuerier, 0, len(blocks))
-		for _, blk := range blocks {
-			q, err := tsdb.NewBlockChunkQuerier(blk.reader(ctx), req.MinTimeMs, req.MaxTimeMs)
-			if err != nil {
-				return fmt.Errorf("query block %s of tenant %s: %w", blk.meta.ULID, tenant, err)
-			}
-			qs = append(qs, &safeChunkQuerier{ChunkQuerier: q, blk: blk})
-		}
-		mq := storage.NewMergeChunkQuerier(qs, nil, storage.NewCompactingChunkSeriesMerger(storage.ChainedSeriesMerge))
-		defer mq.Close()
-		ss := mq.Select(ctx, true, &storage.SelectHints{Start: req.MinTimeMs, End: req.MaxTimeMs}, ms...)
-		batch := make([]prompb.ChunkedSeries, 0, seriesBatch)
-		for ss.Next() {
-			series := ss.At()
-			cs := prompb.ChunkedSeries{Labels: prompb.FromLabels(series.Labels(), nil)}
-			if !req.SkipChunks {
-				it := series.Iterator(nil)
-				for it.Next() {
-					meta := it.At()
-					c, err := wireChunk(meta.MinTime, meta.MaxTime, meta.Chunk)
-					if err != nil {
-						return err
-					}
-					cs.Chunks = append(cs.Chunks, c)
-				}
-				if err := it.Err(); err != nil {
-					return err
-				}
-				if len(cs.Chunks) == 0 {
-					continue
-				}
-			}
-			batch = append(batch, cs)
-			if len(batch) == seriesBatch {
-				if err := send(&meridianpb.StoreSeriesResponse{Series: batch}); err != nil {
-					return err
-				}
-				batch = make([]prompb.ChunkedSeries, 0, seriesBatch)
-			}
-		}
-		if err := ss.Err(); err != nil {
+		if err := s.sendSeries(ctx, blocks, ms, req, send); err != nil {
 			return err
-		}
-		if len(batch) > 0 {
-			if err := send(&meridianpb.StoreSeriesResponse{Series: batch}); err != nil {
-				return err
-			}
 		}
 	}
 	return send(&meridianpb.StoreSeriesResponse{QueriedBlocks: found})
@@ -213,65 +163,4 @@ func (b *bucketBlock) readError(p any) error {
 		b.m.corruptedBlocks.Inc()
 	}
 	return fmt.Errorf("read index of block %s of tenant %s: %w", b.meta.ULID, b.tenant, fp.err)
-}
-
-// safeChunkQuerier turns failed index reads of one block (raised as
-// panics by the index ByteSlice) into errors of its series set, so they
-// never escape the goroutines of the merge querier.
-type safeChunkQuerier struct {
-	storage.ChunkQuerier
-	blk *bucketBlock
-}
-
-func (q *safeChunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) (set storage.ChunkSeriesSet) {
-	defer func() {
-		if p := recover(); p != nil {
-			set = storage.ErrChunkSeriesSet(q.blk.readError(p))
-		}
-	}()
-	return &safeChunkSeriesSet{ChunkSeriesSet: q.ChunkQuerier.Select(ctx, sortSeries, hints, ms...), blk: q.blk}
-}
-
-type safeChunkSeriesSet struct {
-	storage.ChunkSeriesSet
-	blk *bucketBlock
-	err error
-}
-
-func (s *safeChunkSeriesSet) Next() (ok bool) {
-	if s.err != nil {
-		return false
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			s.err = s.blk.readError(p)
-			ok = false
-		}
-	}()
-	return s.ChunkSeriesSet.Next()
-}
-
-func (s *safeChunkSeriesSet) Err() error {
-	if s.err != nil {
-		return s.err
-	}
-	return s.ChunkSeriesSet.Err()
-}
-
-func (s *safeChunkSeriesSet) Warnings() annotations.Annotations { return s.ChunkSeriesSet.Warnings() }
-
-// wireChunk copies a block chunk into its wire form.
-func wireChunk(mint, maxt int64, c chunkenc.Chunk) (prompb.Chunk, error) {
-	out := prompb.Chunk{MinTimeMs: mint, MaxTimeMs: maxt, Data: c.Bytes()}
-	switch c.Encoding() {
-	case chunkenc.EncXOR:
-		out.Type = prompb.Chunk_XOR
-	case chunkenc.EncHistogram:
-		out.Type = prompb.Chunk_HISTOGRAM
-	case chunkenc.EncFloatHistogram:
-		out.Type = prompb.Chunk_FLOAT_HISTOGRAM
-	default:
-		return out, fmt.Errorf("chunk of unsupported encoding %s", c.Encoding())
-	}
-	return out, nil
 }

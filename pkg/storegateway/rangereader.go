@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
 )
 
@@ -28,11 +29,42 @@ type objectReader struct {
 	cacheKey string // prefix of the cache keys of its pages
 	cache    Cache
 	m        *metrics
+	// The cache counters of kind, resolved once: reads are per chunk and
+	// per series entry, too frequent for a label lookup each.
+	cacheRequests, cacheHits prometheus.Counter
 }
 
-// singleGetter is a cache that can look up one key cheaply.
-type singleGetter interface {
-	Get(key string) ([]byte, bool)
+func newObjectReader(bkt objstore.BucketReader, name string, size int64, kind, cacheKey string, cache Cache, m *metrics) *objectReader {
+	return &objectReader{
+		bkt: bkt, name: name, size: size, kind: kind, cacheKey: cacheKey, cache: cache, m: m,
+		cacheRequests: m.cacheRequests.WithLabelValues(kind), cacheHits: m.cacheHits.WithLabelValues(kind),
+	}
+}
+
+// cachedPage looks page p up in an in-process cache without allocating
+// its key: most reads (a chunk, a series entry) fall within one page, and
+// they are many.
+func (r *objectReader) cachedPage(p int64) ([]byte, bool) {
+	lru, ok := r.cache.(*LRUCache)
+	if !ok {
+		return nil, false
+	}
+	var buf [128]byte
+	key := strconv.AppendInt(append(buf[:0], r.cacheKey...), p, 10)
+	pg, ok := lru.getBytes(key)
+	if ok {
+		r.cacheRequests.Inc()
+		r.cacheHits.Inc()
+	}
+	return pg, ok
+}
+
+// page returns page p of the object whole.
+func (r *objectReader) page(ctx context.Context, p int64) ([]byte, error) {
+	if pg, ok := r.cachedPage(p); ok {
+		return pg, nil
+	}
+	return r.read(ctx, p*pageSize, min((p+1)*pageSize, r.size))
 }
 
 // read returns bytes [start, end) of the object.
@@ -45,28 +77,23 @@ func (r *objectReader) read(ctx context.Context, start, end int64) ([]byte, erro
 	}
 	first, last := start/pageSize, (end-1)/pageSize
 	if first == last {
-		// Most reads (a chunk, a series entry) fall within one page: look
-		// it up without the key list and result map of a multi-key fetch.
-		if one, ok := r.cache.(singleGetter); ok {
-			// A miss goes on to the general path, which counts it.
-			if pg, ok := one.Get(r.cacheKey + strconv.FormatInt(first, 10)); ok {
-				r.m.cacheRequests.WithLabelValues(r.kind).Inc()
-				r.m.cacheHits.WithLabelValues(r.kind).Inc()
-				lo, hi := start-first*pageSize, end-first*pageSize
-				if hi > int64(len(pg)) {
-					return nil, fmt.Errorf("%w: cached page of %s is short", ErrCorrupted, r.name)
-				}
-				return pg[lo:hi:hi], nil
+		// Look it up without the key list and result map of a multi-key
+		// fetch. A miss goes on to the general path, which counts it.
+		if pg, ok := r.cachedPage(first); ok {
+			lo, hi := start-first*pageSize, end-first*pageSize
+			if hi > int64(len(pg)) {
+				return nil, fmt.Errorf("%w: cached page of %s is short", ErrCorrupted, r.name)
 			}
+			return pg[lo:hi:hi], nil
 		}
 	}
 	keys := make([]string, 0, last-first+1)
 	for p := first; p <= last; p++ {
 		keys = append(keys, r.cacheKey+strconv.FormatInt(p, 10))
 	}
-	r.m.cacheRequests.WithLabelValues(r.kind).Add(float64(len(keys)))
+	r.cacheRequests.Add(float64(len(keys)))
 	pages := r.cache.Fetch(ctx, keys)
-	r.m.cacheHits.WithLabelValues(r.kind).Add(float64(len(pages)))
+	r.cacheHits.Add(float64(len(pages)))
 
 	// Fetch each run of consecutive missing pages with one ranged GET.
 	for p := first; p <= last; {

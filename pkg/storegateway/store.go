@@ -191,7 +191,8 @@ func (s *Store) buildHeader(ctx context.Context, k blockKey, dir string) (*index
 		}
 		return nil, fmt.Errorf("size of index: %w", err)
 	}
-	r := &objectReader{bkt: s.bkt, name: name, size: attrs.Size, kind: "index", cache: s.cache, m: s.m}
+	// Uncached reads only (getRange): the header is built once.
+	r := newObjectReader(s.bkt, name, attrs.Size, "index", "", s.cache, s.m)
 	hdr, err := buildIndexHeader(ctx, r)
 	if err != nil {
 		return nil, err

@@ -371,15 +371,15 @@ func TestLRUCacheBound(t *testing.T) {
 	require.NotContains(t, got, "k0", "the oldest went")
 
 	// Get finds what Fetch finds, and a hit makes the key the newest.
-	_, ok := c.Get("k0")
+	_, ok := c.getBytes([]byte("k0"))
 	require.False(t, ok)
-	v, ok := c.Get("k7")
+	v, ok := c.getBytes([]byte("k7"))
 	require.True(t, ok)
 	require.Len(t, v, 30)
 	c.Store("k10", make([]byte, 30))
 	c.Store("k11", make([]byte, 30))
-	_, ok = c.Get("k7")
+	_, ok = c.getBytes([]byte("k7"))
 	require.True(t, ok, "k7 was used last, so k8 and k9 went first")
-	_, ok = c.Get("k8")
+	_, ok = c.getBytes([]byte("k8"))
 	require.False(t, ok)
 }

@@ -285,43 +285,82 @@ func SendCarbonFunc(addr string, write func(w *bufio.Writer) error) error {
 // ProcessGroupRSS sums the resident set size (bytes, VmRSS in
 // /proc/PID/status) of every process in process group pgid.
 func ProcessGroupRSS(pgid int) (int64, error) {
-	entries, err := os.ReadDir("/proc")
+	var total int64
+	err := forEachInGroup(pgid, func(pid int, _ []string) {
+		if rss, err := ProcessRSS(pid); err == nil {
+			total += rss
+		}
+	})
+	return total, err
+}
+
+// ProcessGroupCPU sums the CPU time (user and system) used so far by every
+// process in process group pgid.
+func ProcessGroupCPU(pgid int) (time.Duration, error) {
+	var total time.Duration
+	err := forEachInGroup(pgid, func(_ int, stat []string) { total += statCPU(stat) })
+	return total, err
+}
+
+// ProcessCPU returns the CPU time (user and system) one process used so far.
+func ProcessCPU(pid int) (time.Duration, error) {
+	stat, err := procStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	var total int64
+	return statCPU(stat), nil
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name
+// (which may contain spaces): state ppid pgrp ...
+func procStat(pid int) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("unreadable /proc/%d/stat", pid)
+	}
+	return strings.Fields(s[i+1:]), nil
+}
+
+// statCPU is utime + stime of procStat's fields, in clock ticks of 10 ms
+// (USER_HZ is 100 on Linux).
+func statCPU(f []string) time.Duration {
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// forEachInGroup calls f with each process of process group pgid and its
+// procStat fields; it fails when there is none.
+func forEachInGroup(pgid int, f func(pid int, stat []string)) error {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
 	found := false
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
+		stat, err := procStat(pid)
+		if err != nil || len(stat) < 3 || stat[2] != strconv.Itoa(pgid) {
 			continue
 		}
-		// Fields after the command name (which may contain spaces):
-		// state ppid pgrp ...
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 3 || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		rss, err := ProcessRSS(pid)
-		if err != nil {
-			continue
-		}
-		total += rss
+		f(pid, stat)
 		found = true
 	}
 	if !found {
-		return 0, fmt.Errorf("no process in process group %d", pgid)
+		return fmt.Errorf("no process in process group %d", pgid)
 	}
-	return total, nil
+	return nil
 }
 
 // ProcessRSS returns one process' resident set size in bytes.

@@ -92,6 +92,10 @@ type backend struct {
 	api    *harness.GraphiteAPI
 	carbon string
 	rss    func() (string, int64) // description and bytes
+	// cpu is the CPU time its processes used so far: per query, it tells
+	// the work a query costs even when other processes share the machine
+	// and stretch the latencies.
+	cpu func() time.Duration
 }
 
 // result holds one backend's measurements.
@@ -99,6 +103,7 @@ type result struct {
 	sendSeries, visibleSeries time.Duration
 	sendTree, visibleTree     time.Duration
 	render, find              []time.Duration
+	renderCPU, findCPU        time.Duration // per query
 	rssAfterLoad, rssAfter    int64
 	rssDesc                   string
 }
@@ -152,6 +157,13 @@ func run(ctx context.Context, c config) error {
 					web, _ := harness.ProcessGroupRSS(gw.WebPID())
 					carbon, _ := harness.ProcessRSS(gw.CarbonPID())
 					return fmt.Sprintf("gunicorn %s + carbon-cache %s", mib(web), mib(carbon)), web + carbon
+				},
+				cpu: func() time.Duration {
+					// graphite-web asks carbon-cache for the points not yet
+					// written to whisper files, so both work for a render.
+					web, _ := harness.ProcessGroupCPU(gw.WebPID())
+					carbon, _ := harness.ProcessCPU(gw.CarbonPID())
+					return web + carbon
 				}})
 		case "meridian":
 			logf("starting Meridian %s", c.meridianBin)
@@ -164,6 +176,10 @@ func run(ctx context.Context, c config) error {
 				rss: func() (string, int64) {
 					r, _ := harness.ProcessRSS(m.cmd.Process.Pid)
 					return "meridian", r
+				},
+				cpu: func() time.Duration {
+					d, _ := harness.ProcessCPU(m.cmd.Process.Pid)
+					return d
 				}})
 		default:
 			return fmt.Errorf("-backends=%q: use meridian, graphite-web or both separated by a comma", c.backends)
@@ -222,28 +238,37 @@ func run(ctx context.Context, c config) error {
 	for i, be := range backends {
 		r := &results[i]
 		logf("%s: %d renders of %s and %d finds of tree.*.*", be.name, c.runs, d.renderTarget(), c.runs)
-		for j := 0; j <= c.runs; j++ {
-			ok, why, took := d.checkRender(ctx, be.api)
-			if !ok {
-				return fmt.Errorf("%s: render: %s", be.name, why)
-			}
-			if j > 0 {
-				r.render = append(r.render, took)
-			}
+		var err error
+		if r.render, r.renderCPU, err = timeRuns(c.runs, be, func() (bool, string, time.Duration) { return d.checkRender(ctx, be.api) }); err != nil {
+			return fmt.Errorf("%s: render: %w", be.name, err)
 		}
-		for j := 0; j <= c.runs; j++ {
-			ok, why, took := d.checkFind(ctx, be.api)
-			if !ok {
-				return fmt.Errorf("%s: find: %s", be.name, why)
-			}
-			if j > 0 {
-				r.find = append(r.find, took)
-			}
+		if r.find, r.findCPU, err = timeRuns(c.runs, be, func() (bool, string, time.Duration) { return d.checkFind(ctx, be.api) }); err != nil {
+			return fmt.Errorf("%s: find: %w", be.name, err)
 		}
 		r.rssDesc, r.rssAfter = be.rss()
 	}
 	printTable(os.Stdout, c, d, backends, results)
 	return nil
+}
+
+// timeRuns runs query once untimed, then runs times, and returns each
+// run's latency and the backend's CPU time per timed run.
+func timeRuns(runs int, be backend, query func() (bool, string, time.Duration)) ([]time.Duration, time.Duration, error) {
+	var lat []time.Duration
+	var cpu0 time.Duration
+	for j := 0; j <= runs; j++ {
+		if j == 1 {
+			cpu0 = be.cpu()
+		}
+		ok, why, took := query()
+		if !ok {
+			return nil, 0, errors.New(why)
+		}
+		if j > 0 {
+			lat = append(lat, took)
+		}
+	}
+	return lat, (be.cpu() - cpu0) / time.Duration(runs), nil
 }
 
 // dataset is the benchmark data: deterministic, so the expected answers
@@ -560,10 +585,14 @@ func printTable(w io.Writer, c config, d dataset, backends []backend, rs []resul
 	row("render "+d.renderTarget()+" p50", f, g)
 	f, g = dur(func(r result) time.Duration { return quantile(r.render, 0.99) })
 	row("render p99", f, g)
+	f, g = dur(func(r result) time.Duration { return r.renderCPU })
+	row("render CPU time per query", f, g)
 	f, g = dur(func(r result) time.Duration { return quantile(r.find, 0.5) })
 	row("find tree.*.* p50", f, g)
 	f, g = dur(func(r result) time.Duration { return quantile(r.find, 0.99) })
 	row("find p99", f, g)
+	f, g = dur(func(r result) time.Duration { return r.findCPU })
+	row("find CPU time per query", f, g)
 	row("RSS after loading", func(r result) string { return mib(r.rssAfterLoad) }, func(r result) float64 { return float64(r.rssAfterLoad) })
 	row("RSS after the queries", func(r result) string { return mib(r.rssAfter) }, func(r result) float64 { return float64(r.rssAfter) })
 	for i, b := range backends {
@@ -574,9 +603,9 @@ func printTable(w io.Writer, c config, d dataset, backends []backend, rs []resul
 		k := strings.ToLower(strings.ReplaceAll(b.name, "-", ""))
 		r := rs[i]
 		fmt.Fprintf(w, " %[1]s_render_p50_ms=%.1[2]f %[1]s_render_p99_ms=%.1[3]f %[1]s_find_p50_ms=%.1[4]f %[1]s_find_p99_ms=%.1[5]f"+
-			" %[1]s_load_s=%.1[6]f %[1]s_tree_load_s=%.1[7]f %[1]s_rss_bytes=%[8]d",
+			" %[1]s_load_s=%.1[6]f %[1]s_tree_load_s=%.1[7]f %[1]s_rss_bytes=%[8]d %[1]s_render_cpu_ms=%.1[9]f %[1]s_find_cpu_ms=%.1[10]f",
 			k, msf(quantile(r.render, 0.5)), msf(quantile(r.render, 0.99)), msf(quantile(r.find, 0.5)), msf(quantile(r.find, 0.99)),
-			r.visibleSeries.Seconds(), r.visibleTree.Seconds(), r.rssAfter)
+			r.visibleSeries.Seconds(), r.visibleTree.Seconds(), r.rssAfter, msf(r.renderCPU), msf(r.findCPU))
 	}
 	fmt.Fprintln(w)
 }

@@ -2,8 +2,6 @@ package querier
 
 import (
 	"bytes"
-	"cmp"
-	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -60,10 +58,6 @@ func mergeSeries(series ...storage.Series) storage.Series {
 	if len(series) == 1 {
 		return series[0]
 	}
-	type timedChunk struct {
-		chunkTimes
-		chk chunkenc.Chunk
-	}
 	total := 0
 	for _, s := range series {
 		oc, ok := s.(*OrderedChunksSeries)
@@ -72,32 +66,39 @@ func mergeSeries(series ...storage.Series) storage.Series {
 		}
 		total += len(oc.chunks)
 	}
-	all := make([]timedChunk, 0, total)
-	for _, s := range series {
-		oc := s.(*OrderedChunksSeries)
-		for i, c := range oc.chunks {
-			all = append(all, timedChunk{oc.times[i], c})
-		}
-	}
-	slices.SortFunc(all, func(a, b timedChunk) int {
-		if c := cmp.Compare(a.mint, b.mint); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.maxt, b.maxt)
-	})
+	// Each copy's chunks are in time order already: take the earliest
+	// next chunk of all copies in turn.
+	next := make([]int, len(series))
 	merged := &OrderedChunksSeries{Lset: series[0].Labels(), chunks: make([]chunkenc.Chunk, 0, total), times: make([]chunkTimes, 0, total)}
-	for i, c := range all {
-		if i > 0 {
-			last := all[i-1]
-			if c.chunkTimes == last.chunkTimes && c.chk.Encoding() == last.chk.Encoding() && bytes.Equal(c.chk.Bytes(), last.chk.Bytes()) {
+	for {
+		pick := -1
+		var pt chunkTimes
+		for i, s := range series {
+			oc := s.(*OrderedChunksSeries)
+			if next[i] == len(oc.chunks) {
+				continue
+			}
+			t := oc.times[next[i]]
+			if pick < 0 || t.mint < pt.mint || (t.mint == pt.mint && t.maxt < pt.maxt) {
+				pick, pt = i, t
+			}
+		}
+		if pick < 0 {
+			return merged
+		}
+		oc := series[pick].(*OrderedChunksSeries)
+		c := oc.chunks[next[pick]]
+		next[pick]++
+		if n := len(merged.chunks); n > 0 {
+			last := merged.chunks[n-1]
+			if pt == merged.times[n-1] && c.Encoding() == last.Encoding() && bytes.Equal(c.Bytes(), last.Bytes()) {
 				continue // the same chunk from another source
 			}
-			if c.mint <= merged.times[len(merged.times)-1].maxt {
+			if pt.mint <= merged.times[n-1].maxt {
 				return storage.ChainedSeriesMerge(series...)
 			}
 		}
-		merged.chunks = append(merged.chunks, c.chk)
-		merged.times = append(merged.times, c.chunkTimes)
+		merged.chunks = append(merged.chunks, c)
+		merged.times = append(merged.times, pt)
 	}
-	return merged
 }

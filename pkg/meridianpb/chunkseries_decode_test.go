@@ -285,7 +285,7 @@ func TestUnmarshalNoCopyErrors(t *testing.T) {
 // FuzzUnmarshalNoCopy: for any input, UnmarshalNoCopy fails exactly when the
 // generated Unmarshal fails and otherwise decodes the same message.
 //
-//	go test ./pkg/meridianpb -run XXX -fuzz FuzzUnmarshalNoCopy -fuzztime 60s
+//	go test ./pkg/meridianpb -run XXX -fuzz FuzzUnmarshalNoCopy -fuzztime 60s -fuzzminimizetime 100x
 func FuzzUnmarshalNoCopy(f *testing.F) {
 	e := encoder{rand.New(rand.NewSource(2))}
 	for i := 0; i < 30; i++ {

@@ -149,7 +149,12 @@ func skip(b []byte, i int) (int, error) {
 }
 
 func wrongWireType(field string, wt int) error {
-	return fmt.Errorf("field %s has wire type %d", field, wt)
+	want := wireBytes
+	switch field {
+	case "min_time_ms", "max_time_ms", "type":
+		want = wireVarint
+	}
+	return fmt.Errorf("field %s has wire type %d, want %d", field, wt, want)
 }
 
 // countSeries counts the labels and chunks of the ChunkedSeries in b, and
@@ -357,7 +362,7 @@ func decodeChunkSeriesMessage(b []byte, series *[]prompb.ChunkedSeries, blocks *
 		pre := i
 		num, wt, next, err := tag(b, i)
 		if err != nil {
-			return fmt.Errorf("at byte %d: %w", pre, err)
+			return fmt.Errorf("field at byte %d: %w", pre, err)
 		}
 		switch {
 		case num == 1 || (num == 2 && blocks != nil):
@@ -366,7 +371,7 @@ func decodeChunkSeriesMessage(b []byte, series *[]prompb.ChunkedSeries, blocks *
 			}
 			start, end, err := payload(b, next)
 			if err != nil {
-				return fmt.Errorf("at byte %d: %w", pre, err)
+				return fmt.Errorf("field at byte %d: %w", pre, err)
 			}
 			if num == 1 {
 				nl, nc, lb, err := countSeries(b[start:end])
@@ -381,7 +386,7 @@ func decodeChunkSeriesMessage(b []byte, series *[]prompb.ChunkedSeries, blocks *
 			i = end
 		default:
 			if i, err = skip(b, pre); err != nil {
-				return fmt.Errorf("at byte %d: %w", pre, err)
+				return fmt.Errorf("field at byte %d: %w", pre, err)
 			}
 		}
 	}

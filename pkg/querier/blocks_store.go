@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/annotations"
 	"github.com/thanos-io/objstore"
+	"google.golang.org/grpc/mem"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/storegateway"
@@ -168,6 +169,8 @@ type blocksQuerier struct {
 	s          *BlocksStore
 	tenant     string
 	mint, maxt int64
+	// retained are the received buffers the series of its Selects read.
+	retained retained
 }
 
 // queryable returns the blocks to query over [mint, maxt].
@@ -369,34 +372,39 @@ func (q *blocksQuerier) Select(ctx context.Context, _ bool, hints *storage.Selec
 		if err != nil {
 			return nil, nil, err
 		}
-		var series []storage.Series
+		res := &receivedSeries{}
 		var queried []string
+		var msg meridianpb.RetainedStoreSeriesResponse
 		for {
-			resp, err := stream.Recv()
+			// RecvMsg into the retaining message: the chunks alias the
+			// received buffer, which res keeps (see retained).
+			err := stream.RecvMsg(&msg)
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
+				// Not converted: nothing reads a buffer it may hold.
+				freeAll([]mem.Buffer{msg.TakeBuffer()})
+				res.discard()
 				return nil, nil, err
 			}
-			for _, cs := range resp.Series {
-				s, err := seriesFromWire(cs, skipChunks)
-				if err != nil {
-					return nil, nil, err
-				}
-				series = append(series, s)
+			if err := res.add(msg.Series, msg.TakeBuffer(), skipChunks); err != nil {
+				res.discard()
+				return nil, nil, err
 			}
-			queried = append(queried, resp.QueriedBlocks...)
+			queried = append(queried, msg.QueriedBlocks...)
 		}
-		return series, queried, nil
+		return res, queried, nil
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	sets := make([]storage.SeriesSet, 0, len(results))
 	for _, r := range results {
+		res := r.(*receivedSeries)
+		q.retained.keep(res.bufs)
 		// Each store-gateway streams its series sorted by labels.
-		sets = append(sets, newListSeriesSet(r.([]storage.Series)))
+		sets = append(sets, newListSeriesSet(res.series))
 	}
 	return storage.NewMergeSeriesSet(sets, 0, mergeSeries)
 }
@@ -445,4 +453,9 @@ func (q *blocksQuerier) LabelNames(ctx context.Context, hints *storage.LabelHint
 	return mergeStrings(results, hints), nil, nil
 }
 
-func (q *blocksQuerier) Close() error { return nil }
+// Close frees the buffers the series of its Selects read: they are not
+// read after it.
+func (q *blocksQuerier) Close() error {
+	q.retained.release()
+	return nil
+}

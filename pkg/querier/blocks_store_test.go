@@ -56,6 +56,16 @@ func (s *fakeStream) Recv() (*meridianpb.StoreSeriesResponse, error) {
 	return m, nil
 }
 
+// RecvMsg receives as the querier does, into the retaining message.
+func (s *fakeStream) RecvMsg(m any) error {
+	resp, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	m.(*meridianpb.RetainedStoreSeriesResponse).StoreSeriesResponse = *resp
+	return nil
+}
+
 func (g *fakeGateway) Series(_ context.Context, req *meridianpb.StoreSeriesRequest, _ ...grpc.CallOption) (meridianpb.StoreGateway_SeriesClient, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()

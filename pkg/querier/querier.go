@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/annotations"
+	"google.golang.org/grpc/mem"
 
 	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
 	"github.com/meridianhq/meridian/pkg/limits"
@@ -190,6 +191,8 @@ func (s *limitedSeriesSet) Err() error {
 type ingesterQuerier struct {
 	q          *Queryable
 	mint, maxt int64
+	// retained are the received buffers the series of its Selects read.
+	retained retained
 }
 
 // forEachIngester calls f on each ingester of the read set, tolerating the
@@ -231,33 +234,36 @@ func (iq *ingesterQuerier) Select(ctx context.Context, _ bool, hints *storage.Se
 		if err != nil {
 			return nil, err
 		}
-		var series []storage.Series
+		res := &receivedSeries{}
+		var msg meridianpb.RetainedQueryStreamResponse
 		for {
-			resp, err := stream.Recv()
-			if err != nil {
+			// RecvMsg into the retaining message: the chunks alias the
+			// received buffer, which res keeps (see retained).
+			if err := stream.RecvMsg(&msg); err != nil {
 				if errors.Is(err, io.EOF) {
 					break
 				}
+				// Not converted: nothing reads a buffer it may hold.
+				freeAll([]mem.Buffer{msg.TakeBuffer()})
+				res.discard()
 				return nil, err
 			}
-			for _, cs := range resp.Series {
-				s, err := seriesFromWire(cs, skipChunks)
-				if err != nil {
-					return nil, err
-				}
-				series = append(series, s)
+			if err := res.add(msg.Series, msg.TakeBuffer(), skipChunks); err != nil {
+				res.discard()
+				return nil, err
 			}
 		}
-		return series, nil
+		return res, nil
 	})
 	if err != nil {
 		return storage.ErrSeriesSet(err)
 	}
 	sets := make([]storage.SeriesSet, 0, len(results))
 	for _, r := range results {
-		ss := r.([]storage.Series)
+		res := r.(*receivedSeries)
+		iq.retained.keep(res.bufs)
 		// Each ingester streams its series sorted by labels already.
-		sets = append(sets, newListSeriesSet(ss))
+		sets = append(sets, newListSeriesSet(res.series))
 	}
 	return storage.NewMergeSeriesSet(sets, 0, mergeSeries)
 }
@@ -306,7 +312,12 @@ func (iq *ingesterQuerier) LabelNames(ctx context.Context, hints *storage.LabelH
 	return mergeStrings(results, hints), nil, nil
 }
 
-func (iq *ingesterQuerier) Close() error { return nil }
+// Close frees the buffers the series of its Selects read: they are not
+// read after it.
+func (iq *ingesterQuerier) Close() error {
+	iq.retained.release()
+	return nil
+}
 
 func mergeStrings(results []any, hints *storage.LabelHints) []string {
 	// Each source answers sorted values (a TSDB's label values are); merging

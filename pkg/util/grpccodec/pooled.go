@@ -19,8 +19,8 @@ type sizedMarshaler interface {
 // gathered into a pooled buffer that goes back as soon as it is decoded. A
 // query's chunks are tens of megabytes; allocating each message twice per
 // hop (gRPC's copy, then the codec's) was a large share of what a Graphite
-// render made the garbage collector do. Decoding never keeps the buffer:
-// gogo-generated code copies bytes and strings out of it.
+// render made the garbage collector do. Decoding keeps the buffer only for a
+// RetainingUnmarshaler; gogo-generated code copies bytes and strings out.
 type PooledCodec struct{}
 
 var _ encoding.CodecV2 = PooledCodec{}
@@ -67,9 +67,24 @@ func marshalExactly(m sizedMarshaler, b []byte) error {
 	return nil
 }
 
-// Unmarshal implements encoding.CodecV2.
+// RetainingUnmarshaler is a message that decodes from the received buffer
+// without copying out of it and keeps the buffer: its owner frees it once
+// nothing reads the message any more (meridianpb's Retained* responses,
+// whose chunks alias the buffer).
+type RetainingUnmarshaler interface {
+	// UnmarshalRetained decodes the message from buf and owns buf from
+	// then on, also when it fails.
+	UnmarshalRetained(buf mem.Buffer) error
+}
+
+// Unmarshal implements encoding.CodecV2. A RetainingUnmarshaler gets the
+// pooled buffer; any other message is decoded by copying and the buffer
+// goes back at once.
 func (PooledCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	if r, ok := v.(RetainingUnmarshaler); ok {
+		return r.UnmarshalRetained(buf)
+	}
 	defer buf.Free()
 	return Codec{}.Unmarshal(buf.ReadOnlyData(), v)
 }

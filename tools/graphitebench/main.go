@@ -245,6 +245,8 @@ func run(ctx context.Context, c config) error {
 		if r.find, r.findCPU, err = timeRuns(c.runs, be, func() (bool, string, time.Duration) { return d.checkFind(ctx, be.api) }); err != nil {
 			return fmt.Errorf("%s: find: %w", be.name, err)
 		}
+		logf("%s: render latencies in run order: %s", be.name, msList(r.render))
+		logf("%s: find latencies in run order: %s", be.name, msList(r.find))
 		r.rssDesc, r.rssAfter = be.rss()
 	}
 	printTable(os.Stdout, c, d, backends, results)
@@ -608,6 +610,15 @@ func printTable(w io.Writer, c config, d dataset, backends []backend, rs []resul
 			r.visibleSeries.Seconds(), r.visibleTree.Seconds(), r.rssAfter, msf(r.renderCPU), msf(r.findCPU))
 	}
 	fmt.Fprintln(w)
+}
+
+// msList formats latencies as whole milliseconds.
+func msList(ds []time.Duration) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = strconv.FormatInt(d.Milliseconds(), 10)
+	}
+	return strings.Join(out, " ")
 }
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -452,9 +452,10 @@ func (m *StoreSeriesResponse) UnmarshalNoCopy(b []byte) error {
 // retainedBuffer is the received buffer a message's chunks alias.
 type retainedBuffer struct{ buf mem.Buffer }
 
-// take hands the buffer over to the caller, who frees it once nothing reads
-// the message's chunks any more. A nil buffer needs no freeing.
-func (r *retainedBuffer) take() mem.Buffer {
+// TakeBuffer returns the buffer the message's chunks alias; the caller
+// frees it once they are no longer read (a nil buffer needs no freeing).
+// The message can receive again after it.
+func (r *retainedBuffer) TakeBuffer() mem.Buffer {
 	b := r.buf
 	r.buf = nil
 	return b
@@ -475,7 +476,8 @@ func (r *retainedBuffer) keep(buf mem.Buffer, decode func([]byte) error) error {
 
 // RetainedQueryStreamResponse is a QueryStreamResponse received without
 // copying its chunks: their Data alias the buffer gRPC received the message
-// in, which the message owns until TakeBuffer hands it over. The pooled gRPC
+// in, which the message owns until TakeBuffer hands it over (receiving
+// again before that is an error). The pooled gRPC
 // codec (pkg/util/grpccodec) recognises it by UnmarshalRetained. Receive it
 // with RecvMsg on the stream.
 type RetainedQueryStreamResponse struct {
@@ -489,11 +491,6 @@ func (r *RetainedQueryStreamResponse) UnmarshalRetained(buf mem.Buffer) error {
 	return r.keep(buf, r.QueryStreamResponse.UnmarshalNoCopy)
 }
 
-// TakeBuffer returns the buffer the chunks alias; the caller frees it once
-// they are no longer read (a nil buffer needs no freeing). The message can
-// receive again after it.
-func (r *RetainedQueryStreamResponse) TakeBuffer() mem.Buffer { return r.take() }
-
 // RetainedStoreSeriesResponse is RetainedQueryStreamResponse for the
 // store-gateway's StoreSeriesResponse.
 type RetainedStoreSeriesResponse struct {
@@ -506,8 +503,3 @@ type RetainedStoreSeriesResponse struct {
 func (r *RetainedStoreSeriesResponse) UnmarshalRetained(buf mem.Buffer) error {
 	return r.keep(buf, r.StoreSeriesResponse.UnmarshalNoCopy)
 }
-
-// TakeBuffer returns the buffer the chunks alias; the caller frees it once
-// they are no longer read (a nil buffer needs no freeing). The message can
-// receive again after it.
-func (r *RetainedStoreSeriesResponse) TakeBuffer() mem.Buffer { return r.take() }

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
@@ -30,9 +28,7 @@ type storedChunk struct {
 func (f *fixture) storedChunks(t *testing.T, mint, maxt int64, ms ...*labels.Matcher) map[string][]storedChunk {
 	t.Helper()
 	out := map[string][]storedChunk{}
-	for _, meta := range f.metas {
-		blk, err := tsdb.OpenBlock(promslog.NewNopLogger(), filepath.Join(f.tsdbDir, meta.ULID.String()), nil, nil)
-		require.NoError(t, err)
+	f.eachLocalBlock(t, func(blk *tsdb.Block) {
 		q, err := tsdb.NewBlockChunkQuerier(blk, mint, maxt)
 		require.NoError(t, err)
 		set := q.Select(context.Background(), true, &storage.SelectHints{Start: mint, End: maxt, DisableTrimming: true}, ms...)
@@ -47,8 +43,7 @@ func (f *fixture) storedChunks(t *testing.T, mint, maxt int64, ms ...*labels.Mat
 		}
 		require.NoError(t, set.Err())
 		require.NoError(t, q.Close())
-		require.NoError(t, blk.Close())
-	}
+	})
 	return out
 }
 

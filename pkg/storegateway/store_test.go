@@ -156,9 +156,7 @@ func labelsOf(cs prompb.ChunkedSeries) labels.Labels {
 func (f *fixture) local(t testing.TB, mint, maxt int64, ms ...*labels.Matcher) map[string][]sample {
 	t.Helper()
 	out := map[string][]sample{}
-	for _, meta := range f.metas {
-		blk, err := tsdb.OpenBlock(promslog.NewNopLogger(), filepath.Join(f.tsdbDir, meta.ULID.String()), nil, nil)
-		require.NoError(t, err)
+	f.eachLocalBlock(t, func(blk *tsdb.Block) {
 		q, err := tsdb.NewBlockQuerier(blk, mint, maxt)
 		require.NoError(t, err)
 		set := q.Select(context.Background(), true, nil, ms...)
@@ -173,9 +171,20 @@ func (f *fixture) local(t testing.TB, mint, maxt int64, ms ...*labels.Matcher) m
 		}
 		require.NoError(t, set.Err())
 		require.NoError(t, q.Close())
+	})
+	return out
+}
+
+// eachLocalBlock opens each of the fixture's blocks in its TSDB directory
+// with Prometheus' own block reader and passes it to fn.
+func (f *fixture) eachLocalBlock(t testing.TB, fn func(blk *tsdb.Block)) {
+	t.Helper()
+	for _, meta := range f.metas {
+		blk, err := tsdb.OpenBlock(promslog.NewNopLogger(), filepath.Join(f.tsdbDir, meta.ULID.String()), nil, nil)
+		require.NoError(t, err)
+		fn(blk)
 		require.NoError(t, blk.Close())
 	}
-	return out
 }
 
 func TestSeriesIdenticalToLocalBlocks(t *testing.T) {

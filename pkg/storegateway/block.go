@@ -30,8 +30,11 @@ type bucketBlock struct {
 	meta   tsdb.BlockMeta
 	header *indexHeader
 	index  *index.Reader
-	chunks []*objectReader // segment files in order: 000001, 000002, ...
-	m      *metrics
+	// indexBytes is the index the reader reads, symbols its symbol table.
+	indexBytes index.ByteSlice
+	symbols    *symbolTable
+	chunks     []*objectReader // segment files in order: 000001, 000002, ...
+	m          *metrics
 
 	// refs counts the queries reading the block; the header mapping is
 	// released once the block is evicted and no query reads it.
@@ -39,6 +42,10 @@ type bucketBlock struct {
 	refs    int
 	evicted bool
 }
+
+// bytes is the memory the block keeps while loaded: its index header and
+// symbol table.
+func (b *bucketBlock) bytes() int64 { return b.header.bytes() + b.symbols.bytes() }
 
 func (b *bucketBlock) acquire() {
 	b.mu.Lock()
@@ -86,6 +93,17 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 	if err != nil {
 		return nil, fmt.Errorf("%w: open index: %v", ErrCorrupted, err)
 	}
+	if ir.Version() != index.FormatV2 {
+		return nil, fmt.Errorf("%w: index format %d, only %d is supported", ErrCorrupted, ir.Version(), index.FormatV2)
+	}
+	toc, err := index.NewTOCFromByteSlice(bs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read index TOC: %v", ErrCorrupted, err)
+	}
+	symbols, err := newSymbolTable(ctx, bs, toc.Symbols, ir)
+	if err != nil {
+		return nil, err
+	}
 
 	var segs []string
 	chunksDir := dir + "/chunks/"
@@ -96,7 +114,7 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 		return nil, fmt.Errorf("list chunk segments: %w", err)
 	}
 	slices.Sort(segs)
-	blk = &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, m: m}
+	blk = &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, indexBytes: bs, symbols: symbols, m: m}
 	for i, name := range segs {
 		want := fmt.Sprintf("%06d", i+1)
 		if strings.TrimPrefix(name, chunksDir) != want {

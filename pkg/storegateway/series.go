@@ -163,7 +163,7 @@ func (c *blockSeries) next() (ok bool) {
 		}
 	}()
 	for c.postings.Next() {
-		if err := c.blk.index.Series(c.postings.At(), &c.builder, &c.metas); err != nil {
+		if err := c.blk.series(c.postings.At(), &c.builder, &c.metas); err != nil {
 			if errors.Is(err, storage.ErrNotFound) {
 				continue
 			}

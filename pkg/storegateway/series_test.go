@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/stretchr/testify/require"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
@@ -127,4 +128,39 @@ func TestSeriesOverlappingBlocks(t *testing.T) {
 		slices.SortStableFunc(g, func(a, b sample) int { return cmp.Compare(a.t, b.t) })
 		require.Equal(t, twice, g, key)
 	}
+}
+
+// The block's symbol table finds every symbol the index reader lists, by
+// number, and series read through it equal the index reader's.
+func TestSymbolTable(t *testing.T) {
+	f := newFixture(t, 1<<30)
+	blk, err := f.store.block(context.Background(), testTenant, f.metas[0].ULID)
+	require.NoError(t, err)
+	defer blk.release()
+
+	it := blk.index.Symbols()
+	n := uint32(0)
+	for ; it.Next(); n++ {
+		got, err := blk.symbols.lookup(context.Background(), n)
+		require.NoError(t, err)
+		require.Equal(t, it.At(), got, "symbol %d", n)
+	}
+	require.NoError(t, it.Err())
+	require.Greater(t, n, uint32(numSeries), "the instances' names alone are more symbols than that")
+	_, err = blk.symbols.lookup(context.Background(), n)
+	require.ErrorIs(t, err, ErrCorrupted)
+
+	p, err := blk.index.Postings(context.Background(), "__name__", "requests_total")
+	require.NoError(t, err)
+	var want, got labels.ScratchBuilder
+	var wantChks, gotChks []chunks.Meta
+	series := 0
+	for ; p.Next(); series++ {
+		require.NoError(t, blk.index.Series(p.At(), &want, &wantChks))
+		require.NoError(t, blk.series(p.At(), &got, &gotChks))
+		require.Equal(t, want.Labels(), got.Labels())
+		require.Equal(t, wantChks, gotChks)
+	}
+	require.NoError(t, p.Err())
+	require.Equal(t, numSeries, series)
 }

@@ -96,7 +96,7 @@ func (s *Store) block(ctx context.Context, tenant string, id ulid.ULID) (*bucket
 	delete(s.loading, k)
 	if c.err == nil {
 		c.blk.acquire() // for the caller
-		lb := &loadedBlock{key: k, blk: c.blk, bytes: c.blk.header.bytes()}
+		lb := &loadedBlock{key: k, blk: c.blk, bytes: c.blk.bytes()}
 		s.loaded[k] = s.lru.PushFront(lb)
 		s.loadedBytes += lb.bytes
 		s.evictLocked()

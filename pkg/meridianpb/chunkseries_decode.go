@@ -261,10 +261,9 @@ func (a *arena) decodeSeries(b []byte, cs *prompb.ChunkedSeries) error {
 			}
 			i = end
 		default:
-			if i, err = skip(b, pre); err != nil {
+			if i, err = unknown(b, pre, &cs.XXX_unrecognized); err != nil {
 				return err
 			}
-			cs.XXX_unrecognized = append(cs.XXX_unrecognized, b[pre:i]...)
 		}
 	}
 	return nil
@@ -295,14 +294,24 @@ func (a *arena) decodeLabel(b []byte, l *prompb.Label) error {
 			}
 			i = end
 		default:
-			if i, err = skip(b, pre); err != nil {
+			if i, err = unknown(b, pre, &l.XXX_unrecognized); err != nil {
 				return err
 			}
-			l.XXX_unrecognized = append(l.XXX_unrecognized, b[pre:i]...)
 		}
 	}
 	l.Name, l.Value = a.str(name), a.str(value)
 	return nil
+}
+
+// unknown skips the field at pre and keeps its bytes in dst, as the
+// generated code keeps fields it does not know.
+func unknown(b []byte, pre int, dst *[]byte) (int, error) {
+	i, err := skip(b, pre)
+	if err != nil {
+		return 0, err
+	}
+	*dst = append(*dst, b[pre:i]...)
+	return i, nil
 }
 
 // decodeChunk decodes the Chunk in b; its Data aliases b.
@@ -344,10 +353,9 @@ func decodeChunk(b []byte, c *prompb.Chunk) error {
 			c.Data = b[start:end:end]
 			i = end
 		default:
-			if i, err = skip(b, pre); err != nil {
+			if i, err = unknown(b, pre, &c.XXX_unrecognized); err != nil {
 				return err
 			}
-			c.XXX_unrecognized = append(c.XXX_unrecognized, b[pre:i]...)
 		}
 	}
 	return nil
@@ -420,8 +428,7 @@ func decodeChunkSeriesMessage(b []byte, series *[]prompb.ChunkedSeries, blocks *
 			}
 			i = end
 		default:
-			i, _ = skip(b, pre)
-			*unrecognized = append(*unrecognized, b[pre:i]...)
+			i, _ = unknown(b, pre, unrecognized) // checked by the first pass
 		}
 	}
 	return nil

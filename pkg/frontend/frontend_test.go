@@ -266,7 +266,6 @@ func TestAddExtent(t *testing.T) {
 // single request by no more than a couple of slots.
 func TestFairness(t *testing.T) {
 	g := newGate()
-	t.Cleanup(g.open)
 	var mu sync.Mutex
 	var order []string
 	d := newFakeDownstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -280,6 +279,9 @@ func TestFairness(t *testing.T) {
 	cfg := testConfig(t, d.srv.URL)
 	cfg.MaxConcurrent = 1
 	f, _ := startFrontend(t, cfg, testLimits, nil, nil)
+	// Opened before the frontend stops and the downstream closes (cleanups
+	// run last first): both wait for the request the gate holds.
+	t.Cleanup(g.open)
 
 	var wg sync.WaitGroup
 	codes := make(chan int, 60)
@@ -317,7 +319,6 @@ func TestFairness(t *testing.T) {
 
 func TestMaxOutstanding(t *testing.T) {
 	g := newGate()
-	t.Cleanup(g.open)
 	d := newFakeDownstream(t, func(w http.ResponseWriter, _ *http.Request) {
 		g.wait()
 		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":[]}}`))
@@ -325,13 +326,22 @@ func TestMaxOutstanding(t *testing.T) {
 	cfg := testConfig(t, d.srv.URL)
 	cfg.MaxConcurrent = 1
 	f, reg := startFrontend(t, cfg, StaticLimits{MaxOutstanding: 2, MaxQueryParallelism: 1}, nil, nil)
+	// Opened before the frontend stops and the downstream closes (cleanups
+	// run last first): both wait for the request the gate holds.
+	t.Cleanup(g.open)
 	var wg sync.WaitGroup
-	for range 3 {
+	send := func() {
 		wg.Go(func() {
 			code, body := do(context.Background(), f.Handler(), "a", "/prometheus/api/v1/query", url.Values{"query": {"up"}}, nil)
 			require.Equal(t, http.StatusOK, code, string(body))
 		})
 	}
+	// One running first: sent together, all three could be queued before
+	// the worker takes one, and the third would be over the limit.
+	send()
+	eventually(t, "one running", func() bool { return queueLen(f, "a") == 0 && d.numCalls() == 1 })
+	send()
+	send()
 	eventually(t, "one running and two queued", func() bool { return queueLen(f, "a") == 2 && d.numCalls() == 1 })
 
 	code, body := do(context.Background(), f.Handler(), "a", "/prometheus/api/v1/query", url.Values{"query": {"up"}}, nil)
@@ -359,7 +369,6 @@ func TestMaxOutstanding(t *testing.T) {
 // TestCancelDropsQueued: a client that goes away leaves nothing queued.
 func TestCancelDropsQueued(t *testing.T) {
 	g := newGate()
-	t.Cleanup(g.open)
 	d := newFakeDownstream(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-g.ch:
@@ -371,6 +380,9 @@ func TestCancelDropsQueued(t *testing.T) {
 	cfg.MaxConcurrent = 1
 	cfg.SplitInterval = time.Hour
 	f, _ := startFrontend(t, cfg, testLimits, nil, nil)
+	// Opened before the frontend stops and the downstream closes (cleanups
+	// run last first): both wait for the request the gate holds.
+	t.Cleanup(g.open)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -378,7 +390,9 @@ func TestCancelDropsQueued(t *testing.T) {
 		code, _ := do(ctx, f.Handler(), "a", rangePath, rangeParams("up", "0", "36000", "60"), nil)
 		done <- code
 	}()
-	eventually(t, "sub-queries queued", func() bool { return queueLen(f, "a") == testLimits.MaxQueryParallelism-1 })
+	eventually(t, "one sub-query at the downstream and the others queued", func() bool {
+		return queueLen(f, "a") == testLimits.MaxQueryParallelism-1 && d.numCalls() == 1
+	})
 	cancel()
 	require.Equal(t, statusClientClosedRequest, <-done)
 	require.Zero(t, queueLen(f, "a"))

@@ -362,7 +362,6 @@ func TestGraphiteRenderErrorsArePlainText(t *testing.T) {
 
 func TestGraphiteRenderTooManyOutstandingIsPlainText(t *testing.T) {
 	g := newGate()
-	t.Cleanup(g.open)
 	d := newFakeDownstream(t, func(w http.ResponseWriter, _ *http.Request) {
 		g.wait()
 		_, _ = w.Write([]byte(`[]`))
@@ -370,14 +369,22 @@ func TestGraphiteRenderTooManyOutstandingIsPlainText(t *testing.T) {
 	cfg := testConfig(t, d.srv.URL)
 	cfg.MaxConcurrent = 1
 	f, _ := startFrontend(t, cfg, StaticLimits{MaxOutstanding: 1, MaxQueryParallelism: 1}, nil, nil)
+	// Opened before the frontend stops and the downstream closes (cleanups
+	// run last first): both wait for the request the gate holds.
+	t.Cleanup(g.open)
 	params := url.Values{"target": {"movingAverage(a.b, 5)"}} // proxied: one downstream request each
 	var wg sync.WaitGroup
-	for range 2 {
+	send := func() {
 		wg.Go(func() {
 			code, body := do(context.Background(), f.Handler(), "a", "/graphite/render", params, nil)
 			require.Equal(t, http.StatusOK, code, string(body))
 		})
 	}
+	// One running first: sent together, both could be queued before the
+	// worker takes one, and the second would be over the limit.
+	send()
+	eventually(t, "one running", func() bool { return queueLen(f, "a") == 0 && d.numCalls() == 1 })
+	send()
 	eventually(t, "one running and one queued", func() bool { return queueLen(f, "a") == 1 && d.numCalls() == 1 })
 	req := httptest.NewRequestWithContext(user.InjectOrgID(context.Background(), "a"), http.MethodGet, "/graphite/render?"+params.Encode(), nil)
 	rec := httptest.NewRecorder()

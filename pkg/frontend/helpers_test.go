@@ -130,7 +130,18 @@ func startFrontend(t testing.TB, cfg Config, lim Limits, logger log.Logger, now 
 		f.now = now
 	}
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), f))
-	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), f)) })
+	t.Cleanup(func() {
+		// Stopping waits for running requests. A test that failed while a
+		// downstream held one (a gate opened by a later cleanup) must fail,
+		// not hang: stop waiting, and let the cleanups registered before
+		// this one (which run after it) release the request.
+		f.StopAsync()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := f.AwaitTerminated(ctx); err != nil {
+			t.Errorf("query-frontend did not stop within 20s (a request still runs): %v", err)
+		}
+	})
 	return f, reg
 }
 

@@ -191,6 +191,9 @@ func countSeries(b []byte) (labels, chunks, labelBytes int, err error) {
 	return labels, chunks, labelBytes, nil
 }
 
+// seriesCount is what the first pass counted in one series.
+type seriesCount struct{ labels, chunks int }
+
 // arena is the memory of one message's series, allocated at its final size.
 type arena struct {
 	labels []prompb.Label
@@ -201,21 +204,14 @@ type arena struct {
 	strs strings.Builder
 }
 
-func (a *arena) takeLabels(n int) []prompb.Label {
+// take cuts the next n elements off *free, capacity n so that an append
+// cannot write into the next series' part.
+func take[T any](free *[]T, n int) []T {
 	if n == 0 {
 		return nil
 	}
-	s := a.labels[:n:n]
-	a.labels = a.labels[n:]
-	return s
-}
-
-func (a *arena) takeChunks(n int) []prompb.Chunk {
-	if n == 0 {
-		return nil
-	}
-	s := a.chunks[:n:n]
-	a.chunks = a.chunks[n:]
+	s := (*free)[:n:n]
+	*free = (*free)[n:]
 	return s
 }
 
@@ -229,12 +225,10 @@ func (a *arena) str(p []byte) string {
 	return s[len(s)-len(p):]
 }
 
-func (a *arena) decodeSeries(b []byte, cs *prompb.ChunkedSeries) error {
-	nl, nc, _, err := countSeries(b)
-	if err != nil {
-		return err
-	}
-	cs.Labels, cs.Chunks = a.takeLabels(nl), a.takeChunks(nc)
+// decodeSeries decodes the ChunkedSeries in b, whose labels and chunks the
+// first pass counted.
+func (a *arena) decodeSeries(b []byte, n seriesCount, cs *prompb.ChunkedSeries) error {
+	cs.Labels, cs.Chunks = take(&a.labels, n.labels), take(&a.chunks, n.chunks)
 	li, ci := 0, 0
 	for i := 0; i < len(b); {
 		pre := i
@@ -365,7 +359,10 @@ func decodeChunk(b []byte, c *prompb.Chunk) error {
 // with blocks set, a StoreSeriesResponse (field 2, queried_blocks).
 func decodeChunkSeriesMessage(b []byte, series *[]prompb.ChunkedSeries, blocks *[]string, unrecognized *[]byte) error {
 	// First pass: count, and check the message's own structure.
-	var nSeries, nLabels, nChunks, labelBytes int
+	var (
+		counts                       []seriesCount
+		nLabels, nChunks, labelBytes int
+	)
 	for i := 0; i < len(b); {
 		pre := i
 		num, wt, next, err := tag(b, i)
@@ -384,9 +381,9 @@ func decodeChunkSeriesMessage(b []byte, series *[]prompb.ChunkedSeries, blocks *
 			if num == 1 {
 				nl, nc, lb, err := countSeries(b[start:end])
 				if err != nil {
-					return fmt.Errorf("series %d: %w", nSeries, err)
+					return fmt.Errorf("series %d: %w", len(counts), err)
 				}
-				nSeries++
+				counts = append(counts, seriesCount{labels: nl, chunks: nc})
 				nLabels += nl
 				nChunks += nc
 				labelBytes += lb
@@ -401,8 +398,8 @@ func decodeChunkSeriesMessage(b []byte, series *[]prompb.ChunkedSeries, blocks *
 
 	// Second pass: decode into memory of the final size.
 	var a arena
-	if nSeries > 0 {
-		*series = make([]prompb.ChunkedSeries, nSeries)
+	if len(counts) > 0 {
+		*series = make([]prompb.ChunkedSeries, len(counts))
 	}
 	if nLabels > 0 {
 		a.labels = make([]prompb.Label, nLabels)
@@ -419,7 +416,7 @@ func decodeChunkSeriesMessage(b []byte, series *[]prompb.ChunkedSeries, blocks *
 		case num == 1 || (num == 2 && blocks != nil):
 			start, end, _ := payload(b, next)
 			if num == 1 {
-				if err := a.decodeSeries(b[start:end], &(*series)[k]); err != nil {
+				if err := a.decodeSeries(b[start:end], counts[k], &(*series)[k]); err != nil {
 					return fmt.Errorf("series %d: %w", k, err)
 				}
 				k++

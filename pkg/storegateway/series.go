@@ -3,13 +3,11 @@ package storegateway
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
@@ -163,10 +161,9 @@ func (c *blockSeries) next() (ok bool) {
 		}
 	}()
 	for c.postings.Next() {
+		// A block's postings only name series its index holds: any
+		// failure to read one is corruption, not a stale reference.
 		if err := c.blk.series(c.postings.At(), &c.builder, &c.metas); err != nil {
-			if errors.Is(err, storage.ErrNotFound) {
-				continue
-			}
 			c.err = fmt.Errorf("read series %d of block %s of tenant %s: %w", c.postings.At(), c.blk.meta.ULID, c.blk.tenant, err)
 			return false
 		}

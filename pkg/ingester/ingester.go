@@ -487,7 +487,7 @@ func (t *tenantDB) flushHead() error {
 	// this the head spans less than a compactable range and appends are
 	// held off, so the TSDB has nothing left to cut under the flush.
 	if err := t.db.Compact(context.Background()); err != nil {
-		return err
+		return fmt.Errorf("cut the head's complete 2h blocks before the flush: %w", err)
 	}
 	mint, maxt := h.MinTime(), h.MaxTime()
 	for _, b := range t.db.Blocks() {

@@ -104,12 +104,29 @@ func ltSingleIngester(t *testing.T) (*harness.Cluster, *harness.Process, *harnes
 	return c, ing, dist
 }
 
+// ltBucketBlocks reads the tenant's complete blocks in the bucket. The
+// filesystem bucket writes an object in place: while a compactor uploads, a
+// meta.json can be read half written, so a failed read is tried again
+// shortly (for up to 5 s).
+func ltBucketBlocks(t *testing.T, c *harness.Cluster, tenant string) []harness.BucketBlock {
+	t.Helper()
+	var blocks []harness.BucketBlock
+	var err error
+	for range 50 {
+		if blocks, err = c.BucketBlocks(tenant); err == nil {
+			return blocks
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	return nil
+}
+
 // ltBucketSamples sums the samples of the tenant's complete blocks: all of
 // them, and those not marked for deletion.
 func ltBucketSamples(t *testing.T, c *harness.Cluster, tenant string) (all, live uint64) {
 	t.Helper()
-	blocks, err := c.BucketBlocks(tenant)
-	require.NoError(t, err)
+	blocks := ltBucketBlocks(t, c, tenant)
 	for _, b := range blocks {
 		all += b.Stats.NumSamples
 		if _, err := os.Stat(filepath.Join(c.BucketDir(), tenant, b.ULID, "deletion-mark.json")); err != nil {
@@ -122,8 +139,7 @@ func ltBucketSamples(t *testing.T, c *harness.Cluster, tenant string) (all, live
 // ltCompleteBlocks returns the tenant's complete blocks by ULID.
 func ltCompleteBlocks(t *testing.T, c *harness.Cluster, tenant string) map[string]harness.BucketBlock {
 	t.Helper()
-	blocks, err := c.BucketBlocks(tenant)
-	require.NoError(t, err)
+	blocks := ltBucketBlocks(t, c, tenant)
 	out := map[string]harness.BucketBlock{}
 	for _, b := range blocks {
 		out[b.ULID] = b

@@ -35,8 +35,11 @@ bench: build ## Benchmarks: Go micro-benchmarks, the load generator against a mo
 production: ## Build and check production/ (manifests, mixin, k8s strict validation, promtool, config verify).
 	bash scripts/production.sh
 
+# The .proto imports come from the module cache, so proto downloads their
+# modules first (a fresh machine has not built anything yet).
 proto: ## Regenerate the committed protobuf code.
 	$(GO) install github.com/gogo/protobuf/protoc-gen-gogofast@v1.3.2
+	$(GO) mod download github.com/prometheus/prometheus github.com/gogo/protobuf
 	protoc -I pkg/meridianpb -I $(PROMPB_DIR) -I $(GOGO_DIR) -I $(GOGO_DIR)/protobuf \
 	  --gogofast_out=plugins=grpc,paths=source_relative,Mtypes.proto=github.com/prometheus/prometheus/prompb,Mremote.proto=github.com/prometheus/prometheus/prompb,Mgogoproto/gogo.proto=github.com/gogo/protobuf/gogoproto:pkg/meridianpb \
 	  pkg/meridianpb/*.proto

@@ -55,15 +55,16 @@ type Compactor struct {
 
 	runMu sync.Mutex // one run at a time.
 
-	runs               *prometheus.CounterVec
-	lastSuccessfulRun  prometheus.Gauge
-	blocksCompacted    prometheus.Counter
-	blocksMarked       *prometheus.CounterVec
-	blocksDeleted      prometheus.Counter
-	blockFailures      prometheus.Counter
-	tenantsProcessed   *prometheus.CounterVec
-	tenantsSkipped     prometheus.Counter
-	compactionDuration prometheus.Histogram
+	runs                 *prometheus.CounterVec
+	lastSuccessfulRun    prometheus.Gauge
+	blocksCompacted      prometheus.Counter
+	blocksMarked         *prometheus.CounterVec
+	blocksDeleted        prometheus.Counter
+	partialBlocksDeleted prometheus.Counter
+	blockFailures        prometheus.Counter
+	tenantsProcessed     *prometheus.CounterVec
+	tenantsSkipped       prometheus.Counter
+	compactionDuration   prometheus.Histogram
 }
 
 // New returns a compactor of the blocks in bkt, the whole bucket in which
@@ -110,6 +111,10 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *Ring, log
 		blocksDeleted: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_compactor_blocks_deleted_total",
 			Help: "Blocks deleted from object storage.",
+		}),
+		partialBlocksDeleted: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_compactor_partial_blocks_deleted_total",
+			Help: "Partial blocks (no meta.json, left by a killed upload) deleted after -compactor.partial-block-deletion-delay without writes.",
 		}),
 		blockFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_compactor_block_failures_total",
@@ -273,6 +278,9 @@ func (c *Compactor) processTenant(ctx context.Context, tenant string) error {
 	if err := c.deleteMarkedBlocks(ctx, tenant, state, logger); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.deletePartialBlocks(ctx, tenant, state, logger); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.applyRetention(ctx, tenant, state, logger); err != nil {
 		errs = append(errs, err)
 	}
@@ -290,13 +298,14 @@ func (c *Compactor) processTenant(ctx context.Context, tenant string) error {
 
 // listTenant lists the tenant's blocks and reads their meta.json and
 // deletion marks. Blocks without meta.json (uploads in progress or
-// interrupted) are not complete and are left alone.
+// interrupted) are not complete: they are only listed as partial.
 func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Logger) (*tenantState, error) {
 	s := &tenantState{
-		metas: map[ulid.ULID]*BlockMeta{},
-		marks: map[ulid.ULID]*DeletionMark{},
-		dirs:  map[ulid.ULID]struct{}{},
+		metas:   map[ulid.ULID]*BlockMeta{},
+		marks:   map[ulid.ULID]*DeletionMark{},
+		partial: map[ulid.ULID]struct{}{},
 	}
+	dirs := map[ulid.ULID]struct{}{}
 	complete := map[ulid.ULID]struct{}{}
 	marked := map[ulid.ULID]struct{}{}
 	prefix := tenant + objstore.DirDelim
@@ -309,7 +318,7 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 		if err != nil {
 			return nil
 		}
-		s.dirs[id] = struct{}{}
+		dirs[id] = struct{}{}
 		switch file {
 		case blockMetaFilename:
 			complete[id] = struct{}{}
@@ -347,7 +356,12 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 		case c.bkt.IsObjNotFoundErr(err):
 			continue
 		case errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)):
+			// The filesystem bucket writes in place: a meta.json cut short
+			// by a killed uploader never decodes.
 			level.Warn(logger).Log("msg", "skipping block with unreadable meta.json", "block", id, "err", err)
+			if _, ok := s.marks[id]; !ok {
+				s.partial[id] = struct{}{}
+			}
 			continue
 		default:
 			return nil, fmt.Errorf("read meta.json of block %s: %w", id, err)
@@ -362,7 +376,74 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 		}
 		s.metas[id] = &m
 	}
+	for id := range dirs {
+		_, hasMeta := complete[id]
+		_, hasMark := marked[id]
+		if !hasMeta && !hasMark {
+			s.partial[id] = struct{}{}
+		}
+	}
 	return s, nil
+}
+
+// deletePartialBlocks deletes the partial blocks (no readable meta.json,
+// no deletion mark) that nobody has written to for PartialBlockDeletionDelay:
+// uploads cut short by a killed ingester or compactor, which no reader
+// ever loads and which would otherwise stay forever. The delay protects
+// uploads still in progress; a block's ULID, made when the block was cut,
+// rules out young blocks without listing their objects.
+func (c *Compactor) deletePartialBlocks(ctx context.Context, tenant string, s *tenantState, logger log.Logger) error {
+	if c.cfg.PartialBlockDeletionDelay <= 0 {
+		return nil
+	}
+	now := c.now()
+	var errs []error
+	for id := range s.partial {
+		if now.Sub(ulid.Time(id.Time())) < c.cfg.PartialBlockDeletionDelay {
+			continue
+		}
+		lastWrite, err := c.lastModified(ctx, path.Join(tenant, id.String())+objstore.DirDelim)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("partial block %s: %w", id, err))
+			continue
+		}
+		if now.Sub(lastWrite) < c.cfg.PartialBlockDeletionDelay {
+			continue
+		}
+		if err := c.deleteBlock(ctx, tenant, id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(s.partial, id)
+		c.partialBlocksDeleted.Inc()
+		level.Info(logger).Log("msg", "deleted partial block: no meta.json and no writes for the partial block deletion delay", "block", id, "last_write", lastWrite.UTC())
+	}
+	return errors.Join(errs...)
+}
+
+// lastModified is the newest modification time of the objects under dir.
+func (c *Compactor) lastModified(ctx context.Context, dir string) (time.Time, error) {
+	var names []string
+	if err := c.bkt.Iter(ctx, dir, func(name string) error {
+		names = append(names, name)
+		return nil
+	}, objstore.WithRecursiveIter()); err != nil {
+		return time.Time{}, fmt.Errorf("list objects: %w", err)
+	}
+	var newest time.Time
+	for _, name := range names {
+		attrs, err := c.bkt.Attributes(ctx, name)
+		if err != nil {
+			if c.bkt.IsObjNotFoundErr(err) {
+				continue
+			}
+			return time.Time{}, fmt.Errorf("attributes of %s: %w", name, err)
+		}
+		if attrs.LastModified.After(newest) {
+			newest = attrs.LastModified
+		}
+	}
+	return newest, nil
 }
 
 // deleteMarkedBlocks deletes the blocks marked at least DeletionDelay ago.
@@ -379,7 +460,6 @@ func (c *Compactor) deleteMarkedBlocks(ctx context.Context, tenant string, s *te
 		}
 		delete(s.metas, id)
 		delete(s.marks, id)
-		delete(s.dirs, id)
 		c.blocksDeleted.Inc()
 		level.Info(logger).Log("msg", "deleted block marked for deletion", "block", id, "marked_at", time.Unix(mk.DeletionTime, 0).UTC())
 	}
@@ -626,7 +706,6 @@ func (c *Compactor) compactGroup(ctx context.Context, tenant string, group []*Bl
 			return err
 		}
 		s.metas[result.ULID] = result
-		s.dirs[result.ULID] = struct{}{}
 	}
 
 	var errs []error

@@ -409,3 +409,63 @@ func (b *recordingBucket) Delete(ctx context.Context, name string) error {
 	b.deleted = append(b.deleted, name)
 	return b.Bucket.Delete(ctx, name)
 }
+
+// TestCompactor_DeletesPartialBlocksAfterDelay: a block directory without a
+// readable meta.json is deleted once its ULID and every object in it are
+// older than the partial block deletion delay; a recent write keeps it.
+func TestCompactor_DeletesPartialBlocksAfterDelay(t *testing.T) {
+	const delay = 24 * time.Hour
+	e := newTestEnv(t, nil, func(c *Config) { c.PartialBlockDeletionDelay = delay })
+	wall := time.Now()
+	e.now = wall
+	complete := e.uploadBlock("team-a", "ingester-1", genSeries(2, 0, hour, step, nil), 0)
+
+	// partial writes a block directory made at made (its ULID) whose
+	// objects were last written at written.
+	partial := func(made, written time.Time, objects map[string]string) ulid.ULID {
+		id := ulid.MustNew(ulid.Timestamp(made), ulid.DefaultEntropy())
+		for name, body := range objects {
+			require.NoError(t, e.bkt.Upload(e.ctx, blockPath("team-a", id, name), strings.NewReader(body)))
+			require.NoError(t, os.Chtimes(filepath.Join(e.dir, blockPath("team-a", id, name)), written, written))
+		}
+		return id
+	}
+	chunksAndIndex := map[string]string{"chunks/000001": "partial", blockIndexFilename: "partial"}
+	abandoned := partial(wall.Add(-48*time.Hour), wall.Add(-47*time.Hour), chunksAndIndex)
+	cutMeta := partial(wall.Add(-48*time.Hour), wall.Add(-47*time.Hour), map[string]string{
+		"chunks/000001": "partial", blockIndexFilename: "partial", blockMetaFilename: `{"ulid":"01J`,
+	})
+	stillWriting := partial(wall.Add(-48*time.Hour), wall.Add(-time.Hour), chunksAndIndex)
+	young := partial(wall.Add(-time.Hour), wall.Add(-47*time.Hour), chunksAndIndex)
+
+	require.NoError(t, e.c.RunOnce(e.ctx))
+	blockObjects := func(id ulid.ULID) []string { return e.objects(path.Join("team-a", id.String()) + "/") }
+	require.Empty(t, blockObjects(abandoned), "no meta.json, nothing written for 47h")
+	require.Empty(t, blockObjects(cutMeta), "meta.json cut short, nothing written for 47h")
+	require.NotEmpty(t, blockObjects(stillWriting), "an object written 1h ago")
+	require.NotEmpty(t, blockObjects(young), "made 1h ago")
+	require.Equal(t, 2.0, testutil.ToFloat64(e.c.partialBlocksDeleted))
+	require.Contains(t, e.logs.String(), "deleted partial block")
+	live := e.live("team-a")
+	require.Len(t, live, 1)
+	require.Equal(t, complete.ULID, live[0].ULID, "the complete block is untouched")
+
+	e.now = wall.Add(delay + time.Minute)
+	require.NoError(t, e.c.RunOnce(e.ctx))
+	require.Empty(t, blockObjects(stillWriting))
+	require.Empty(t, blockObjects(young))
+	require.Equal(t, 4.0, testutil.ToFloat64(e.c.partialBlocksDeleted))
+	require.Len(t, e.live("team-a"), 1)
+}
+
+func TestCompactor_PartialBlocksKeptWhenDelayIsZero(t *testing.T) {
+	e := newTestEnv(t, nil, func(c *Config) { c.PartialBlockDeletionDelay = 0 })
+	e.now = time.Now()
+	id := ulid.MustNew(ulid.Timestamp(e.now.Add(-100*24*time.Hour)), ulid.DefaultEntropy())
+	require.NoError(t, e.bkt.Upload(e.ctx, blockPath("team-a", id, blockIndexFilename), strings.NewReader("partial")))
+	old := e.now.Add(-99 * 24 * time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(e.dir, blockPath("team-a", id, blockIndexFilename)), old, old))
+	require.NoError(t, e.c.RunOnce(e.ctx))
+	require.NotEmpty(t, e.objects(path.Join("team-a", id.String())+"/"))
+	require.Equal(t, 0.0, testutil.ToFloat64(e.c.partialBlocksDeleted))
+}

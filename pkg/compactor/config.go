@@ -57,7 +57,9 @@ type Config struct {
 	BlockRanges        DurationList  `yaml:"block_ranges" category:"advanced"`
 	DeletionDelay      time.Duration `yaml:"deletion_delay" category:"advanced"`
 	TenantCleanupDelay time.Duration `yaml:"tenant_cleanup_delay" category:"advanced"`
-	Ring               RingConfig    `yaml:"ring"`
+	// PartialBlockDeletionDelay: see RegisterFlags.
+	PartialBlockDeletionDelay time.Duration `yaml:"partial_block_deletion_delay" category:"advanced"`
+	Ring                      RingConfig    `yaml:"ring"`
 }
 
 // RegisterFlags registers the compactor flags under -compactor.
@@ -69,6 +71,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.BlockRanges = DurationList{2 * time.Hour, 12 * time.Hour, 24 * time.Hour}
 	f.Var(&c.BlockRanges, p+"block-ranges", "Comma-separated block ranges, smallest first, each a multiple of the one before. The first is the range of the ingesters' blocks; adjacent blocks are compacted into the next range once it is complete.")
 	f.DurationVar(&c.DeletionDelay, p+"deletion-delay", 12*time.Hour, "How long a block stays in object storage after it was marked for deletion (compacted into another block, or past retention), so that readers that still use it can finish.")
+	f.DurationVar(&c.PartialBlockDeletionDelay, p+"partial-block-deletion-delay", 24*time.Hour, "A block without a readable meta.json (an upload cut short by a killed ingester or compactor) is deleted once none of its objects was written for this long. Keep it well above the longest block upload. 0 keeps partial blocks forever.")
 	f.DurationVar(&c.TenantCleanupDelay, p+"tenant-cleanup-delay", 6*time.Hour, "For a tenant marked for deletion: how long after its last block was deleted the compactor keeps deleting newly shipped blocks before it removes the tenant deletion mark.")
 }
 
@@ -94,6 +97,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DeletionDelay < 0 {
 		return fmt.Errorf("deletion delay must not be negative, got %s", c.DeletionDelay)
+	}
+	if c.PartialBlockDeletionDelay < 0 {
+		return fmt.Errorf("partial block deletion delay must not be negative, got %s", c.PartialBlockDeletionDelay)
 	}
 	if c.TenantCleanupDelay < 0 {
 		return fmt.Errorf("tenant cleanup delay must not be negative, got %s", c.TenantCleanupDelay)

@@ -160,6 +160,7 @@ type testEnv struct {
 	t    testing.TB
 	ctx  context.Context
 	bkt  objstore.Bucket
+	dir  string // the filesystem bucket's root
 	reg  *prometheus.Registry
 	c    *Compactor
 	now  time.Time
@@ -178,7 +179,8 @@ func defaultConfig(t testing.TB) Config {
 
 func newTestEnv(t testing.TB, limits TenantLimits, mutate func(*Config)) *testEnv {
 	t.Helper()
-	bkt, err := filesystem.NewBucket(t.TempDir())
+	dir := t.TempDir()
+	bkt, err := filesystem.NewBucket(dir)
 	require.NoError(t, err)
 	cfg := defaultConfig(t)
 	if mutate != nil {
@@ -188,6 +190,7 @@ func newTestEnv(t testing.TB, limits TenantLimits, mutate func(*Config)) *testEn
 		t:    t,
 		ctx:  context.Background(),
 		bkt:  bkt,
+		dir:  dir,
 		reg:  prometheus.NewRegistry(),
 		now:  time.UnixMilli(100 * hour),
 		logs: &syncBuffer{},

@@ -111,7 +111,10 @@ func validTenant(name string) bool {
 type tenantState struct {
 	metas map[ulid.ULID]*BlockMeta    // complete blocks: meta.json present and readable.
 	marks map[ulid.ULID]*DeletionMark // blocks marked for deletion, complete or not.
-	dirs  map[ulid.ULID]struct{}      // every block directory, complete or not.
+	// partial are the block directories without a readable meta.json and
+	// without a deletion mark: uploads in progress, or cut short by a
+	// killed uploader.
+	partial map[ulid.ULID]struct{}
 }
 
 // unmarked returns the complete blocks without a deletion mark.

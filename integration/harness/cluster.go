@@ -243,8 +243,8 @@ type BucketBlock struct {
 	} `json:"meridian"`
 }
 
-// BucketBlocks lists the complete blocks (those with a meta.json) of tenant
-// in the shared bucket.
+// BucketBlocks lists the complete blocks (those with a meta.json that
+// decodes) of tenant in the shared bucket.
 func (c *Cluster) BucketBlocks(tenant string) ([]BucketBlock, error) {
 	metas, err := filepath.Glob(filepath.Join(c.BucketDir(), tenant, "*", "meta.json"))
 	if err != nil {
@@ -253,12 +253,18 @@ func (c *Cluster) BucketBlocks(tenant string) ([]BucketBlock, error) {
 	out := make([]BucketBlock, 0, len(metas))
 	for _, m := range metas {
 		data, err := os.ReadFile(m)
+		if os.IsNotExist(err) {
+			continue // deleted since the listing
+		}
 		if err != nil {
 			return nil, err
 		}
 		var b BucketBlock
 		if err := json.Unmarshal(data, &b); err != nil {
-			return nil, fmt.Errorf("decoding %s: %w", m, err)
+			// The filesystem bucket writes in place: a meta.json that does
+			// not decode is being written, or was cut short by a killed
+			// uploader. Readers skip such a block, and so does this.
+			continue
 		}
 		out = append(out, b)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,7 +48,8 @@ func (c *Cluster) TenantObjects(tenant string) (map[string]string, error) {
 }
 
 // BlockDirs lists the block directories of tenant in the shared bucket,
-// complete or not: name -> whether it holds a meta.json.
+// complete or not: name -> whether it holds a meta.json that decodes (one
+// cut short by a killed uploader does not make a block complete).
 func (c *Cluster) BlockDirs(tenant string) (map[string]bool, error) {
 	entries, err := os.ReadDir(filepath.Join(c.BucketDir(), tenant))
 	if err != nil {
@@ -64,10 +66,29 @@ func (c *Cluster) BlockDirs(tenant string) (map[string]bool, error) {
 		if _, err := ulid.ParseStrict(e.Name()); err != nil {
 			continue
 		}
-		_, err := os.Stat(filepath.Join(c.BucketDir(), tenant, e.Name(), "meta.json"))
-		out[e.Name()] = err == nil
+		if !holdsFile(filepath.Join(c.BucketDir(), tenant, e.Name())) {
+			// Directories are not objects: an empty one (a delete or an
+			// upload killed between a file and its directory) is in no
+			// listing of the bucket.
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(c.BucketDir(), tenant, e.Name(), "meta.json"))
+		out[e.Name()] = err == nil && json.Valid(data)
 	}
 	return out, nil
+}
+
+// holdsFile reports whether the directory tree at dir holds a file.
+func holdsFile(dir string) bool {
+	found := false
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
 }
 
 // ReadBucketIndex reads tenant's bucket index from the shared bucket the

@@ -86,7 +86,8 @@ func ReadBucketIndex(ctx context.Context, bkt objstore.BucketReader, tenant stri
 	return &idx, nil
 }
 
-// newBucketIndex builds the index of a tenant listing.
+// newBucketIndex builds the index of a tenant listing. Blocks whose
+// meta.json went bad keep their entry of the last index.
 func newBucketIndex(s *tenantState, updatedAt int64) *BucketIndex {
 	idx := &BucketIndex{
 		Version:       bucketIndexVersion1,
@@ -102,6 +103,9 @@ func newBucketIndex(s *tenantState, updatedAt int64) *BucketIndex {
 			CompactionLevel: m.Compaction.Level,
 			Source:          m.Meridian.Source,
 		})
+	}
+	for _, b := range s.broken {
+		idx.Blocks = append(idx.Blocks, b)
 	}
 	slices.SortFunc(idx.Blocks, func(a, b IndexBlock) int {
 		if a.MinTime != b.MinTime {

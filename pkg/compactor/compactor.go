@@ -304,12 +304,26 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 		metas:   map[ulid.ULID]*BlockMeta{},
 		marks:   map[ulid.ULID]*DeletionMark{},
 		partial: map[ulid.ULID]struct{}{},
+		broken:  map[ulid.ULID]IndexBlock{},
+	}
+	// The index of the last run tells a block that was complete from an
+	// upload that never finished. When it cannot be read, no block counts
+	// as partial.
+	indexed := map[ulid.ULID]IndexBlock{}
+	prev, err := ReadBucketIndex(ctx, c.bkt, tenant)
+	knowIndexed := err == nil || errors.Is(err, ErrBucketIndexNotFound)
+	if err == nil {
+		for _, b := range prev.Blocks {
+			indexed[b.ULID] = b
+		}
+	} else if !knowIndexed {
+		level.Warn(logger).Log("msg", "unreadable bucket index; no partial block is deleted in this run", "err", err)
 	}
 	dirs := map[ulid.ULID]struct{}{}
 	complete := map[ulid.ULID]struct{}{}
 	marked := map[ulid.ULID]struct{}{}
 	prefix := tenant + objstore.DirDelim
-	err := c.bkt.Iter(ctx, prefix, func(name string) error {
+	err = c.bkt.Iter(ctx, prefix, func(name string) error {
 		dir, file, ok := strings.Cut(strings.TrimPrefix(name, prefix), objstore.DirDelim)
 		if !ok {
 			return nil
@@ -356,10 +370,21 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 		case c.bkt.IsObjNotFoundErr(err):
 			continue
 		case errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)):
+			if _, ok := s.marks[id]; ok {
+				continue // on its way out: deleted after its delay.
+			}
+			if b, ok := indexed[id]; ok {
+				// It was complete: its meta.json went bad since. It stays
+				// in the index, so readers fail on it loudly instead of
+				// silently answering without its samples.
+				level.Error(logger).Log("msg", "block in the bucket index has an unreadable meta.json; queries over it fail until its meta.json is restored or the block is deleted", "block", id, "err", err)
+				s.broken[id] = b
+				continue
+			}
 			// The filesystem bucket writes in place: a meta.json cut short
 			// by a killed uploader never decodes.
 			level.Warn(logger).Log("msg", "skipping block with unreadable meta.json", "block", id, "err", err)
-			if _, ok := s.marks[id]; !ok {
+			if knowIndexed {
 				s.partial[id] = struct{}{}
 			}
 			continue
@@ -379,7 +404,13 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 	for id := range dirs {
 		_, hasMeta := complete[id]
 		_, hasMark := marked[id]
-		if !hasMeta && !hasMark {
+		b, wasIndexed := indexed[id]
+		switch {
+		case hasMeta || hasMark:
+		case wasIndexed:
+			level.Error(logger).Log("msg", "block in the bucket index lost its meta.json; it is neither used nor deleted until its meta.json is restored or the block is deleted", "block", id)
+			s.broken[id] = b
+		case knowIndexed:
 			s.partial[id] = struct{}{}
 		}
 	}
@@ -387,11 +418,12 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 }
 
 // deletePartialBlocks deletes the partial blocks (no readable meta.json,
-// no deletion mark) that nobody has written to for PartialBlockDeletionDelay:
-// uploads cut short by a killed ingester or compactor, which no reader
-// ever loads and which would otherwise stay forever. The delay protects
-// uploads still in progress; a block's ULID, made when the block was cut,
-// rules out young blocks without listing their objects.
+// no deletion mark, not in the bucket index) that nobody has written to for
+// PartialBlockDeletionDelay: uploads cut short by a killed ingester or
+// compactor, which no reader ever loads and which would otherwise stay
+// forever. The delay protects uploads still in progress; a block's ULID,
+// made when the block was cut, rules out young blocks without listing
+// their objects.
 func (c *Compactor) deletePartialBlocks(ctx context.Context, tenant string, s *tenantState, logger log.Logger) error {
 	if c.cfg.PartialBlockDeletionDelay <= 0 {
 		return nil

@@ -469,3 +469,47 @@ func TestCompactor_PartialBlocksKeptWhenDelayIsZero(t *testing.T) {
 	require.NotEmpty(t, e.objects(path.Join("team-a", id.String())+"/"))
 	require.Equal(t, 0.0, testutil.ToFloat64(e.c.partialBlocksDeleted))
 }
+
+// TestCompactor_KeepsIndexedBlockWithBadMeta: a block the bucket index
+// lists was complete, so when its meta.json later goes bad or missing it
+// is no partial upload: it stays in the index and in the bucket.
+func TestCompactor_KeepsIndexedBlockWithBadMeta(t *testing.T) {
+	const delay = 24 * time.Hour
+	e := newTestEnv(t, nil, func(c *Config) {
+		c.PartialBlockDeletionDelay = delay
+		c.BlockRanges = DurationList{2 * time.Hour} // nothing to compact
+	})
+	wall := time.Now()
+	e.now = wall
+	garbled := e.uploadBlock("team-a", "ingester-1", genSeries(2, 0, hour, step, nil), 0)
+	lost := e.uploadBlock("team-a", "ingester-1", genSeries(2, 4*hour, 5*hour, step, nil), 0)
+	require.NoError(t, e.c.RunOnce(e.ctx))
+
+	require.NoError(t, e.bkt.Upload(e.ctx, blockPath("team-a", garbled.ULID, blockMetaFilename), strings.NewReader(`{"ulid":`)))
+	require.NoError(t, e.bkt.Delete(e.ctx, blockPath("team-a", lost.ULID, blockMetaFilename)))
+	old := wall.Add(-47 * time.Hour)
+	require.NoError(t, filepath.WalkDir(filepath.Join(e.dir, "team-a"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return os.Chtimes(p, old, old)
+	}))
+
+	e.now = wall.Add(2 * delay)
+	for range 2 {
+		require.NoError(t, e.c.RunOnce(e.ctx))
+	}
+	for _, id := range []ulid.ULID{garbled.ULID, lost.ULID} {
+		require.NotEmpty(t, e.objects(path.Join("team-a", id.String())+"/"), "block %s kept", id)
+	}
+	require.Equal(t, 0.0, testutil.ToFloat64(e.c.partialBlocksDeleted))
+	idx, err := ReadBucketIndex(e.ctx, e.bkt, "team-a")
+	require.NoError(t, err)
+	var listed []ulid.ULID
+	for _, b := range idx.Blocks {
+		listed = append(listed, b.ULID)
+	}
+	require.ElementsMatch(t, []ulid.ULID{garbled.ULID, lost.ULID}, listed, "both stay in the index")
+	require.Contains(t, e.logs.String(), "unreadable meta.json; queries over it fail")
+	require.Contains(t, e.logs.String(), "lost its meta.json")
+}

@@ -111,10 +111,13 @@ func validTenant(name string) bool {
 type tenantState struct {
 	metas map[ulid.ULID]*BlockMeta    // complete blocks: meta.json present and readable.
 	marks map[ulid.ULID]*DeletionMark // blocks marked for deletion, complete or not.
-	// partial are the block directories without a readable meta.json and
-	// without a deletion mark: uploads in progress, or cut short by a
-	// killed uploader.
+	// partial are the block directories without a readable meta.json,
+	// without a deletion mark and not in the last bucket index: uploads in
+	// progress, or cut short by a killed uploader.
 	partial map[ulid.ULID]struct{}
+	// broken are blocks of the last bucket index whose meta.json no longer
+	// decodes, with their entry in that index.
+	broken map[ulid.ULID]IndexBlock
 }
 
 // unmarked returns the complete blocks without a deletion mark.

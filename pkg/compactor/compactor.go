@@ -53,7 +53,8 @@ type Compactor struct {
 	slogger *slog.Logger
 	now     func() time.Time
 
-	runMu sync.Mutex // one run at a time.
+	runMu       sync.Mutex // one run at a time.
+	brokenInRun int        // broken blocks the current run found; under runMu.
 
 	runs                 *prometheus.CounterVec
 	lastSuccessfulRun    prometheus.Gauge
@@ -61,6 +62,7 @@ type Compactor struct {
 	blocksMarked         *prometheus.CounterVec
 	blocksDeleted        prometheus.Counter
 	partialBlocksDeleted prometheus.Counter
+	brokenBlocks         prometheus.Gauge
 	blockFailures        prometheus.Counter
 	tenantsProcessed     *prometheus.CounterVec
 	tenantsSkipped       prometheus.Counter
@@ -115,6 +117,10 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *Ring, log
 		partialBlocksDeleted: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_compactor_partial_blocks_deleted_total",
 			Help: "Partial blocks (no meta.json, left by a killed upload) deleted after -compactor.partial-block-deletion-delay without writes.",
+		}),
+		brokenBlocks: f.NewGauge(prometheus.GaugeOpts{
+			Name: "meridian_compactor_broken_blocks",
+			Help: "Blocks the bucket index lists whose meta.json went bad or missing, as the last run found them; queries over them fail until an operator restores or deletes them.",
 		}),
 		blockFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_compactor_block_failures_total",
@@ -225,6 +231,8 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 		return fmt.Errorf("list tenants in bucket: %w", err)
 	}
 	slices.Sort(tenants)
+	c.brokenInRun = 0
+	defer func() { c.brokenBlocks.Set(float64(c.brokenInRun)) }()
 
 	var errs []error
 	for _, tenant := range tenants {
@@ -273,6 +281,7 @@ func (c *Compactor) processTenant(ctx context.Context, tenant string) error {
 	if err != nil {
 		return err
 	}
+	c.brokenInRun += len(state.broken)
 
 	var errs []error
 	if err := c.deleteMarkedBlocks(ctx, tenant, state, logger); err != nil {

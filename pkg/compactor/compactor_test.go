@@ -510,6 +510,7 @@ func TestCompactor_KeepsIndexedBlockWithBadMeta(t *testing.T) {
 		listed = append(listed, b.ULID)
 	}
 	require.ElementsMatch(t, []ulid.ULID{garbled.ULID, lost.ULID}, listed, "both stay in the index")
+	require.Equal(t, 2.0, testutil.ToFloat64(e.c.brokenBlocks))
 	require.Contains(t, e.logs.String(), "unreadable meta.json; queries over it fail")
 	require.Contains(t, e.logs.String(), "lost its meta.json")
 }

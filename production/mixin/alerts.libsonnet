@@ -154,6 +154,14 @@
             'Every compactor run of {{ $labels.pod }} in {{ $labels.cluster }}/{{ $labels.namespace }} over the last %s failed, and this has lasted for an hour.' % cfg.compactor_failing_window,
           ),
           alert(
+            'MeridianCompactorBrokenBlock',
+            'max by (cluster, namespace, job, pod) (meridian_compactor_broken_blocks) > 0',
+            '0m',
+            'critical',
+            'A block in object storage lost its meta.json.',
+            'Compactor {{ $labels.pod }} in {{ $labels.cluster }}/{{ $labels.namespace }} found {{ $value }} block(s) in the bucket index whose meta.json is unreadable or missing; queries over them fail.',
+          ),
+          alert(
             'MeridianTenantNearSeriesLimit',
             |||
               max by (cluster, namespace, tenant) (

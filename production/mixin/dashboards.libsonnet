@@ -94,6 +94,7 @@ local d = import 'lib/dashboard.libsonnet';
           [rate('meridian_compactor_blocks_compacted_total', 'compactor', 'job'), 'compacted'],
           [rate('meridian_compactor_blocks_marked_for_deletion_total', 'compactor', 'job'), 'marked for deletion'],
           [rate('meridian_compactor_blocks_deleted_total', 'compactor', 'job'), 'deleted'],
+          [rate('meridian_compactor_partial_blocks_deleted_total', 'compactor', 'job'), 'partial uploads deleted'],
           [rate('meridian_compactor_block_failures_total', 'compactor', 'job'), 'failures'],
         ]),
         d.panel('Time since the last successful run', 's', [[

@@ -120,7 +120,7 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *Ring, log
 		}),
 		brokenBlocks: f.NewGauge(prometheus.GaugeOpts{
 			Name: "meridian_compactor_broken_blocks",
-			Help: "Blocks the bucket index lists whose meta.json went bad or missing, as the last run found them; queries over them fail until an operator restores or deletes them.",
+			Help: "Blocks the bucket index lists whose meta.json went bad or missing, as the last run found them; they stay until an operator restores their meta.json or deletes them.",
 		}),
 		blockFailures: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_compactor_block_failures_total",
@@ -386,7 +386,7 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 				// It was complete: its meta.json went bad since. It stays
 				// in the index, so readers fail on it loudly instead of
 				// silently answering without its samples.
-				level.Error(logger).Log("msg", "block in the bucket index has an unreadable meta.json; queries over it fail until its meta.json is restored or the block is deleted", "block", id, "err", err)
+				level.Error(logger).Log("msg", "block in the bucket index has an unreadable meta.json; the tenant's queries of object storage fail until its meta.json is restored or the block is deleted", "block", id, "err", err)
 				s.broken[id] = b
 				continue
 			}

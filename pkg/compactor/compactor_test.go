@@ -511,6 +511,6 @@ func TestCompactor_KeepsIndexedBlockWithBadMeta(t *testing.T) {
 	}
 	require.ElementsMatch(t, []ulid.ULID{garbled.ULID, lost.ULID}, listed, "both stay in the index")
 	require.Equal(t, 2.0, testutil.ToFloat64(e.c.brokenBlocks))
-	require.Contains(t, e.logs.String(), "unreadable meta.json; queries over it fail")
+	require.Contains(t, e.logs.String(), "unreadable meta.json; the tenant's queries of object storage fail")
 	require.Contains(t, e.logs.String(), "lost its meta.json")
 }

@@ -159,7 +159,7 @@
             '0m',
             'critical',
             'A block in object storage lost its meta.json.',
-            'Compactor {{ $labels.pod }} in {{ $labels.cluster }}/{{ $labels.namespace }} found {{ $value }} block(s) in the bucket index whose meta.json is unreadable or missing; queries over them fail.',
+            'Compactor {{ $labels.pod }} in {{ $labels.cluster }}/{{ $labels.namespace }} found {{ $value }} block(s) in the bucket index whose meta.json is unreadable or missing.',
           ),
           alert(
             'MeridianTenantNearSeriesLimit',

@@ -448,8 +448,8 @@ func (c *Compactor) deletePartialBlocks(ctx context.Context, tenant string, s *t
 			errs = append(errs, fmt.Errorf("partial block %s: %w", id, err))
 			continue
 		}
-		if now.Sub(lastWrite) < c.cfg.PartialBlockDeletionDelay {
-			continue
+		if lastWrite.IsZero() || now.Sub(lastWrite) < c.cfg.PartialBlockDeletionDelay {
+			continue // gone since the listing, or written to recently.
 		}
 		if err := c.deleteBlock(ctx, tenant, id); err != nil {
 			errs = append(errs, err)

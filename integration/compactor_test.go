@@ -125,3 +125,88 @@ func runCompactorDedup(t *testing.T, c *harness.Cluster, tenant, idPrefix, bucke
 	})
 	require.Equal(t, wantSum, sums())
 }
+
+// TestCompactorsShardTenants: two compactors share the bucket's tenants
+// through the compactor ring. Once both are ACTIVE, every tenant is
+// compacted by exactly one of them, the other skips it, and together they
+// leave each tenant's samples stored exactly once.
+func TestCompactorsShardTenants(t *testing.T) {
+	const metric, tenants = "shard_metric", 8
+	c := harness.NewCluster(t, harness.ClusterOptions{})
+	var ingesters []*harness.Process
+	var ids []string
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("shard-ing-%d", i)
+		ids = append(ids, id)
+		ingesters = append(ingesters, c.StartIngester(id, fmt.Sprintf("zone-%d", i)))
+	}
+	dist := c.StartDistributor(false)
+	requireEventually(t, 30*time.Second, 200*time.Millisecond, "all three ingesters ACTIVE", func() bool {
+		return harness.RingActiveExactly(dist, ids...) == nil
+	})
+
+	compactorArgs := []string{
+		"-compactor.compaction-interval=2s", "-compactor.deletion-delay=0s",
+		"-compactor.ring.heartbeat-period=1s", "-compactor.ring.heartbeat-timeout=10s",
+	}
+	var compactors []*harness.Process
+	for i := 1; i <= 2; i++ {
+		compactors = append(compactors, c.Start(harness.Options{Target: "compactor", Name: fmt.Sprintf("compactor-%d", i), Args: compactorArgs}))
+	}
+	// Ownership is exclusive once every compactor sees the same ring: wait
+	// for that before the tenants' blocks exist.
+	for _, comp := range compactors {
+		harness.Eventually(t, 30*time.Second, 200*time.Millisecond, comp.Name()+" sees both compactors ACTIVE", func() error {
+			members, err := comp.RingAt("/compactor/ring")
+			if err != nil {
+				return err
+			}
+			active := 0
+			for _, m := range members {
+				if m.State == "ACTIVE" {
+					active++
+				}
+			}
+			if active != 2 {
+				return fmt.Errorf("%d of %d compactors ACTIVE: %v", active, len(members), members)
+			}
+			return nil
+		})
+	}
+
+	end := time.Now().Truncate(time.Minute).Add(-time.Minute)
+	start := end.Add(-5 * time.Hour)
+	pushed := map[string]int{}
+	for i := range tenants {
+		tenant := fmt.Sprintf("shard-%d", i)
+		pushed[tenant], _ = ltPush(t, dist, tenant, metric, start, end)
+	}
+	ltFlush(t, ingesters...)
+
+	for tenant, n := range pushed {
+		requireEventually(t, 90*time.Second, 500*time.Millisecond, "replica blocks of "+tenant+" merged and deleted", func() bool {
+			all, live := ltBucketSamples(t, c, tenant)
+			return all == uint64(n) && live == uint64(n)
+		})
+	}
+
+	owned := map[string]int{} // compactor name -> tenants it compacted
+	for tenant := range pushed {
+		var by []string
+		for _, comp := range compactors {
+			if len(comp.LogLines("compacted blocks", "tenant="+tenant+" ")) > 0 {
+				by = append(by, comp.Name())
+			}
+		}
+		require.Len(t, by, 1, "tenant %s compacted by exactly one compactor", tenant)
+		owned[by[0]]++
+	}
+	t.Logf("tenants compacted: %v", owned)
+	for i, comp := range compactors {
+		other := compactors[1-i].Name()
+		requireEventually(t, 10*time.Second, 500*time.Millisecond, comp.Name()+" skips the tenants of "+other, func() bool {
+			skipped, _ := comp.Metric("meridian_compactor_tenants_skipped_total", nil)
+			return skipped >= float64(owned[other])
+		})
+	}
+}

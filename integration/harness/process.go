@@ -396,6 +396,9 @@ func (p *Process) GRPCAddr() string { return net.JoinHostPort(p.host, strconv.It
 // Host is the loopback address the process listens on.
 func (p *Process) Host() string { return p.host }
 
+// Name is the process' name in the test (Options.Name).
+func (p *Process) Name() string { return p.opts.Name }
+
 // DataDir is the -common.data-dir of the process.
 func (p *Process) DataDir() string { return p.dataDir }
 

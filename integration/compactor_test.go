@@ -28,13 +28,7 @@ func TestCompactorDeduplicatesReplicas(t *testing.T) {
 // objects are on disk under bucketDir and whose complete blocks blocks lists.
 func runCompactorDedup(t *testing.T, c *harness.Cluster, tenant, idPrefix, bucketDir string, blocks func(tenant string) ([]harness.BucketBlock, error)) {
 	t.Helper()
-	var ingesters []*harness.Process
-	var ids []string
-	for i := 1; i <= 3; i++ {
-		id := fmt.Sprintf("%s-ing-%d", idPrefix, i)
-		ids = append(ids, id)
-		ingesters = append(ingesters, c.StartIngester(id, fmt.Sprintf("zone-%d", i)))
-	}
+	ingesters, ids := c.StartZonedIngesters(idPrefix, 3)
 	dist := c.StartDistributor(false)
 	q := c.StartQuerier()
 	// The distributor is ready with one healthy ingester in its ring; an RF3
@@ -133,13 +127,7 @@ func runCompactorDedup(t *testing.T, c *harness.Cluster, tenant, idPrefix, bucke
 func TestCompactorsShardTenants(t *testing.T) {
 	const metric, tenants = "shard_metric", 8
 	c := harness.NewCluster(t, harness.ClusterOptions{})
-	var ingesters []*harness.Process
-	var ids []string
-	for i := 1; i <= 3; i++ {
-		id := fmt.Sprintf("shard-ing-%d", i)
-		ids = append(ids, id)
-		ingesters = append(ingesters, c.StartIngester(id, fmt.Sprintf("zone-%d", i)))
-	}
+	ingesters, ids := c.StartZonedIngesters("shard", 3)
 	dist := c.StartDistributor(false)
 	requireEventually(t, 30*time.Second, 200*time.Millisecond, "all three ingesters ACTIVE", func() bool {
 		return harness.RingActiveExactly(dist, ids...) == nil

@@ -175,15 +175,12 @@ func ltIndexSettled(c *harness.Cluster, tenant string) error {
 func TestLongTermCompactorKilledMidCompaction(t *testing.T) {
 	const tenant, metric = "lt-kill", "lt_kill_metric"
 	c := harness.NewCluster(t, harness.ClusterOptions{})
-	var ingesters []*harness.Process
-	for i := 1; i <= 3; i++ {
-		ingesters = append(ingesters, c.StartIngester(fmt.Sprintf("ltk-ing-%d", i), fmt.Sprintf("zone-%d", i)))
-	}
+	ingesters, ids := c.StartZonedIngesters("ltk", 3)
 	dist := c.StartDistributor(false)
 	q := c.StartQuerier()
 	for _, p := range []*harness.Process{dist, q} {
 		requireEventually(t, 30*time.Second, 200*time.Millisecond, "all three ingesters ACTIVE", func() bool {
-			return harness.RingActiveExactly(p, "ltk-ing-1", "ltk-ing-2", "ltk-ing-3") == nil
+			return harness.RingActiveExactly(p, ids...) == nil
 		})
 	}
 

@@ -46,14 +46,8 @@ func sgAnswers(q *harness.Process, tenant, metric string, start, end time.Time) 
 func TestStoreGatewaysServeCompactedBlocks(t *testing.T) {
 	const tenant, badTenant, metric = "sg-main", "sg-bad", "sg_metric"
 	c := harness.NewCluster(t, harness.ClusterOptions{})
-	var ingesters []*harness.Process
-	var ids []string
-	for i := 1; i <= 3; i++ {
-		id := fmt.Sprintf("sg-ing-%d", i)
-		ids = append(ids, id)
-		// Shipped blocks leave the ingesters at once: answers come from storage.
-		ingesters = append(ingesters, c.StartIngester(id, fmt.Sprintf("zone-%d", i), "-ingester.retention-period=1s"))
-	}
+	// Shipped blocks leave the ingesters at once: answers come from storage.
+	ingesters, ids := c.StartZonedIngesters("sg", 3, "-ingester.retention-period=1s")
 	dist := c.StartDistributor(false)
 	sgArgs := []string{"-store-gateway.ring.replication-factor=2", "-store-gateway.sync-interval=1s", "-store-gateway.ring.heartbeat-period=1s"}
 	var gateways []*harness.Process

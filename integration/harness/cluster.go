@@ -150,6 +150,20 @@ func (c *Cluster) StartIngester(id, zone string, extra ...string) *Process {
 	return c.Start(opts)
 }
 
+// StartZonedIngesters starts n ingesters "<prefix>-ing-1" … in zones
+// "zone-1" … with the same extra flags, and returns them with their IDs.
+func (c *Cluster) StartZonedIngesters(prefix string, n int, extra ...string) ([]*Process, []string) {
+	c.tb.Helper()
+	var ingesters []*Process
+	var ids []string
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("%s-ing-%d", prefix, i)
+		ids = append(ids, id)
+		ingesters = append(ingesters, c.StartIngester(id, fmt.Sprintf("zone-%d", i), extra...))
+	}
+	return ingesters, ids
+}
+
 // StartDistributor starts a distributor. noWait returns before /ready (a
 // distributor is ready only once a healthy ingester is in its ring).
 func (c *Cluster) StartDistributor(noWait bool, extra ...string) *Process {

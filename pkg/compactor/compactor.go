@@ -53,8 +53,7 @@ type Compactor struct {
 	slogger *slog.Logger
 	now     func() time.Time
 
-	runMu       sync.Mutex // one run at a time.
-	brokenInRun int        // broken blocks the current run found; under runMu.
+	runMu sync.Mutex // one run at a time.
 
 	runs                 *prometheus.CounterVec
 	lastSuccessfulRun    prometheus.Gauge
@@ -231,8 +230,8 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 		return fmt.Errorf("list tenants in bucket: %w", err)
 	}
 	slices.Sort(tenants)
-	c.brokenInRun = 0
-	defer func() { c.brokenBlocks.Set(float64(c.brokenInRun)) }()
+	broken := 0
+	defer func() { c.brokenBlocks.Set(float64(broken)) }()
 
 	var errs []error
 	for _, tenant := range tenants {
@@ -251,7 +250,9 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 				continue
 			}
 		}
-		if err := c.processTenant(ctx, tenant); err != nil {
+		n, err := c.processTenant(ctx, tenant)
+		broken += n
+		if err != nil {
 			c.tenantsProcessed.WithLabelValues("failure").Inc()
 			level.Warn(c.logger).Log("msg", "tenant not fully processed; other tenants continue, the rest is retried on the next run", "tenant", tenant, "err", err)
 			errs = append(errs, fmt.Errorf("tenant %s: %w", tenant, err))
@@ -262,26 +263,26 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// processTenant runs every step for one tenant. Errors of one step are
-// collected and the later steps still run where that is safe.
-func (c *Compactor) processTenant(ctx context.Context, tenant string) error {
+// processTenant runs every step for one tenant and returns how many broken
+// blocks it found. Errors of one step are collected and the later steps
+// still run where that is safe.
+func (c *Compactor) processTenant(ctx context.Context, tenant string) (int, error) {
 	logger := log.With(c.logger, "tenant", tenant)
 
 	var tmark TenantDeletionMark
 	err := readJSON(ctx, c.bkt, path.Join(tenant, tenantDeletionMarkName), &tmark)
 	switch {
 	case err == nil:
-		return c.deleteTenantObjects(ctx, tenant, &tmark, logger)
+		return 0, c.deleteTenantObjects(ctx, tenant, &tmark, logger)
 	case c.bkt.IsObjNotFoundErr(err):
 	default:
-		return fmt.Errorf("read tenant deletion mark: %w", err)
+		return 0, fmt.Errorf("read tenant deletion mark: %w", err)
 	}
 
 	state, err := c.listTenant(ctx, tenant, logger)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	c.brokenInRun += len(state.broken)
 
 	var errs []error
 	if err := c.deleteMarkedBlocks(ctx, tenant, state, logger); err != nil {
@@ -302,7 +303,7 @@ func (c *Compactor) processTenant(ctx context.Context, tenant string) error {
 	if err := writeBucketIndex(ctx, c.bkt, tenant, newBucketIndex(state, c.now().Unix())); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return len(state.broken), errors.Join(errs...)
 }
 
 // listTenant lists the tenant's blocks and reads their meta.json and
@@ -330,6 +331,7 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 	}
 	dirs := map[ulid.ULID]struct{}{}
 	complete := map[ulid.ULID]struct{}{}
+	unreadable := map[ulid.ULID]error{}
 	marked := map[ulid.ULID]struct{}{}
 	prefix := tenant + objstore.DirDelim
 	err = c.bkt.Iter(ctx, prefix, func(name string) error {
@@ -379,23 +381,9 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 		case c.bkt.IsObjNotFoundErr(err):
 			continue
 		case errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)):
-			if _, ok := s.marks[id]; ok {
-				continue // on its way out: deleted after its delay.
-			}
-			if b, ok := indexed[id]; ok {
-				// It was complete: its meta.json went bad since. It stays
-				// in the index, so readers fail on it loudly instead of
-				// silently answering without its samples.
-				level.Error(logger).Log("msg", "block in the bucket index has an unreadable meta.json; the tenant's queries of object storage fail until its meta.json is restored or the block is deleted", "block", id, "err", err)
-				s.broken[id] = b
-				continue
-			}
 			// The filesystem bucket writes in place: a meta.json cut short
-			// by a killed uploader never decodes.
-			level.Warn(logger).Log("msg", "skipping block with unreadable meta.json", "block", id, "err", err)
-			if knowIndexed {
-				s.partial[id] = struct{}{}
-			}
+			// by a killed uploader never decodes. Classified below.
+			unreadable[id] = err
 			continue
 		default:
 			return nil, fmt.Errorf("read meta.json of block %s: %w", id, err)
@@ -410,17 +398,32 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 		}
 		s.metas[id] = &m
 	}
+	// A block without a readable meta.json and without a deletion mark
+	// (with one it is on its way out) is broken if the last index listed
+	// it, as it was complete then: it keeps its entry, so readers fail on
+	// it loudly instead of silently answering without its samples.
+	// Otherwise it is a partial upload.
 	for id := range dirs {
 		_, hasMeta := complete[id]
-		_, hasMark := marked[id]
+		metaErr, bad := unreadable[id]
+		if _, hasMark := marked[id]; hasMark || hasMeta && !bad {
+			continue
+		}
 		b, wasIndexed := indexed[id]
 		switch {
-		case hasMeta || hasMark:
+		case wasIndexed && bad:
+			level.Error(logger).Log("msg", "block in the bucket index has an unreadable meta.json; the tenant's queries of object storage fail until its meta.json is restored or the block is deleted", "block", id, "err", metaErr)
+			s.broken[id] = b
 		case wasIndexed:
 			level.Error(logger).Log("msg", "block in the bucket index lost its meta.json; it is neither used nor deleted until its meta.json is restored or the block is deleted", "block", id)
 			s.broken[id] = b
-		case knowIndexed:
-			s.partial[id] = struct{}{}
+		default:
+			if bad {
+				level.Warn(logger).Log("msg", "skipping block with unreadable meta.json", "block", id, "err", metaErr)
+			}
+			if knowIndexed {
+				s.partial[id] = struct{}{}
+			}
 		}
 	}
 	return s, nil
@@ -463,6 +466,8 @@ func (c *Compactor) deletePartialBlocks(ctx context.Context, tenant string, s *t
 }
 
 // lastModified is the newest modification time of the objects under dir.
+// It lists dir again rather than reuse the tenant's listing: an uploader
+// may have written more since, and that must keep the block.
 func (c *Compactor) lastModified(ctx context.Context, dir string) (time.Time, error) {
 	var names []string
 	if err := c.bkt.Iter(ctx, dir, func(name string) error {

@@ -65,6 +65,7 @@ func TestMixin(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, uses, "no metric names found in the mixin")
+	checkAlertDocs(t, root, readRules(t, filepath.Join(out, "alerts.yaml")))
 
 	exposed := map[string]bool{}
 	for _, fams := range exposedMetrics(t) {
@@ -301,4 +302,28 @@ func exposedMetrics(t *testing.T) []map[string]*dto.MetricFamily {
 		all = append(all, p.Metrics())
 	}
 	return all
+}
+
+// checkAlertDocs checks that every alert has its runbook section and a row
+// in docs/operations.md's alert table, so the docs cannot lag the mixin.
+func checkAlertDocs(t *testing.T, root string, alerts []rule) {
+	t.Helper()
+	runbooks, err := os.ReadFile(filepath.Join(root, "production", "mixin", "runbooks.md"))
+	require.NoError(t, err)
+	operations, err := os.ReadFile(filepath.Join(root, "docs", "operations.md"))
+	require.NoError(t, err)
+	n := 0
+	for _, r := range alerts {
+		if r.Alert == "" {
+			continue
+		}
+		n++
+		if !strings.Contains(string(runbooks), "\n## "+r.Alert+"\n") {
+			t.Errorf("alert %s has no section '## %s' in production/mixin/runbooks.md", r.Alert, r.Alert)
+		}
+		if !strings.Contains(string(operations), "\n| "+r.Alert+" |") {
+			t.Errorf("alert %s has no row in docs/operations.md's alert table", r.Alert)
+		}
+	}
+	require.NotZero(t, n, "alerts.yaml has no alerts")
 }

@@ -99,8 +99,8 @@ func (a *API) RegisterCompactor(c Compactor) {
 func (a *API) RegisterQueryFrontend(h http.Handler) {
 	a.router.PathPrefix("/prometheus/api/v1/").Methods(http.MethodGet, http.MethodPost).Handler(a.auth.Wrap(h))
 	// Graphite renders go through the same per-tenant queue, limits and
-	// retries (not split or cached: most Graphite functions look across
-	// the whole range).
+	// retries; those whose functions are all point-wise are also split and
+	// cached (pkg/frontend/graphite.go says which and why).
 	a.router.Path("/graphite"+GraphiteRenderPath).Methods(http.MethodGet, http.MethodPost).Handler(a.auth.Wrap(h))
 }
 

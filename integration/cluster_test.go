@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -373,15 +374,17 @@ func verifyClusterSamples(t *testing.T, q *harness.Client, w *clusterWriter) {
 	rng := fmt.Sprintf("[%dms]", w.lastTS-w.firstTS+1)
 	var problems []string
 	var queried int
-	deadline := time.Now().Add(30 * time.Second)
-	for attempt := 1; attempt <= 100; attempt++ {
+	attempt := 0
+	// The problems left after the last attempt are the failure message.
+	_ = harness.Retry(context.Background(), 30*time.Second, time.Second, func() error {
+		attempt++
 		problems, queried = clusterProblems(t, q, w, end, rng)
-		if len(problems) == 0 || time.Now().After(deadline) {
-			break
+		if len(problems) == 0 {
+			return nil
 		}
 		t.Logf("query check attempt %d: %d problems, first: %s", attempt, len(problems), problems[0])
-		time.Sleep(time.Second)
-	}
+		return errors.New(problems[0])
+	})
 	acked, unacked := 0, 0
 	for s := range w.acked {
 		acked += len(w.acked[s])

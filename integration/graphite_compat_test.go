@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -464,39 +465,29 @@ func waitGraphiteData(ctx context.Context, t *testing.T, b graphiteBackend, data
 	for i, s := range data {
 		paths[i] = s.path
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	last := ""
-	for attempt := 0; attempt < 1000; attempt++ {
-		last = ""
+	err := harness.Retry(ctx, 90*time.Second, time.Second, func() error {
 		got, err := b.api.Render(ctx, paths, from, until, nil)
 		if err != nil {
-			last = err.Error()
-		} else {
-			byName := map[string]harness.GraphiteSeries{}
-			for _, s := range got {
-				byName[s.Target] = s
+			return err
+		}
+		byName := map[string]harness.GraphiteSeries{}
+		for _, s := range got {
+			byName[s.Target] = s
+		}
+		for _, s := range data {
+			g, ok := byName[s.path]
+			if !ok {
+				return fmt.Errorf("%s is missing", s.path)
 			}
-			for _, s := range data {
-				g, ok := byName[s.path]
-				if !ok {
-					last = fmt.Sprintf("%s is missing", s.path)
-					break
-				}
-				if d := diffPoints(s.path, graphiteExpected(s, start), g); d != "" {
-					last = d
-					break
-				}
+			if d := diffPoints(s.path, graphiteExpected(s, start), g); d != "" {
+				return errors.New(d)
 			}
 		}
-		if last == "" {
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Second)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s did not answer the data as sent: %v", b.name, err)
 	}
-	t.Fatalf("%s did not answer the data as sent within 90s: %s", b.name, last)
 }
 
 // graphiteExpected is the raw series the backends must render for s over

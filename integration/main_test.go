@@ -5,6 +5,7 @@ package integration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -37,20 +38,16 @@ func requirePushed(t testing.TB, code int, body string) {
 	require.Truef(t, code/100 == 2, "push was not acknowledged: HTTP %d: %s", code, body)
 }
 
-// requireEventually polls cond every interval until it holds or timeout
-// passes; what describes the awaited state in the failure message.
+// requireEventually is harness.Eventually for a condition with nothing to
+// say about why it does not hold yet.
 func requireEventually(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for i := 0; ; i++ {
+	harness.Eventually(t, timeout, interval, what, func() error {
 		if cond() {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) || i > 100000 {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(interval)
-	}
+		return errors.New("not yet")
+	})
 }
 
 // seriesAt builds one series whose samples are values at consecutive steps

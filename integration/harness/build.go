@@ -3,7 +3,9 @@
 // process its own ports and data directory, waits for /ready, and offers
 // clients that push remote-write requests, call the Prometheus HTTP API and
 // scrape /metrics. Data directories and logs of failed tests are kept and
-// their paths printed.
+// their paths printed. Tools use the parts that return errors instead of
+// failing a test: LaunchMeridian, LaunchGraphiteWeb, Retry and the Graphite
+// client.
 package harness
 
 import (

@@ -6,14 +6,6 @@ import (
 	"time"
 )
 
-// ListenAddr is the host:port the harness gave a host:port listener flag
-// (e.g. "graphite.carbon.tcp-listen-address"); "" when the binary has no
-// such flag.
-func (p *Process) ListenAddr(flag string) string { return p.listen[flag] }
-
-// CarbonTCPAddr is the address of the process' carbon TCP listener.
-func (p *Process) CarbonTCPAddr() string { return p.ListenAddr("graphite.carbon.tcp-listen-address") }
-
 // DialCarbon opens a TCP connection to the carbon listener.
 func (p *Process) DialCarbon() net.Conn {
 	p.tb.Helper()

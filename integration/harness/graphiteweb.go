@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,77 +76,17 @@ type GraphiteWeb struct {
 	carbonPort int
 	queryPort  int
 	webPort    int
-	carbon     *groupProcess
-	web        *groupProcess
+	carbon     *child
+	web        *child
 }
 
-// groupProcess is a helper server started in its own process group.
-type groupProcess struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	done    chan struct{}
-	mu      sync.Mutex
-	err     error
-}
-
-func startGroupProcess(name, logPath, dir string, env []string, bin string, args ...string) (*groupProcess, error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, fmt.Errorf("creating %s: %w", logPath, err)
-	}
+// startGroupProcess starts a helper server of graphite-web in dir with env
+// added to the environment.
+func startGroupProcess(name, logPath, dir string, env []string, bin string, args ...string) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	fmt.Fprintf(logFile, "==== harness: %s %s\n", bin, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	p := &groupProcess{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
-	go func() {
-		err := cmd.Wait()
-		logFile.Close()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-func (p *groupProcess) exited() error {
-	select {
-	case <-p.done:
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return fmt.Errorf("%s exited (%v); log %s:\n%s", p.name, p.err, p.logPath, fileTail(p.logPath, logTailLines))
-	default:
-		return nil
-	}
-}
-
-// kill SIGKILLs the process group and waits (bounded) for the leader.
-func (p *groupProcess) kill() error {
-	if p == nil {
-		return nil
-	}
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(killTimeout):
-		return fmt.Errorf("%s (pid %d) did not exit within %s of SIGKILL", p.name, p.cmd.Process.Pid, killTimeout)
-	}
+	return startChild(name, logPath, cmd)
 }
 
 // LaunchGraphiteWeb starts carbon-cache and graphite-web on free loopback
@@ -229,26 +169,36 @@ func LaunchGraphiteWeb(opts GraphiteWebOptions) (*GraphiteWeb, error) {
 		return nil, err
 	}
 
-	if err := waitUntil(opts.ReadyTimeout, func() (bool, error) {
-		if err := g.carbon.exited(); err != nil {
-			return false, err
+	if err := Retry(context.Background(), opts.ReadyTimeout, 100*time.Millisecond, func() error {
+		if err := g.carbon.exitedError(); err != nil {
+			return Permanent(err)
 		}
-		return tcpAnswers(g.CarbonAddr()) && tcpAnswers(net.JoinHostPort(g.host, strconv.Itoa(g.queryPort))), nil
+		for _, addr := range []string{g.CarbonAddr(), net.JoinHostPort(g.host, strconv.Itoa(g.queryPort))} {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return err
+			}
+			c.Close()
+		}
+		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("carbon-cache did not listen on %s: %w; log %s:\n%s", g.CarbonAddr(), err, g.carbon.logPath, fileTail(g.carbon.logPath, logTailLines))
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
-	if err := waitUntil(opts.ReadyTimeout, func() (bool, error) {
-		if err := g.web.exited(); err != nil {
-			return false, err
+	if err := Retry(context.Background(), opts.ReadyTimeout, 100*time.Millisecond, func() error {
+		if err := g.web.exitedError(); err != nil {
+			return Permanent(err)
 		}
 		resp, err := client.Get(g.URL() + "/version")
 		if err != nil {
-			return false, nil
+			return err
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/version answered %s", resp.Status)
+		}
+		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("graphite-web did not answer %s/version: %w; log %s:\n%s%s", g.URL(), err, g.web.logPath, fileTail(g.web.logPath, logTailLines), g.webappLogs())
 	}
@@ -399,10 +349,10 @@ func (g *GraphiteWeb) WhisperDir() string { return filepath.Join(g.dir, "whisper
 
 // CarbonPID and WebPID are the process-group leaders (gunicorn's master;
 // its workers share its process group), for memory measurements.
-func (g *GraphiteWeb) CarbonPID() int { return g.carbon.cmd.Process.Pid }
+func (g *GraphiteWeb) CarbonPID() int { return g.carbon.pid() }
 
 // WebPID is gunicorn's master process (see CarbonPID).
-func (g *GraphiteWeb) WebPID() int { return g.web.cmd.Process.Pid }
+func (g *GraphiteWeb) WebPID() int { return g.web.pid() }
 
 // freePorts returns n distinct TCP ports free on host right now.
 func freePorts(host string, n int) ([]int, error) {
@@ -422,35 +372,6 @@ func freePorts(host string, n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-func tcpAnswers(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// waitUntil polls cond every 100 ms until it reports true, returns an
-// error, or timeout passes.
-func waitUntil(timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for i := 0; i < 1000000; i++ {
-		done, err := cond()
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("not within %s", timeout)
 }
 
 // runBounded runs cmd (started in its own process group) and kills the

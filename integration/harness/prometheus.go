@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -101,8 +100,7 @@ type Prometheus struct {
 	addr    string
 	root    string
 	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	proc    *child
 }
 
 // StartPrometheus starts Prometheus on loopback with its own storage and
@@ -124,56 +122,39 @@ func StartPrometheus(tb testing.TB, opts PrometheusOptions) *Prometheus {
 		addr:    net.JoinHostPort(host, strconv.Itoa(FreePort(tb, host))),
 		root:    root,
 		logPath: filepath.Join(root, "prometheus.log"),
-		done:    make(chan struct{}),
 	}
 	tb.Cleanup(p.cleanup)
 	cfgPath := filepath.Join(root, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(opts.Config(p.addr)), 0o644); err != nil {
 		tb.Fatalf("writing %s: %v", cfgPath, err)
 	}
-	logFile, err := os.Create(p.logPath)
-	if err != nil {
-		tb.Fatalf("creating %s: %v", p.logPath, err)
-	}
 	args := append([]string{
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + filepath.Join(root, "data"),
 		"--web.listen-address=" + p.addr,
 	}, opts.Args...)
-	p.cmd = exec.Command(opts.Bin, args...)
-	p.cmd.Stdout = logFile
-	p.cmd.Stderr = logFile
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
-		close(p.done)
-		tb.Fatalf("starting %s: %v", opts.Bin, err)
+	p.proc, err = startChild("Prometheus", p.logPath, exec.Command(opts.Bin, args...))
+	if err != nil {
+		tb.Fatal(err)
 	}
-	go func() {
-		_ = p.cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
-
 	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(60 * time.Second)
-	for i := 0; i < 100000; i++ {
-		select {
-		case <-p.done:
-			tb.Fatalf("Prometheus exited before it was ready; log %s:\n%s", p.logPath, p.LogTail(logTailLines))
-		default:
+	err = Retry(context.Background(), 60*time.Second, 100*time.Millisecond, func() error {
+		if err := p.proc.exitedError(); err != nil {
+			return Permanent(err)
 		}
-		if resp, err := client.Get(p.URL() + "/-/ready"); err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
+		resp, err := client.Get(p.URL() + "/-/ready")
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("Prometheus was not ready within 60s; log %s:\n%s", p.logPath, p.LogTail(logTailLines))
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/-/ready answered %s", resp.Status)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("Prometheus was not ready: %v", err)
 	}
 	return p
 }
@@ -197,7 +178,11 @@ func (p *Prometheus) cleanup() {
 }
 
 // Kill stops Prometheus with SIGKILL and waits (bounded) for it to exit.
-func (p *Prometheus) Kill() { killGroup(p.tb, "Prometheus", p.cmd, p.done) }
+func (p *Prometheus) Kill() {
+	if err := p.proc.kill(); err != nil {
+		p.tb.Error(err)
+	}
+}
 
 // LogTail returns the last n lines of Prometheus' log.
 func (p *Prometheus) LogTail(n int) string { return fileTail(p.logPath, n) }

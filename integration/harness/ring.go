@@ -12,8 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
-	"testing"
 	"time"
 
 	"github.com/golang/snappy"
@@ -167,17 +165,6 @@ func (p *Process) MemberlistAddr() string {
 	return net.JoinHostPort(p.host, port)
 }
 
-// Signal sends sig (e.g. SIGSTOP, SIGCONT) to the running process; it is an
-// error when the process is not running. Use Kill and Stop to end it.
-func (p *Process) Signal(sig syscall.Signal) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.exited() {
-		return fmt.Errorf("%s is not running", p.opts.Name)
-	}
-	return p.cmd.Process.Signal(sig)
-}
-
 // LogLines returns the lines of the process log that contain every one of
 // substrs, leaving out the harness' own lines.
 func (p *Process) LogLines(substrs ...string) []string {
@@ -219,22 +206,4 @@ func (c *Client) TryPushRequestContext(ctx context.Context, wr *prompb.WriteRequ
 	SetRemoteWriteHeaders(req.Header)
 	code, body, err := c.Do(req)
 	return code, string(body), err
-}
-
-// Eventually polls cond every interval until it returns nil, failing tb with
-// the last error once timeout passes. what names the awaited state.
-func Eventually(tb testing.TB, timeout, interval time.Duration, what string, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for i := 0; i < 1_000_000; i++ {
-		if last = cond(); last == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(interval)
-	}
-	tb.Fatalf("timed out after %s waiting for %s: %v", timeout, what, last)
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,9 +73,7 @@ type S3Server struct {
 	root    string // holds gw/ (the posix root) and the log; kept on failure
 	gwRoot  string
 	logPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
+	proc    *child
 }
 
 // StartVersityGW starts versitygw on a fresh loopback address and free port
@@ -108,32 +105,16 @@ func StartVersityGW(tb testing.TB) *S3Server {
 		root:      root,
 		gwRoot:    filepath.Join(root, "gw"),
 		logPath:   filepath.Join(root, "versitygw.log"),
-		done:      make(chan struct{}),
 	}
 	if err := os.MkdirAll(s.BucketDir(), 0o755); err != nil {
 		tb.Fatalf("creating the bucket directory: %v", err)
 	}
-	logFile, err := os.Create(s.logPath)
-	if err != nil {
-		tb.Fatalf("creating %s: %v", s.logPath, err)
-	}
-	args := []string{"--port", s.Endpoint, "posix", s.gwRoot}
-	fmt.Fprintf(logFile, "==== harness: start at %s: %s %s\n", time.Now().Format(time.RFC3339Nano), bin, strings.Join(args, " "))
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
+	cmd := exec.Command(bin, "--port", s.Endpoint, "posix", s.gwRoot)
 	cmd.Env = append(versityEnv(), "ROOT_ACCESS_KEY="+s.AccessKey, "ROOT_SECRET_KEY="+s.SecretKey)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		tb.Fatalf("starting %s: %v", bin, err)
+	s.proc, err = startChild("versitygw", s.logPath, cmd)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	s.cmd = cmd
-	go func() {
-		s.waitErr = cmd.Wait()
-		logFile.Close()
-		close(s.done)
-	}()
 	tb.Cleanup(s.cleanup)
 	s.waitReady()
 	return s
@@ -162,28 +143,24 @@ func (s *S3Server) waitReady() {
 		s.tb.Fatalf("S3 client for %s: %v", s.Endpoint, err)
 	}
 	defer closeBkt()
-	deadline := time.Now().Add(s3ReadyTimeout)
-	last := "no answer yet"
-	for attempt := 0; time.Now().Before(deadline) && attempt < 10000; attempt++ {
-		select {
-		case <-s.done:
-			s.tb.Fatalf("versitygw exited before it was ready (%v); log %s:\n%s", s.waitErr, s.logPath, s.LogTail(logTailLines))
-		default:
+	err = Retry(context.Background(), s3ReadyTimeout, 100*time.Millisecond, func() error {
+		if err := s.proc.exitedError(); err != nil {
+			return Permanent(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		ok, err := bkt.Exists(ctx, "harness-readiness-probe")
-		cancel()
-		if err == nil && !ok {
-			return
-		}
 		if err != nil {
-			last = err.Error()
-		} else {
-			last = "the probe object exists"
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		if ok {
+			return errors.New("the probe object exists")
+		}
+		return nil
+	})
+	if err != nil {
+		s.tb.Fatalf("versitygw at %s did not serve bucket %q: %v", s.Endpoint, s.Bucket, err)
 	}
-	s.tb.Fatalf("versitygw at %s did not serve bucket %q within %s (last: %s); log %s:\n%s", s.Endpoint, s.Bucket, s3ReadyTimeout, last, s.logPath, s.LogTail(logTailLines))
 }
 
 // newBucket returns an objstore S3 client for the server's bucket signing
@@ -267,16 +244,10 @@ func (s *S3Server) Blocks(tenant string) ([]BucketBlock, error) {
 }
 
 func (s *S3Server) cleanup() {
-	exitedEarly := false
-	select {
-	case <-s.done:
-		exitedEarly = true
-	default:
+	if s.proc.crashed() {
+		s.tb.Errorf("versitygw exited on its own during the test: %v", s.proc.exitErr())
 	}
 	s.Kill()
-	if exitedEarly {
-		s.tb.Errorf("versitygw exited on its own during the test: %v", s.waitErr)
-	}
 	if s.tb.Failed() {
 		s.tb.Logf("versitygw: directory kept at %s; log %s; last %d lines:\n%s", s.root, s.logPath, logTailLines, s.LogTail(logTailLines))
 		return
@@ -284,33 +255,12 @@ func (s *S3Server) cleanup() {
 	_ = os.RemoveAll(s.root)
 }
 
-// ExpectExit waits (bounded by timeout) for a process that is meant to
-// fail on its own, e.g. at start-up with bad object storage credentials,
-// and returns its exit error. The exit then does not count as a crash at
-// cleanup; a process still running after timeout fails the test.
-func (p *Process) ExpectExit(timeout time.Duration) error {
-	p.tb.Helper()
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		p.tb.Fatalf("%s: ExpectExit before Start", p.opts.Name)
-	}
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		p.tb.Fatalf("%s was still running %s after start; it was expected to exit. Log %s:\n%s", p.opts.Name, timeout, p.logPath, p.LogTail(logTailLines))
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n := len(p.crashes); n > 0 {
-		p.crashes = p.crashes[:n-1] // this exit was expected
-	}
-	return p.waitErr
-}
-
 // Kill stops versitygw with SIGKILL and waits (bounded) for it to exit.
-func (s *S3Server) Kill() { killGroup(s.tb, "versitygw", s.cmd, s.done) }
+func (s *S3Server) Kill() {
+	if err := s.proc.kill(); err != nil {
+		s.tb.Error(err)
+	}
+}
 
 // LogTail returns the last n lines of versitygw' log.
 func (s *S3Server) LogTail(n int) string { return fileTail(s.logPath, n) }

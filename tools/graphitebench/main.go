@@ -24,10 +24,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -167,18 +164,22 @@ func run(ctx context.Context, c config) error {
 				}})
 		case "meridian":
 			logf("starting Meridian %s", c.meridianBin)
-			m, err := startMeridian(ctx, c, filepath.Join(root, "meridian"))
+			m, err := startMeridian(c, filepath.Join(root, "meridian"))
 			if err != nil {
 				return err
 			}
-			defer m.stop()
-			backends = append(backends, backend{name: "Meridian", api: harness.NewGraphiteAPI(m.url+harness.GraphitePrefix, c.tenant), carbon: m.carbon,
+			defer func() {
+				if err := m.Kill(); err != nil {
+					logf("%v", err)
+				}
+			}()
+			backends = append(backends, backend{name: "Meridian", api: harness.NewGraphiteAPI(m.URL()+harness.GraphitePrefix, c.tenant), carbon: m.CarbonTCPAddr(),
 				rss: func() (string, int64) {
-					r, _ := harness.ProcessRSS(m.cmd.Process.Pid)
+					r, _ := harness.ProcessRSS(m.PID())
 					return "meridian", r
 				},
 				cpu: func() time.Duration {
-					d, _ := harness.ProcessCPU(m.cmd.Process.Pid)
+					d, _ := harness.ProcessCPU(m.PID())
 					return d
 				}})
 		default:
@@ -390,125 +391,51 @@ func (d dataset) checkFind(ctx context.Context, api *harness.GraphiteAPI) (bool,
 	return true, "", took
 }
 
-// waitFor polls cond every interval until it holds or timeout passes.
+// waitFor retries cond every interval until it holds or timeout passes,
+// saying every minute what it still waits for.
 func waitFor(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
 	lastLog := time.Now()
-	for {
+	err := harness.Retry(ctx, timeout, interval, func() error {
 		ok, why := cond()
 		if ok {
 			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not within %s: %s", what, timeout, why)
 		}
 		if time.Since(lastLog) > time.Minute {
 			logf("still waiting for %s: %s", what, why)
 			lastLog = time.Now()
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
+		return errors.New(why)
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return nil
 }
 
-// meridian is the Meridian process the benchmark started.
-type meridian struct {
-	cmd    *exec.Cmd
-	done   chan struct{}
-	url    string
-	carbon string
-	log    string
-}
-
-func startMeridian(ctx context.Context, c config, dir string) (*meridian, error) {
+// startMeridian starts the Meridian monolith on 127.0.0.1 with its data
+// and log under dir, and waits until it is ready.
+func startMeridian(c config, dir string) (*harness.Meridian, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	ports := make([]int, 4)
-	var ls []net.Listener
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	m := &meridian{
-		url:    fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		carbon: fmt.Sprintf("127.0.0.1:%d", ports[3]),
-		log:    filepath.Join(dir, "meridian.log"),
-		done:   make(chan struct{}),
-	}
 	args := []string{
-		"-target=all",
-		"-server.http-listen-address=127.0.0.1", "-server.http-listen-port=" + strconv.Itoa(ports[0]),
-		"-server.grpc-listen-address=127.0.0.1", "-server.grpc-listen-port=" + strconv.Itoa(ports[1]),
-		"-memberlist.bind-addr=127.0.0.1", "-memberlist.bind-port=" + strconv.Itoa(ports[2]),
-		"-common.data-dir=" + filepath.Join(dir, "data"),
+		"-" + harness.FlagCarbonTenant + "=" + c.tenant,
+		"-" + harness.FlagGraphiteStep + "=" + c.step.String(),
 	}
-	args = append(args, harness.MeridianGraphiteArgs(m.carbon, c.tenant, c.step)...)
-	args = append(args, strings.Fields(c.meridianFlags)...)
-	logFile, err := os.Create(m.log)
+	m, err := harness.LaunchMeridian(c.meridianBin, harness.Options{
+		Host:         "127.0.0.1",
+		Dir:          dir,
+		ReadyTimeout: c.readyTimeout,
+		Args:         append(args, strings.Fields(c.meridianFlags)...),
+	})
 	if err != nil {
 		return nil, err
 	}
-	m.cmd = exec.Command(c.meridianBin, args...)
-	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := m.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", c.meridianBin, err)
-	}
-	go func() {
-		_ = m.cmd.Wait()
-		logFile.Close()
-		close(m.done)
-	}()
-	client := &http.Client{Timeout: 2 * time.Second}
-	err = waitFor(ctx, c.readyTimeout, 200*time.Millisecond, "Meridian /ready", func() (bool, string) {
-		select {
-		case <-m.done:
-			return false, "exited"
-		default:
-		}
-		resp, err := client.Get(m.url + "/ready")
-		if err != nil {
-			return false, err.Error()
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
-	select {
-	case <-m.done:
-		err = errors.New("Meridian exited")
-	default:
-	}
-	if err != nil {
-		m.stop()
-		tail, _ := os.ReadFile(m.log)
-		if len(tail) > 4000 {
-			tail = tail[len(tail)-4000:]
-		}
-		return nil, fmt.Errorf("%w; log %s:\n%s", err, m.log, tail)
+	if m.CarbonTCPAddr() == "" {
+		_ = m.Kill()
+		return nil, fmt.Errorf("%s -help lists no -%s flag", c.meridianBin, harness.FlagCarbonTCPListenAddress)
 	}
 	return m, nil
-}
-
-func (m *meridian) stop() {
-	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-m.done:
-	case <-time.After(15 * time.Second):
-		logf("Meridian (pid %d) did not exit within 15s of SIGKILL", m.cmd.Process.Pid)
-	}
 }
 
 func parseShape(s string) (int, int, error) {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/matchers"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // seriesBatch is how many series go in one streamed message.
@@ -37,7 +39,7 @@ func (s *Store) openBlocks(ctx context.Context, tenant string, ids []string) ([]
 			return nil, nil, fmt.Errorf("block ID %q is not a ULID", raw)
 		}
 		blk, err := s.block(ctx, tenant, id)
-		if errors.Is(err, ErrBlockNotFound) {
+		if errors.Is(err, bucket.ErrBlockNotFound) {
 			continue
 		}
 		if err != nil {
@@ -159,7 +161,7 @@ func (b *bucketBlock) readError(p any) error {
 		panic(p)
 	}
 	b.m.readErrors.Inc()
-	if errors.Is(fp.err, ErrCorrupted) {
+	if errors.Is(fp.err, bucket.ErrCorrupted) {
 		b.m.corruptedBlocks.Inc()
 	}
 	return fmt.Errorf("read index of block %s of tenant %s: %w", b.meta.ULID, b.tenant, fp.err)

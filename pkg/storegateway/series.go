@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // sendSeries streams the series of blocks matching ms, sorted by labels,
@@ -188,7 +190,7 @@ func (c *blockSeries) wireChunk(m chunks.Meta) (prompb.Chunk, error) {
 	}
 	out, err := meridianpb.WireChunk(m.MinTime, m.MaxTime, enc, data)
 	if err != nil {
-		return out, c.chunks.failed(fmt.Errorf("%w: chunk %d: %v", ErrCorrupted, m.Ref, err))
+		return out, c.chunks.failed(fmt.Errorf("%w: chunk %d: %v", bucket.ErrCorrupted, m.Ref, err))
 	}
 	return out, nil
 }

@@ -31,8 +31,10 @@ type bucketBlock struct {
 	meta   tsdb.BlockMeta
 	header *indexHeader
 	index  *index.Reader
-	// indexBytes is the index the reader reads, symbols its symbol table.
-	indexBytes index.ByteSlice
+	// indexBytes is the index the shared reader reads, bound to no query:
+	// queries read series through indexBytesFor. symbols is its symbol
+	// table.
+	indexBytes *indexByteSlice
 	symbols    *symbolTable
 	chunks     []*objectReader // segment files in order: 000001, 000002, ...
 	m          *metrics
@@ -77,31 +79,28 @@ func (b *bucketBlock) evict() {
 
 // openBucketBlock opens the block's index over hdr and lists its chunk
 // segments.
-func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache, m *metrics, tenant string, meta tsdb.BlockMeta, hdr *indexHeader) (blk *bucketBlock, err error) {
+func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache, m *metrics, tenant string, meta tsdb.BlockMeta, hdr *indexHeader) (*bucketBlock, error) {
 	dir := blockKey{tenant: tenant, id: meta.ULID}.String()
 	idxReader := newObjectReader(bkt, bucket.IndexName(tenant, meta.ULID), hdr.indexSize, kindIndex, "sg:"+dir+":index:", cache, m)
 	bs := &indexByteSlice{ctx: context.Background(), header: hdr, r: idxReader}
-	defer func() {
-		if p := recover(); p != nil {
-			fp, ok := p.(fetchPanic)
-			if !ok {
-				panic(p)
-			}
-			blk, err = nil, fp.err
+	var ir *index.Reader
+	var symbols *symbolTable
+	err := catchIndexRead(func() error {
+		var err error
+		ir, err = index.NewReader(bs, index.DecodePostingsRaw)
+		if err != nil {
+			return fmt.Errorf("%w: open index: %v", bucket.ErrCorrupted, err)
 		}
-	}()
-	ir, err := index.NewReader(bs, index.DecodePostingsRaw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: open index: %v", bucket.ErrCorrupted, err)
-	}
-	if ir.Version() != index.FormatV2 {
-		return nil, fmt.Errorf("%w: index format %d, only %d is supported", bucket.ErrCorrupted, ir.Version(), index.FormatV2)
-	}
-	toc, err := index.NewTOCFromByteSlice(bs)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read index TOC: %v", bucket.ErrCorrupted, err)
-	}
-	symbols, err := newSymbolTable(ctx, bs, toc.Symbols, ir)
+		if ir.Version() != index.FormatV2 {
+			return fmt.Errorf("%w: index format %d, only %d is supported", bucket.ErrCorrupted, ir.Version(), index.FormatV2)
+		}
+		toc, err := index.NewTOCFromByteSlice(bs)
+		if err != nil {
+			return fmt.Errorf("%w: read index TOC: %v", bucket.ErrCorrupted, err)
+		}
+		symbols, err = newSymbolTable(ctx, bs, toc.Symbols, ir)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +114,7 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 		return nil, fmt.Errorf("list chunk segments: %w", err)
 	}
 	slices.Sort(segs)
-	blk = &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, indexBytes: bs, symbols: symbols, m: m}
+	blk := &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, indexBytes: bs, symbols: symbols, m: m}
 	for i, name := range segs {
 		want := fmt.Sprintf("%06d", i+1)
 		if strings.TrimPrefix(name, chunksDir) != want {
@@ -128,6 +127,12 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 		blk.chunks = append(blk.chunks, newObjectReader(bkt, name, attrs.Size, kindChunks, "sg:"+dir+":chunks:"+want+":", cache, m))
 	}
 	return blk, nil
+}
+
+// indexBytesFor returns the index as one query reads it: its reads of
+// object storage stop when ctx is cancelled.
+func (b *bucketBlock) indexBytesFor(ctx context.Context) *indexByteSlice {
+	return &indexByteSlice{ctx: ctx, header: b.indexBytes.header, r: b.indexBytes.r}
 }
 
 // reader returns the block as a tsdb.BlockReader whose chunk reads use ctx.

@@ -215,8 +215,34 @@ func readIndexHeader(dir string) (*indexHeader, error) {
 }
 
 // fetchPanic carries a read error through Prometheus' index reader, whose
-// ByteSlice cannot return one; queryBlock recovers it.
+// ByteSlice cannot return one; catchIndexRead recovers it.
 type fetchPanic struct{ err error }
+
+// indexReadError is an object-storage read that failed inside Prometheus'
+// index reader.
+type indexReadError struct{ err error }
+
+func (e *indexReadError) Error() string { return e.err.Error() }
+func (e *indexReadError) Unwrap() error { return e.err }
+
+// catchIndexRead runs f, which calls into Prometheus' index reader. That
+// reader reads through index.ByteSlice, whose Range returns no error, so
+// indexByteSlice raises a failed object-storage read as a fetchPanic; this
+// is the one place that turns it back into an error, an *indexReadError.
+// Every entry point into the index reader goes through it. Any other
+// panic is a bug and is re-raised.
+func catchIndexRead(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fp, ok := p.(fetchPanic)
+			if !ok {
+				panic(p)
+			}
+			err = &indexReadError{err: fp.err}
+		}
+	}()
+	return f()
+}
 
 // indexByteSlice is the index object as Prometheus' index reader sees it:
 // header sections from memory, everything else through the page cache.

@@ -159,7 +159,7 @@ func TestSymbolTable(t *testing.T) {
 	series := 0
 	for ; p.Next(); series++ {
 		require.NoError(t, blk.index.Series(p.At(), &want, &wantChks))
-		require.NoError(t, blk.series(p.At(), &got, &gotChks))
+		require.NoError(t, blk.series(blk.indexBytes, p.At(), &got, &gotChks))
 		require.Equal(t, want.Labels(), got.Labels())
 		require.Equal(t, wantChks, gotChks)
 	}

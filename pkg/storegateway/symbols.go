@@ -85,10 +85,10 @@ func (st *symbolTable) at(o uint32) (string, error) {
 
 func (st *symbolTable) bytes() int64 { return int64(len(st.offsets)) * 4 }
 
-// series reads the labels and chunk metas of the series at ref like
-// index.Reader.Series, with symbols looked up in the block's symbol table.
-func (b *bucketBlock) series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
-	d := encoding.NewDecbufUvarintAt(b.indexBytes, int(ref)*seriesByteAlign, castagnoli)
+// series reads the labels and chunk metas of the series at ref in the
+// index bs (of the block, as one query reads it) like index.Reader.Series, with symbols looked up in the block's symbol table.
+func (b *bucketBlock) series(bs index.ByteSlice, ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
+	d := encoding.NewDecbufUvarintAt(bs, int(ref)*seriesByteAlign, castagnoli)
 	if d.Err() != nil {
 		return d.Err()
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/thanos-io/objstore/providers/filesystem"
 
-	"github.com/meridianhq/meridian/pkg/compactor"
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // TenantObjects returns every object of tenant in the shared bucket, by
@@ -72,7 +72,7 @@ func (c *Cluster) BlockDirs(tenant string) (map[string]bool, error) {
 			// listing of the bucket.
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(c.BucketDir(), tenant, e.Name(), "meta.json"))
+		data, err := os.ReadFile(bucket.LocalMetaPath(filepath.Join(c.BucketDir(), tenant, e.Name())))
 		out[e.Name()] = err == nil && json.Valid(data)
 	}
 	return out, nil
@@ -93,13 +93,13 @@ func holdsFile(dir string) bool {
 
 // ReadBucketIndex reads tenant's bucket index from the shared bucket the
 // way readers do.
-func (c *Cluster) ReadBucketIndex(tenant string) (*compactor.BucketIndex, error) {
+func (c *Cluster) ReadBucketIndex(tenant string) (*bucket.Index, error) {
 	bkt, err := filesystem.NewBucket(c.BucketDir())
 	if err != nil {
 		return nil, err
 	}
 	defer bkt.Close()
-	return compactor.ReadBucketIndex(context.Background(), bkt, tenant)
+	return bucket.ReadIndex(context.Background(), bkt, tenant)
 }
 
 // CountLogLines counts the lines of the process log that contain substr,

@@ -2,12 +2,10 @@ package compactor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +21,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // Reasons a block is marked for deletion (label of
@@ -225,7 +225,7 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 	if err := os.RemoveAll(c.workDir()); err != nil {
 		return fmt.Errorf("clean compactor work directory: %w", err)
 	}
-	tenants, err := listTenants(ctx, c.bkt)
+	tenants, err := bucket.ListTenants(ctx, c.bkt)
 	if err != nil {
 		return fmt.Errorf("list tenants in bucket: %w", err)
 	}
@@ -269,14 +269,12 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 func (c *Compactor) processTenant(ctx context.Context, tenant string) (int, error) {
 	logger := log.With(c.logger, "tenant", tenant)
 
-	var tmark TenantDeletionMark
-	err := readJSON(ctx, c.bkt, path.Join(tenant, tenantDeletionMarkName), &tmark)
+	tmark, marked, err := bucket.ReadTenantDeletionMark(ctx, c.bkt, tenant)
 	switch {
-	case err == nil:
-		return 0, c.deleteTenantObjects(ctx, tenant, &tmark, logger)
-	case c.bkt.IsObjNotFoundErr(err):
-	default:
+	case err != nil:
 		return 0, fmt.Errorf("read tenant deletion mark: %w", err)
+	case marked:
+		return 0, c.deleteTenantObjects(ctx, tenant, tmark, logger)
 	}
 
 	state, err := c.listTenant(ctx, tenant, logger)
@@ -300,7 +298,7 @@ func (c *Compactor) processTenant(ctx context.Context, tenant string) (int, erro
 	} else if err := c.compactTenant(ctx, tenant, state, logger); err != nil {
 		errs = append(errs, err)
 	}
-	if err := writeBucketIndex(ctx, c.bkt, tenant, newBucketIndex(state, c.now().Unix())); err != nil {
+	if err := bucket.WriteIndex(ctx, c.bkt, tenant, newBucketIndex(state, c.now().Unix())); err != nil {
 		errs = append(errs, err)
 	}
 	return len(state.broken), errors.Join(errs...)
@@ -311,17 +309,17 @@ func (c *Compactor) processTenant(ctx context.Context, tenant string) (int, erro
 // interrupted) are not complete: they are only listed as partial.
 func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Logger) (*tenantState, error) {
 	s := &tenantState{
-		metas:   map[ulid.ULID]*BlockMeta{},
-		marks:   map[ulid.ULID]*DeletionMark{},
+		metas:   map[ulid.ULID]*bucket.BlockMeta{},
+		marks:   map[ulid.ULID]*bucket.DeletionMark{},
 		partial: map[ulid.ULID]struct{}{},
-		broken:  map[ulid.ULID]IndexBlock{},
+		broken:  map[ulid.ULID]bucket.IndexBlock{},
 	}
 	// The index of the last run tells a block that was complete from an
 	// upload that never finished. When it cannot be read, no block counts
 	// as partial.
-	indexed := map[ulid.ULID]IndexBlock{}
-	prev, err := ReadBucketIndex(ctx, c.bkt, tenant)
-	knowIndexed := err == nil || errors.Is(err, ErrBucketIndexNotFound)
+	indexed := map[ulid.ULID]bucket.IndexBlock{}
+	prev, err := bucket.ReadIndex(ctx, c.bkt, tenant)
+	knowIndexed := err == nil || errors.Is(err, bucket.ErrIndexNotFound)
 	if err == nil {
 		for _, b := range prev.Blocks {
 			indexed[b.ULID] = b
@@ -329,64 +327,45 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 	} else if !knowIndexed {
 		level.Warn(logger).Log("msg", "unreadable bucket index; no partial block is deleted in this run", "err", err)
 	}
-	dirs := map[ulid.ULID]struct{}{}
-	complete := map[ulid.ULID]struct{}{}
-	unreadable := map[ulid.ULID]error{}
-	marked := map[ulid.ULID]struct{}{}
-	prefix := tenant + objstore.DirDelim
-	err = c.bkt.Iter(ctx, prefix, func(name string) error {
-		dir, file, ok := strings.Cut(strings.TrimPrefix(name, prefix), objstore.DirDelim)
-		if !ok {
-			return nil
-		}
-		id, err := ulid.ParseStrict(dir)
-		if err != nil {
-			return nil
-		}
-		dirs[id] = struct{}{}
-		switch file {
-		case blockMetaFilename:
-			complete[id] = struct{}{}
-		case deletionMarkFilename:
-			marked[id] = struct{}{}
-		}
-		return nil
-	}, objstore.WithRecursiveIter())
+	listed, err := bucket.ListBlocks(ctx, c.bkt, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("list blocks: %w", err)
+		return nil, err
 	}
-
-	for id := range marked {
-		var mk DeletionMark
-		err := readJSON(ctx, c.bkt, blockPath(tenant, id, deletionMarkFilename), &mk)
+	unreadable := map[ulid.ULID]error{}
+	for id, objs := range listed {
+		if !objs.DeletionMark {
+			continue
+		}
+		mk, found, err := bucket.ReadDeletionMark(ctx, c.bkt, tenant, id)
 		switch {
-		case err == nil:
-		case c.bkt.IsObjNotFoundErr(err):
-			continue // deleted since the listing.
-		case errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)):
+		case errors.Is(err, bucket.ErrCorrupted):
 			// Somebody meant to delete the block; a truncated mark must not keep it forever.
 			level.Warn(logger).Log("msg", "unreadable deletion mark; treating the block as marked long ago", "block", id, "err", err)
-			mk = DeletionMark{ID: id, Version: deletionMarkVersion1}
-		default:
+			mk = bucket.NewDeletionMark(id, 0)
+		case err != nil:
 			return nil, fmt.Errorf("read deletion mark of block %s: %w", id, err)
+		case !found:
+			continue // deleted since the listing.
 		}
-		s.marks[id] = &mk
+		s.marks[id] = mk
 	}
 
-	for id := range complete {
-		var m BlockMeta
-		err := readJSON(ctx, c.bkt, blockPath(tenant, id, blockMetaFilename), &m)
+	for id, objs := range listed {
+		if !objs.Meta {
+			continue
+		}
+		m, err := bucket.ReadMeta(ctx, c.bkt, tenant, id)
 		switch {
 		case err == nil:
-		case c.bkt.IsObjNotFoundErr(err):
+		case errors.Is(err, bucket.ErrBlockNotFound):
 			continue
-		case errors.As(err, new(*json.SyntaxError)) || errors.As(err, new(*json.UnmarshalTypeError)):
+		case errors.Is(err, bucket.ErrCorrupted):
 			// The filesystem bucket writes in place: a meta.json cut short
 			// by a killed uploader never decodes. Classified below.
 			unreadable[id] = err
 			continue
 		default:
-			return nil, fmt.Errorf("read meta.json of block %s: %w", id, err)
+			return nil, err
 		}
 		if m.ULID != id {
 			level.Warn(logger).Log("msg", "skipping block whose meta.json names another block", "block", id, "meta_ulid", m.ULID)
@@ -396,17 +375,16 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 			level.Warn(logger).Log("msg", "skipping block whose meta.json names another tenant", "block", id, "meta_tenant", m.Meridian.Tenant)
 			continue
 		}
-		s.metas[id] = &m
+		s.metas[id] = m
 	}
 	// A block without a readable meta.json and without a deletion mark
 	// (with one it is on its way out) is broken if the last index listed
 	// it, as it was complete then: it keeps its entry, so readers fail on
 	// it loudly instead of silently answering without its samples.
 	// Otherwise it is a partial upload.
-	for id := range dirs {
-		_, hasMeta := complete[id]
+	for id, objs := range listed {
 		metaErr, bad := unreadable[id]
-		if _, hasMark := marked[id]; hasMark || hasMeta && !bad {
+		if objs.DeletionMark || objs.Meta && !bad {
 			continue
 		}
 		b, wasIndexed := indexed[id]
@@ -446,7 +424,7 @@ func (c *Compactor) deletePartialBlocks(ctx context.Context, tenant string, s *t
 		if now.Sub(ulid.Time(id.Time())) < c.cfg.PartialBlockDeletionDelay {
 			continue
 		}
-		lastWrite, err := c.lastModified(ctx, path.Join(tenant, id.String())+objstore.DirDelim)
+		lastWrite, err := c.lastModified(ctx, bucket.BlockPrefix(tenant, id))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("partial block %s: %w", id, err))
 			continue
@@ -454,7 +432,7 @@ func (c *Compactor) deletePartialBlocks(ctx context.Context, tenant string, s *t
 		if lastWrite.IsZero() || now.Sub(lastWrite) < c.cfg.PartialBlockDeletionDelay {
 			continue // gone since the listing, or written to recently.
 		}
-		if err := c.deleteBlock(ctx, tenant, id); err != nil {
+		if err := bucket.DeleteBlock(ctx, c.bkt, tenant, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -500,7 +478,7 @@ func (c *Compactor) deleteMarkedBlocks(ctx context.Context, tenant string, s *te
 		if now.Sub(time.Unix(mk.DeletionTime, 0)) < c.cfg.DeletionDelay {
 			continue
 		}
-		if err := c.deleteBlock(ctx, tenant, id); err != nil {
+		if err := bucket.DeleteBlock(ctx, c.bkt, tenant, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -512,47 +490,10 @@ func (c *Compactor) deleteMarkedBlocks(ctx context.Context, tenant string, s *te
 	return errors.Join(errs...)
 }
 
-// deleteBlock deletes a block: meta.json first, so that a half-deleted
-// block is never read as complete, then its other objects, then its
-// deletion mark, so that a block whose deletion was interrupted is still
-// marked and its deletion finished by the next run.
-func (c *Compactor) deleteBlock(ctx context.Context, tenant string, id ulid.ULID) error {
-	if err := c.deleteObject(ctx, blockPath(tenant, id, blockMetaFilename)); err != nil {
-		return fmt.Errorf("delete block %s: %w", id, err)
-	}
-	markName := blockPath(tenant, id, deletionMarkFilename)
-	var names []string
-	err := c.bkt.Iter(ctx, path.Join(tenant, id.String())+objstore.DirDelim, func(name string) error {
-		if name != markName {
-			names = append(names, name)
-		}
-		return nil
-	}, objstore.WithRecursiveIter())
-	if err != nil {
-		return fmt.Errorf("list objects of block %s: %w", id, err)
-	}
-	for _, name := range names {
-		if err := c.deleteObject(ctx, name); err != nil {
-			return fmt.Errorf("delete block %s: %w", id, err)
-		}
-	}
-	if err := c.deleteObject(ctx, markName); err != nil {
-		return fmt.Errorf("delete block %s: %w", id, err)
-	}
-	return nil
-}
-
-func (c *Compactor) deleteObject(ctx context.Context, name string) error {
-	if err := c.bkt.Delete(ctx, name); err != nil && !c.bkt.IsObjNotFoundErr(err) {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	return nil
-}
-
 // markBlock writes the block's deletion mark.
 func (c *Compactor) markBlock(ctx context.Context, tenant string, id ulid.ULID, reason string, s *tenantState) error {
-	mk := &DeletionMark{ID: id, DeletionTime: c.now().Unix(), Version: deletionMarkVersion1}
-	if err := writeJSON(ctx, c.bkt, blockPath(tenant, id, deletionMarkFilename), mk); err != nil {
+	mk := bucket.NewDeletionMark(id, c.now().Unix())
+	if err := bucket.WriteDeletionMark(ctx, c.bkt, tenant, mk); err != nil {
 		return fmt.Errorf("mark block %s for deletion: %w", id, err)
 	}
 	s.marks[id] = mk
@@ -593,7 +534,7 @@ func (c *Compactor) applyRetention(ctx context.Context, tenant string, s *tenant
 // it. Of two blocks with the same sources the newer ULID is kept.
 func (c *Compactor) markSuperseded(ctx context.Context, tenant string, s *tenantState, logger log.Logger) error {
 	metas := s.unmarked()
-	bySource := map[ulid.ULID][]*BlockMeta{}
+	bySource := map[ulid.ULID][]*bucket.BlockMeta{}
 	for _, m := range metas {
 		for _, src := range m.Compaction.Sources {
 			bySource[src] = append(bySource[src], m)
@@ -621,7 +562,7 @@ func (c *Compactor) markSuperseded(ctx context.Context, tenant string, s *tenant
 
 // supersedes reports whether a holds all of b's sources: more of them, or
 // the same ones and a newer ULID.
-func supersedes(a, b *BlockMeta) bool {
+func supersedes(a, b *bucket.BlockMeta) bool {
 	if len(a.Compaction.Sources) < len(b.Compaction.Sources) {
 		return false
 	}
@@ -653,7 +594,7 @@ func (c *Compactor) compactTenant(ctx context.Context, tenant string, s *tenantS
 			errs = append(errs, err)
 			break
 		}
-		var candidates []*BlockMeta
+		var candidates []*bucket.BlockMeta
 		for _, m := range s.unmarked() {
 			if _, ok := skip[m.ULID]; !ok {
 				candidates = append(candidates, m)
@@ -685,7 +626,7 @@ func (c *Compactor) compactTenant(ctx context.Context, tenant string, s *tenantS
 	return errors.Join(errs...)
 }
 
-func ulids(group []*BlockMeta) string {
+func ulids(group []*bucket.BlockMeta) string {
 	ids := make([]string, len(group))
 	for i, m := range group {
 		ids[i] = m.ULID.String()
@@ -695,7 +636,7 @@ func ulids(group []*BlockMeta) string {
 
 // compactGroup downloads the group, compacts it into one block, uploads
 // that block (meta.json last) and marks the group for deletion.
-func (c *Compactor) compactGroup(ctx context.Context, tenant string, group []*BlockMeta, s *tenantState, logger log.Logger) error {
+func (c *Compactor) compactGroup(ctx context.Context, tenant string, group []*bucket.BlockMeta, s *tenantState, logger log.Logger) error {
 	start := time.Now()
 	defer func() { c.compactionDuration.Observe(time.Since(start).Seconds()) }()
 
@@ -722,7 +663,7 @@ func (c *Compactor) compactGroup(ctx context.Context, tenant string, group []*Bl
 	}()
 	for _, m := range group {
 		dir := filepath.Join(work, m.ULID.String())
-		if err := c.download(ctx, tenant, m.ULID, dir); err != nil {
+		if err := bucket.DownloadBlock(ctx, c.logger, c.bkt, tenant, m.ULID, dir); err != nil {
 			return &blockError{id: m.ULID, err: fmt.Errorf("download block %s: %w", m.ULID, err)}
 		}
 		b, err := tsdb.OpenBlock(c.slogger, dir, nil, nil)
@@ -745,7 +686,7 @@ func (c *Compactor) compactGroup(ctx context.Context, tenant string, group []*Bl
 		return fmt.Errorf("compact blocks %s: %w", ulids(group), err)
 	}
 
-	var result *BlockMeta
+	var result *bucket.BlockMeta
 	if len(ids) > 0 {
 		result, err = c.upload(ctx, tenant, filepath.Join(outDir, ids[0].String()), logger)
 		if err != nil {
@@ -769,35 +710,14 @@ func (c *Compactor) compactGroup(ctx context.Context, tenant string, group []*Bl
 	return errors.Join(errs...)
 }
 
-// download copies a block of the bucket into dir.
-func (c *Compactor) download(ctx context.Context, tenant string, id ulid.ULID, dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	for _, name := range []string{blockMetaFilename, blockIndexFilename} {
-		if err := objstore.DownloadFile(ctx, c.logger, c.bkt, blockPath(tenant, id, name), filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("download %s: %w", name, err)
-		}
-	}
-	chunks := blockPath(tenant, id, blockChunksDirname)
-	if err := objstore.DownloadDir(ctx, c.logger, c.bkt, chunks, chunks, filepath.Join(dir, blockChunksDirname)); err != nil {
-		return fmt.Errorf("download chunks: %w", err)
-	}
-	return nil
-}
-
 // upload copies the compacted block in dir to the bucket: chunks, index,
 // then meta.json with the Meridian section, last. If the upload fails the
 // objects already uploaded are removed; if the compactor dies instead, they
 // stay invisible to readers (no meta.json) and the next run compacts again.
-func (c *Compactor) upload(ctx context.Context, tenant, dir string, logger log.Logger) (_ *BlockMeta, err error) {
-	body, err := os.ReadFile(filepath.Join(dir, blockMetaFilename))
+func (c *Compactor) upload(ctx context.Context, tenant, dir string, logger log.Logger) (_ *bucket.BlockMeta, err error) {
+	meta, err := bucket.ReadLocalMeta(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read meta.json of compacted block: %w", err)
-	}
-	var meta tsdb.BlockMeta
-	if err := json.Unmarshal(body, &meta); err != nil {
-		return nil, fmt.Errorf("decode meta.json of compacted block: %w", err)
 	}
 	id := meta.ULID
 	defer func() {
@@ -806,23 +726,17 @@ func (c *Compactor) upload(ctx context.Context, tenant, dir string, logger log.L
 		}
 		cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if derr := c.deleteBlock(cleanupCtx, tenant, id); derr != nil {
+		if derr := bucket.DeleteBlock(cleanupCtx, c.bkt, tenant, id); derr != nil {
 			level.Warn(logger).Log("msg", "removing partial upload of compacted block; it stays invisible without meta.json", "block", id, "err", derr)
 		}
 	}()
 
-	if err := objstore.UploadDir(ctx, c.logger, c.bkt, filepath.Join(dir, blockChunksDirname), blockPath(tenant, id, blockChunksDirname)); err != nil {
-		return nil, fmt.Errorf("upload chunks of compacted block %s: %w", id, err)
-	}
-	if err := objstore.UploadFile(ctx, c.logger, c.bkt, filepath.Join(dir, blockIndexFilename), blockPath(tenant, id, blockIndexFilename)); err != nil {
-		return nil, fmt.Errorf("upload index of compacted block %s: %w", id, err)
-	}
-	result := &BlockMeta{
+	result := &bucket.BlockMeta{
 		BlockMeta: meta,
-		Meridian:  MeridianMeta{Tenant: tenant, Source: SourceCompactor},
+		Meridian:  bucket.MeridianMeta{Tenant: tenant, Source: bucket.SourceCompactor},
 	}
-	if err := writeJSON(ctx, c.bkt, blockPath(tenant, id, blockMetaFilename), result); err != nil {
-		return nil, fmt.Errorf("upload meta.json of compacted block %s: %w", id, err)
+	if err := bucket.UploadBlock(ctx, c.logger, c.bkt, tenant, dir, result); err != nil {
+		return nil, fmt.Errorf("upload compacted block %s: %w", id, err)
 	}
 	return result, nil
 }

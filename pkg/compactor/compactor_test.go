@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +18,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 const step = 15 * 1000 // 15s in milliseconds.
@@ -42,7 +43,7 @@ func TestCompactor_VerticalCompactionOfIdenticalReplicas(t *testing.T) {
 	require.Equal(t, 2*hour, got.MaxTime)
 	require.Equal(t, 2, got.Compaction.Level)
 	require.Equal(t, idsOf(replicas...), got.Compaction.Sources)
-	require.Equal(t, MeridianMeta{Tenant: "team-a", Source: SourceCompactor}, got.Meridian)
+	require.Equal(t, bucket.MeridianMeta{Tenant: "team-a", Source: bucket.SourceCompactor}, got.Meridian)
 	require.Equal(t, data, e.readBlock("team-a", got.ULID))
 
 	s := e.state("team-a")
@@ -58,7 +59,7 @@ func TestCompactor_VerticalCompactionOfIdenticalReplicas(t *testing.T) {
 
 	// A second run has nothing to do.
 	require.NoError(t, e.c.RunOnce(e.ctx))
-	require.Equal(t, []*BlockMeta{got}, e.live("team-a"))
+	require.Equal(t, []*bucket.BlockMeta{got}, e.live("team-a"))
 	require.Equal(t, 3.0, testutil.ToFloat64(e.c.blocksCompacted))
 }
 
@@ -144,14 +145,14 @@ func TestCompactor_RecoversFromCrashBetweenUploadAndMarking(t *testing.T) {
 	// The compactor died after uploading the result and before marking
 	// the sources: no marks. It also left a work directory behind.
 	for _, id := range result.Compaction.Sources {
-		require.NoError(t, e.bkt.Delete(e.ctx, blockPath("team-a", id, deletionMarkFilename)))
+		require.NoError(t, e.bkt.Delete(e.ctx, bucket.DeletionMarkName("team-a", id)))
 	}
 	require.Len(t, e.live("team-a"), 4)
 	leftover := filepath.Join(e.c.workDir(), "team-a", "01JDQ4Z0W6V2Q7N8ZK3M9ZP1XY")
 	require.NoError(t, os.MkdirAll(leftover, 0o750))
 
 	require.NoError(t, e.c.RunOnce(e.ctx))
-	require.Equal(t, []*BlockMeta{result}, e.live("team-a"), "sources marked, not compacted again")
+	require.Equal(t, []*bucket.BlockMeta{result}, e.live("team-a"), "sources marked, not compacted again")
 	require.Equal(t, 3.0, testutil.ToFloat64(e.c.blocksCompacted), "no second compaction")
 	require.Equal(t, 6.0, testutil.ToFloat64(e.c.blocksMarked.WithLabelValues(reasonCompaction)))
 	_, err := os.Stat(e.c.workDir())
@@ -167,14 +168,14 @@ func TestCompactor_RedoesCompactionAfterCrashMidUpload(t *testing.T) {
 	}
 	// A killed compactor left chunks and index of a block but no meta.json.
 	partial := ulid.MustNew(1, nil)
-	require.NoError(t, e.bkt.Upload(e.ctx, blockPath("team-a", partial, "chunks/000001"), strings.NewReader("partial")))
-	require.NoError(t, e.bkt.Upload(e.ctx, blockPath("team-a", partial, blockIndexFilename), strings.NewReader("partial")))
+	require.NoError(t, e.bkt.Upload(e.ctx, bucket.ChunksPrefix("team-a", partial)+"000001", strings.NewReader("partial")))
+	require.NoError(t, e.bkt.Upload(e.ctx, bucket.IndexName("team-a", partial), strings.NewReader("partial")))
 
 	require.NoError(t, e.c.RunOnce(e.ctx))
 	live := e.live("team-a")
 	require.Len(t, live, 1)
 	require.Equal(t, data, e.readBlock("team-a", live[0].ULID))
-	idx, err := ReadBucketIndex(e.ctx, e.bkt, "team-a")
+	idx, err := bucket.ReadIndex(e.ctx, e.bkt, "team-a")
 	require.NoError(t, err)
 	for _, b := range idx.Blocks {
 		require.NotEqual(t, partial, b.ULID, "a block without meta.json is not in the index")
@@ -196,17 +197,17 @@ func TestCompactor_DeletesMarkedBlocksAfterDelay(t *testing.T) {
 	e.now = marked.Add(12*time.Hour - time.Minute)
 	require.NoError(t, e.c.RunOnce(e.ctx))
 	for _, s := range sources {
-		require.NotEmpty(t, e.objects(path.Join("team-a", s.ULID.String())+"/"), "kept before the delay")
+		require.NotEmpty(t, e.objects(bucket.BlockPrefix("team-a", s.ULID)), "kept before the delay")
 	}
 	require.Equal(t, 0.0, testutil.ToFloat64(e.c.blocksDeleted))
 
 	e.now = marked.Add(12*time.Hour + time.Minute)
 	require.NoError(t, e.c.RunOnce(e.ctx))
 	for _, s := range sources {
-		require.Empty(t, e.objects(path.Join("team-a", s.ULID.String())+"/"), "deleted after the delay")
+		require.Empty(t, e.objects(bucket.BlockPrefix("team-a", s.ULID)), "deleted after the delay")
 	}
 	require.Equal(t, 3.0, testutil.ToFloat64(e.c.blocksDeleted))
-	require.Equal(t, []*BlockMeta{result}, e.live("team-a"))
+	require.Equal(t, []*bucket.BlockMeta{result}, e.live("team-a"))
 	require.Equal(t, data, e.readBlock("team-a", result.ULID))
 }
 
@@ -217,11 +218,10 @@ func TestCompactor_DeleteBlockRemovesMetaFirstAndMarkLast(t *testing.T) {
 	require.NoError(t, e.c.markBlock(e.ctx, "team-a", m.ULID, reasonRetention, s))
 
 	rec := &recordingBucket{Bucket: e.bkt}
-	e.c.bkt = rec
-	require.NoError(t, e.c.deleteBlock(e.ctx, "team-a", m.ULID))
+	require.NoError(t, bucket.DeleteBlock(e.ctx, rec, "team-a", m.ULID))
 	require.GreaterOrEqual(t, len(rec.deleted), 4)
-	require.Equal(t, blockPath("team-a", m.ULID, blockMetaFilename), rec.deleted[0])
-	require.Equal(t, blockPath("team-a", m.ULID, deletionMarkFilename), rec.deleted[len(rec.deleted)-1])
+	require.Equal(t, bucket.MetaName("team-a", m.ULID), rec.deleted[0])
+	require.Equal(t, bucket.DeletionMarkName("team-a", m.ULID), rec.deleted[len(rec.deleted)-1])
 	require.Empty(t, e.objects("team-a/"))
 }
 
@@ -255,7 +255,7 @@ func TestCompactor_TenantDeletion(t *testing.T) {
 	e.uploadBlock("team-b", "ingester-1", genSeries(2, 0, 2*hour, step, nil), 2*hour)
 	require.NoError(t, e.c.RunOnce(e.ctx))
 	teamB := e.objects("team-b/")
-	require.Contains(t, teamB, "team-b/"+bucketIndexFilename)
+	require.Contains(t, teamB, bucket.IndexObjectName("team-b"))
 
 	// No tenant: 401.
 	rec := httptest.NewRecorder()
@@ -277,7 +277,7 @@ func TestCompactor_TenantDeletion(t *testing.T) {
 	require.Equal(t, TenantDeletionStatus{Tenant: "team-a", BlocksRemaining: 2}, status(e.c.DeleteTenantHandler, http.MethodPost))
 
 	require.NoError(t, e.c.RunOnce(e.ctx))
-	require.Equal(t, []string{"team-a/" + tenantDeletionMarkName}, e.objects("team-a/"), "only the mark is left during the cleanup delay")
+	require.Equal(t, []string{bucket.TenantDeletionMarkName("team-a")}, e.objects("team-a/"), "only the mark is left during the cleanup delay")
 	require.Equal(t, TenantDeletionStatus{Tenant: "team-a", DeletionFinished: true}, status(e.c.DeleteTenantStatusHandler, http.MethodGet))
 	require.Equal(t, 2.0, testutil.ToFloat64(e.c.blocksDeleted))
 
@@ -286,7 +286,7 @@ func TestCompactor_TenantDeletion(t *testing.T) {
 	e.now = e.now.Add(time.Hour)
 	require.NoError(t, e.c.RunOnce(e.ctx))
 	require.Empty(t, e.objects("team-a/"), "everything of the tenant is gone, the mark last")
-	tenants, err := listTenants(e.ctx, e.bkt)
+	tenants, err := bucket.ListTenants(e.ctx, e.bkt)
 	require.NoError(t, err)
 	require.Equal(t, []string{"team-b"}, tenants)
 	require.Equal(t, teamB, e.objects("team-b/"), "other tenants untouched")
@@ -296,8 +296,8 @@ func TestCompactor_TenantDeletion(t *testing.T) {
 func TestCompactor_BucketIndex(t *testing.T) {
 	e := newTestEnv(t, nil, nil)
 	e.now = time.UnixMilli(3 * hour)
-	_, err := ReadBucketIndex(e.ctx, e.bkt, "team-a")
-	require.ErrorIs(t, err, ErrBucketIndexNotFound)
+	_, err := bucket.ReadIndex(e.ctx, e.bkt, "team-a")
+	require.ErrorIs(t, err, bucket.ErrIndexNotFound)
 
 	data := genSeries(3, 0, 2*hour, step, nil)
 	var sources []tsdb.BlockMeta
@@ -307,17 +307,17 @@ func TestCompactor_BucketIndex(t *testing.T) {
 	require.NoError(t, e.c.RunOnce(e.ctx))
 	result := e.live("team-a")[0]
 
-	idx, err := ReadBucketIndex(e.ctx, e.bkt, "team-a")
+	idx, err := bucket.ReadIndex(e.ctx, e.bkt, "team-a")
 	require.NoError(t, err)
 	require.Equal(t, 1, idx.Version)
 	require.Equal(t, e.now.Unix(), idx.UpdatedAt)
-	want := map[ulid.ULID]IndexBlock{
+	want := map[ulid.ULID]bucket.IndexBlock{
 		result.ULID: {ULID: result.ULID, MinTime: 0, MaxTime: 2 * hour, CompactionLevel: 2, Source: "compactor"},
 	}
-	var wantMarks []IndexDeletionMark
+	var wantMarks []bucket.IndexDeletionMark
 	for _, s := range idsOf(sources...) {
-		want[s] = IndexBlock{ULID: s, MinTime: 0, MaxTime: 2 * hour, CompactionLevel: 1, Source: "ingester"}
-		wantMarks = append(wantMarks, IndexDeletionMark{ULID: s, DeletionTime: e.now.Unix()})
+		want[s] = bucket.IndexBlock{ULID: s, MinTime: 0, MaxTime: 2 * hour, CompactionLevel: 1, Source: bucket.SourceIngester}
+		wantMarks = append(wantMarks, bucket.IndexDeletionMark{ULID: s, DeletionTime: e.now.Unix()})
 	}
 	require.Len(t, idx.Blocks, 4)
 	for _, b := range idx.Blocks {
@@ -328,9 +328,9 @@ func TestCompactor_BucketIndex(t *testing.T) {
 	// After the deletion delay the index shows only the compacted block.
 	e.now = e.now.Add(13 * time.Hour)
 	require.NoError(t, e.c.RunOnce(e.ctx))
-	idx, err = ReadBucketIndex(e.ctx, e.bkt, "team-a")
+	idx, err = bucket.ReadIndex(e.ctx, e.bkt, "team-a")
 	require.NoError(t, err)
-	require.Equal(t, []IndexBlock{want[result.ULID]}, idx.Blocks)
+	require.Equal(t, []bucket.IndexBlock{want[result.ULID]}, idx.Blocks)
 	require.Empty(t, idx.DeletionMarks)
 }
 
@@ -341,7 +341,7 @@ func TestCompactor_CorruptedBlockIsSkipped(t *testing.T) {
 	good1 := e.uploadBlock("bad", "ingester-1", data, 2*hour)
 	good2 := e.uploadBlock("bad", "ingester-2", data, 2*hour)
 	broken := e.uploadBlock("bad", "ingester-3", data, 2*hour)
-	require.NoError(t, e.bkt.Upload(e.ctx, blockPath("bad", broken.ULID, blockIndexFilename), strings.NewReader("garbage, not an index")))
+	require.NoError(t, e.bkt.Upload(e.ctx, bucket.IndexName("bad", broken.ULID), strings.NewReader("garbage, not an index")))
 	for _, ing := range []string{"ingester-1", "ingester-2"} {
 		e.uploadBlock("good", ing, data, 2*hour)
 	}
@@ -369,7 +369,7 @@ func TestCompactor_CorruptedBlockIsSkipped(t *testing.T) {
 	require.NotContains(t, s.marks, broken.ULID)
 	live := e.live("bad")
 	require.Len(t, live, 2)
-	_, err = ReadBucketIndex(e.ctx, e.bkt, "bad")
+	_, err = bucket.ReadIndex(e.ctx, e.bkt, "bad")
 	require.NoError(t, err, "the bucket index is still written")
 }
 
@@ -421,25 +421,27 @@ func TestCompactor_DeletesPartialBlocksAfterDelay(t *testing.T) {
 	complete := e.uploadBlock("team-a", "ingester-1", genSeries(2, 0, hour, step, nil), 0)
 
 	// partial writes a block directory made at made (its ULID) whose
-	// objects were last written at written.
-	partial := func(made, written time.Time, objects map[string]string) ulid.ULID {
+	// objects, chunks and index and, with cutMeta, a meta.json cut short,
+	// were last written at written.
+	partial := func(made, written time.Time, cutMeta bool) ulid.ULID {
 		id := ulid.MustNew(ulid.Timestamp(made), ulid.DefaultEntropy())
+		objects := map[string]string{bucket.ChunksPrefix("team-a", id) + "000001": "partial", bucket.IndexName("team-a", id): "partial"}
+		if cutMeta {
+			objects[bucket.MetaName("team-a", id)] = `{"ulid":"01J`
+		}
 		for name, body := range objects {
-			require.NoError(t, e.bkt.Upload(e.ctx, blockPath("team-a", id, name), strings.NewReader(body)))
-			require.NoError(t, os.Chtimes(filepath.Join(e.dir, blockPath("team-a", id, name)), written, written))
+			require.NoError(t, e.bkt.Upload(e.ctx, name, strings.NewReader(body)))
+			require.NoError(t, os.Chtimes(filepath.Join(e.dir, filepath.FromSlash(name)), written, written))
 		}
 		return id
 	}
-	chunksAndIndex := map[string]string{"chunks/000001": "partial", blockIndexFilename: "partial"}
-	abandoned := partial(wall.Add(-48*time.Hour), wall.Add(-47*time.Hour), chunksAndIndex)
-	cutMeta := partial(wall.Add(-48*time.Hour), wall.Add(-47*time.Hour), map[string]string{
-		"chunks/000001": "partial", blockIndexFilename: "partial", blockMetaFilename: `{"ulid":"01J`,
-	})
-	stillWriting := partial(wall.Add(-48*time.Hour), wall.Add(-time.Hour), chunksAndIndex)
-	young := partial(wall.Add(-time.Hour), wall.Add(-47*time.Hour), chunksAndIndex)
+	abandoned := partial(wall.Add(-48*time.Hour), wall.Add(-47*time.Hour), false)
+	cutMeta := partial(wall.Add(-48*time.Hour), wall.Add(-47*time.Hour), true)
+	stillWriting := partial(wall.Add(-48*time.Hour), wall.Add(-time.Hour), false)
+	young := partial(wall.Add(-time.Hour), wall.Add(-47*time.Hour), false)
 
 	require.NoError(t, e.c.RunOnce(e.ctx))
-	blockObjects := func(id ulid.ULID) []string { return e.objects(path.Join("team-a", id.String()) + "/") }
+	blockObjects := func(id ulid.ULID) []string { return e.objects(bucket.BlockPrefix("team-a", id)) }
 	require.Empty(t, blockObjects(abandoned), "no meta.json, nothing written for 47h")
 	require.Empty(t, blockObjects(cutMeta), "meta.json cut short, nothing written for 47h")
 	require.NotEmpty(t, blockObjects(stillWriting), "an object written 1h ago")
@@ -462,11 +464,11 @@ func TestCompactor_PartialBlocksKeptWhenDelayIsZero(t *testing.T) {
 	e := newTestEnv(t, nil, func(c *Config) { c.PartialBlockDeletionDelay = 0 })
 	e.now = time.Now()
 	id := ulid.MustNew(ulid.Timestamp(e.now.Add(-100*24*time.Hour)), ulid.DefaultEntropy())
-	require.NoError(t, e.bkt.Upload(e.ctx, blockPath("team-a", id, blockIndexFilename), strings.NewReader("partial")))
+	require.NoError(t, e.bkt.Upload(e.ctx, bucket.IndexName("team-a", id), strings.NewReader("partial")))
 	old := e.now.Add(-99 * 24 * time.Hour)
-	require.NoError(t, os.Chtimes(filepath.Join(e.dir, blockPath("team-a", id, blockIndexFilename)), old, old))
+	require.NoError(t, os.Chtimes(filepath.Join(e.dir, filepath.FromSlash(bucket.IndexName("team-a", id))), old, old))
 	require.NoError(t, e.c.RunOnce(e.ctx))
-	require.NotEmpty(t, e.objects(path.Join("team-a", id.String())+"/"))
+	require.NotEmpty(t, e.objects(bucket.BlockPrefix("team-a", id)))
 	require.Equal(t, 0.0, testutil.ToFloat64(e.c.partialBlocksDeleted))
 }
 
@@ -485,8 +487,8 @@ func TestCompactor_KeepsIndexedBlockWithBadMeta(t *testing.T) {
 	lost := e.uploadBlock("team-a", "ingester-1", genSeries(2, 4*hour, 5*hour, step, nil), 0)
 	require.NoError(t, e.c.RunOnce(e.ctx))
 
-	require.NoError(t, e.bkt.Upload(e.ctx, blockPath("team-a", garbled.ULID, blockMetaFilename), strings.NewReader(`{"ulid":`)))
-	require.NoError(t, e.bkt.Delete(e.ctx, blockPath("team-a", lost.ULID, blockMetaFilename)))
+	require.NoError(t, e.bkt.Upload(e.ctx, bucket.MetaName("team-a", garbled.ULID), strings.NewReader(`{"ulid":`)))
+	require.NoError(t, e.bkt.Delete(e.ctx, bucket.MetaName("team-a", lost.ULID)))
 	old := wall.Add(-47 * time.Hour)
 	require.NoError(t, filepath.WalkDir(filepath.Join(e.dir, "team-a"), func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -500,10 +502,10 @@ func TestCompactor_KeepsIndexedBlockWithBadMeta(t *testing.T) {
 		require.NoError(t, e.c.RunOnce(e.ctx))
 	}
 	for _, id := range []ulid.ULID{garbled.ULID, lost.ULID} {
-		require.NotEmpty(t, e.objects(path.Join("team-a", id.String())+"/"), "block %s kept", id)
+		require.NotEmpty(t, e.objects(bucket.BlockPrefix("team-a", id)), "block %s kept", id)
 	}
 	require.Equal(t, 0.0, testutil.ToFloat64(e.c.partialBlocksDeleted))
-	idx, err := ReadBucketIndex(e.ctx, e.bkt, "team-a")
+	idx, err := bucket.ReadIndex(e.ctx, e.bkt, "team-a")
 	require.NoError(t, err)
 	var listed []ulid.ULID
 	for _, b := range idx.Blocks {

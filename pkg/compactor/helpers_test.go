@@ -3,13 +3,10 @@ package compactor
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -30,6 +27,8 @@ import (
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
 	"go.uber.org/goleak"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 func TestMain(m *testing.M) {
@@ -211,20 +210,15 @@ func (e *testEnv) uploadBlock(tenant, ingester string, d seriesData, maxTime int
 	t.Helper()
 	dir, err := tsdb.CreateBlock(d.storageSeries(t), t.TempDir(), 0, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
-	body, err := os.ReadFile(filepath.Join(dir, blockMetaFilename))
+	meta, err := bucket.ReadLocalMeta(dir)
 	require.NoError(t, err)
-	var meta tsdb.BlockMeta
-	require.NoError(t, json.Unmarshal(body, &meta))
 	if maxTime > 0 {
 		require.GreaterOrEqual(t, maxTime, meta.MaxTime)
 		meta.MaxTime = maxTime
 	}
-	id := meta.ULID.String()
-	require.NoError(t, objstore.UploadDir(e.ctx, log.NewNopLogger(), e.bkt, filepath.Join(dir, blockChunksDirname), path.Join(tenant, id, blockChunksDirname)))
-	require.NoError(t, objstore.UploadFile(e.ctx, log.NewNopLogger(), e.bkt, filepath.Join(dir, blockIndexFilename), path.Join(tenant, id, blockIndexFilename)))
-	require.NoError(t, writeJSON(e.ctx, e.bkt, path.Join(tenant, id, blockMetaFilename), &BlockMeta{
+	require.NoError(t, bucket.UploadBlock(e.ctx, log.NewNopLogger(), e.bkt, tenant, dir, &bucket.BlockMeta{
 		BlockMeta: meta,
-		Meridian:  MeridianMeta{Tenant: tenant, Ingester: ingester, Source: "ingester"},
+		Meridian:  bucket.MeridianMeta{Tenant: tenant, Ingester: ingester, Source: bucket.SourceIngester},
 	}))
 	return meta
 }
@@ -238,10 +232,10 @@ func (e *testEnv) state(tenant string) *tenantState {
 }
 
 // live returns the tenant's complete blocks without a deletion mark.
-func (e *testEnv) live(tenant string) []*BlockMeta {
+func (e *testEnv) live(tenant string) []*bucket.BlockMeta {
 	e.t.Helper()
 	out := e.state(tenant).unmarked()
-	slices.SortFunc(out, func(a, b *BlockMeta) int { return int(a.MinTime - b.MinTime) })
+	slices.SortFunc(out, func(a, b *bucket.BlockMeta) int { return int(a.MinTime - b.MinTime) })
 	return out
 }
 
@@ -262,7 +256,7 @@ func (e *testEnv) readBlock(tenant string, id ulid.ULID) seriesData {
 	t := e.t
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), id.String())
-	require.NoError(t, e.c.download(e.ctx, tenant, id, dir))
+	require.NoError(t, bucket.DownloadBlock(e.ctx, log.NewNopLogger(), e.bkt, tenant, id, dir))
 	b, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), dir, nil, nil)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, b.Close()) }()

@@ -2,6 +2,8 @@ package compactor
 
 import (
 	"slices"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // plan returns the next group of blocks to compact into one, or nil.
@@ -15,12 +17,12 @@ import (
 // the blocks cover it fully, or a block starts at or after its end (newer
 // data exists, so the window gets no more blocks in order), or its end is
 // more than r older than now.
-func plan(metas []*BlockMeta, ranges []int64, nowMillis int64) []*BlockMeta {
+func plan(metas []*bucket.BlockMeta, ranges []int64, nowMillis int64) []*bucket.BlockMeta {
 	if len(metas) < 2 {
 		return nil
 	}
 	sorted := slices.Clone(metas)
-	slices.SortFunc(sorted, func(a, b *BlockMeta) int {
+	slices.SortFunc(sorted, func(a, b *bucket.BlockMeta) int {
 		if a.MinTime != b.MinTime {
 			if a.MinTime < b.MinTime {
 				return -1
@@ -56,8 +58,8 @@ func plan(metas []*BlockMeta, ranges []int64, nowMillis int64) []*BlockMeta {
 // firstOverlapping returns the first group, in time order, of blocks whose
 // time ranges overlap (transitively), or nil. Block ranges are half-open:
 // [MinTime, MaxTime).
-func firstOverlapping(sorted []*BlockMeta) []*BlockMeta {
-	var group []*BlockMeta
+func firstOverlapping(sorted []*bucket.BlockMeta) []*bucket.BlockMeta {
+	var group []*bucket.BlockMeta
 	var groupMax int64
 	for _, m := range sorted {
 		if len(group) > 0 && m.MinTime < groupMax {
@@ -68,7 +70,7 @@ func firstOverlapping(sorted []*BlockMeta) []*BlockMeta {
 		if len(group) > 1 {
 			return group
 		}
-		group = []*BlockMeta{m}
+		group = []*bucket.BlockMeta{m}
 		groupMax = m.MaxTime
 	}
 	if len(group) > 1 {
@@ -79,9 +81,9 @@ func firstOverlapping(sorted []*BlockMeta) []*BlockMeta {
 
 // splitByWindow groups the blocks (sorted by MinTime) that fit in an
 // aligned window of range r and are smaller than it, window by window.
-func splitByWindow(sorted []*BlockMeta, r int64) [][]*BlockMeta {
-	var groups [][]*BlockMeta
-	var cur []*BlockMeta
+func splitByWindow(sorted []*bucket.BlockMeta, r int64) [][]*bucket.BlockMeta {
+	var groups [][]*bucket.BlockMeta
+	var cur []*bucket.BlockMeta
 	curStart := int64(0)
 	for _, m := range sorted {
 		start := windowStart(m.MinTime, r)

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"path"
-	"strings"
 	"time"
 
 	"github.com/go-kit/log"
@@ -15,6 +13,8 @@ import (
 	"github.com/grafana/dskit/tenant"
 	"github.com/oklog/ulid/v2"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // TenantDeletionStatus answers GET /compactor/delete_tenant_status.
@@ -30,18 +30,17 @@ type TenantDeletionStatus struct {
 // delete every object of the tenant, then the mark. Marking a tenant
 // already marked keeps the first mark.
 func (c *Compactor) DeleteTenant(ctx context.Context, tenantID string) error {
-	if !validTenant(tenantID) {
+	if !bucket.ValidTenant(tenantID) {
 		return fmt.Errorf("invalid tenant ID %q", tenantID)
 	}
-	name := path.Join(tenantID, tenantDeletionMarkName)
-	exists, err := c.bkt.Exists(ctx, name)
+	exists, err := c.bkt.Exists(ctx, bucket.TenantDeletionMarkName(tenantID))
 	if err != nil {
 		return fmt.Errorf("check tenant deletion mark of tenant %s: %w", tenantID, err)
 	}
 	if exists {
 		return nil
 	}
-	if err := writeJSON(ctx, c.bkt, name, &TenantDeletionMark{DeletionTime: c.now().Unix()}); err != nil {
+	if err := bucket.WriteTenantDeletionMark(ctx, c.bkt, tenantID, &bucket.TenantDeletionMark{DeletionTime: c.now().Unix()}); err != nil {
 		return fmt.Errorf("mark tenant %s for deletion: %w", tenantID, err)
 	}
 	level.Info(c.logger).Log("msg", "tenant marked for deletion; its blocks are deleted by the next compactor run", "tenant", tenantID)
@@ -51,29 +50,19 @@ func (c *Compactor) DeleteTenant(ctx context.Context, tenantID string) error {
 // TenantDeletionStatus reports how far the deletion of the tenant is.
 func (c *Compactor) TenantDeletionStatus(ctx context.Context, tenantID string) (TenantDeletionStatus, error) {
 	st := TenantDeletionStatus{Tenant: tenantID}
-	prefix := tenantID + objstore.DirDelim
-	err := c.bkt.Iter(ctx, prefix, func(name string) error {
-		dir, ok := strings.CutSuffix(strings.TrimPrefix(name, prefix), objstore.DirDelim)
-		if !ok {
-			return nil
-		}
-		if _, err := ulid.ParseStrict(dir); err == nil {
-			st.BlocksRemaining++
-		}
-		return nil
-	})
+	n, err := bucket.CountBlocks(ctx, c.bkt, tenantID)
 	if err != nil {
-		return st, fmt.Errorf("list blocks of tenant %s: %w", tenantID, err)
+		return st, err
 	}
-	var mark TenantDeletionMark
-	err = readJSON(ctx, c.bkt, path.Join(tenantID, tenantDeletionMarkName), &mark)
+	st.BlocksRemaining = n
+	mark, marked, err := bucket.ReadTenantDeletionMark(ctx, c.bkt, tenantID)
 	switch {
-	case err == nil:
-		st.DeletionFinished = st.BlocksRemaining == 0 && mark.FinishedTime != 0
-	case c.bkt.IsObjNotFoundErr(err):
-		st.DeletionFinished = st.BlocksRemaining == 0
-	default:
+	case err != nil:
 		return st, fmt.Errorf("read tenant deletion mark of tenant %s: %w", tenantID, err)
+	case marked:
+		st.DeletionFinished = st.BlocksRemaining == 0 && mark.FinishedTime != 0
+	default:
+		st.DeletionFinished = st.BlocksRemaining == 0
 	}
 	return st, nil
 }
@@ -83,21 +72,17 @@ func (c *Compactor) TenantDeletionStatus(ctx context.Context, tenantID string) (
 // Once nothing is left the mark records when; after TenantCleanupDelay
 // more (during which blocks still shipped by ingesters keep being
 // deleted) the mark goes too.
-func (c *Compactor) deleteTenantObjects(ctx context.Context, tenantID string, mark *TenantDeletionMark, logger log.Logger) error {
-	prefix := tenantID + objstore.DirDelim
-	markName := path.Join(tenantID, tenantDeletionMarkName)
+func (c *Compactor) deleteTenantObjects(ctx context.Context, tenantID string, mark *bucket.TenantDeletionMark, logger log.Logger) error {
+	markName := bucket.TenantDeletionMarkName(tenantID)
 	blocks := map[ulid.ULID]struct{}{}
 	var others []string
-	err := c.bkt.Iter(ctx, prefix, func(name string) error {
+	err := c.bkt.Iter(ctx, tenantID+objstore.DirDelim, func(name string) error {
 		if name == markName {
 			return nil
 		}
-		dir, _, ok := strings.Cut(strings.TrimPrefix(name, prefix), objstore.DirDelim)
-		if ok {
-			if id, err := ulid.ParseStrict(dir); err == nil {
-				blocks[id] = struct{}{}
-				return nil
-			}
+		if id, ok := bucket.BlockOf(tenantID, name); ok {
+			blocks[id] = struct{}{}
+			return nil
 		}
 		others = append(others, name)
 		return nil
@@ -111,14 +96,14 @@ func (c *Compactor) deleteTenantObjects(ctx context.Context, tenantID string, ma
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := c.deleteBlock(ctx, tenantID, id); err != nil {
+		if err := bucket.DeleteBlock(ctx, c.bkt, tenantID, id); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		c.blocksDeleted.Inc()
 	}
 	for _, name := range others {
-		if err := c.deleteObject(ctx, name); err != nil {
+		if err := bucket.DeleteObject(ctx, c.bkt, name); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -132,13 +117,13 @@ func (c *Compactor) deleteTenantObjects(ctx context.Context, tenantID string, ma
 	now := c.now()
 	if mark.FinishedTime == 0 {
 		mark.FinishedTime = now.Unix()
-		if err := writeJSON(ctx, c.bkt, markName, mark); err != nil {
+		if err := bucket.WriteTenantDeletionMark(ctx, c.bkt, tenantID, mark); err != nil {
 			return fmt.Errorf("record finished deletion in tenant deletion mark: %w", err)
 		}
 		level.Info(logger).Log("msg", "all blocks of tenant marked for deletion are deleted", "cleanup_delay", c.cfg.TenantCleanupDelay)
 	}
 	if now.Sub(time.Unix(mark.FinishedTime, 0)) >= c.cfg.TenantCleanupDelay {
-		if err := c.deleteObject(ctx, markName); err != nil {
+		if err := bucket.DeleteObject(ctx, c.bkt, markName); err != nil {
 			return fmt.Errorf("remove tenant deletion mark: %w", err)
 		}
 		level.Info(logger).Log("msg", "tenant deletion finished; removed the tenant deletion mark")

@@ -322,7 +322,7 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 	t.oooWindow.Store(opts.OutOfOrderTimeWindow)
 	t.lastAppend.Store(i.now().UnixMilli())
 	if i.bucket != nil {
-		t.shipper = NewShipper(objstore.NewPrefixedBucket(i.bucket, tenant), tenant, i.lifecycler.ID, dir, i.logger, i.shipperMetrics)
+		t.shipper = NewShipper(i.bucket, tenant, i.lifecycler.ID, dir, i.logger, i.shipperMetrics)
 	}
 	i.metrics.tsdbOpened.Inc()
 	level.Info(i.logger).Log("msg", "opened TSDB", "tenant", tenant, "dir", dir, "duration", time.Since(start))

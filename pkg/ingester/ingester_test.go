@@ -28,6 +28,8 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/limits"
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 type fixedLimits struct{ l limits.Limits }
@@ -231,7 +233,9 @@ func TestFlushShipsHeadAndKeepsItQueryable(t *testing.T) {
 		return nil
 	}))
 	require.Len(t, blocks, 1)
-	ok, err := bkt.Exists(context.Background(), blocks[0]+"meta.json")
+	id, isBlock := bucket.BlockOf("team-a", blocks[0])
+	require.True(t, isBlock, blocks[0])
+	ok, err := bkt.Exists(context.Background(), bucket.MetaName("team-a", id))
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, []prompb.Sample{{Timestamp: now - 2000, Value: 1}, {Timestamp: now, Value: 2}}, queryAll(t, ing, "team-a", 0, now)[`{__name__="d", job="test"}`])

@@ -1,13 +1,11 @@
 package ingester
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -21,24 +19,14 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
 
-	"github.com/meridianhq/meridian/pkg/storage"
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
-// Names of the files and directories of a block, locally and in the bucket.
+// ShippedFilename is the shipper's record, in the tenant's TSDB directory,
+// of the blocks already in object storage.
 const (
-	BlockMetaFilename   = "meta.json"
-	BlockIndexFilename  = "index"
-	BlockChunksDirname  = "chunks"
 	ShippedFilename     = "meridian-shipped.json"
-	ShippedMetaSource   = "ingester"
 	shippedFileVersion1 = 1
-)
-
-// MeridianMeta and ShippedMeta are the meta.json format in object storage,
-// shared with the compactor.
-type (
-	MeridianMeta = storage.MeridianMeta
-	ShippedMeta  = storage.BlockMeta
 )
 
 // ShipperMetrics are shared by the shippers of all tenants of an ingester.
@@ -99,12 +87,12 @@ type Shipper struct {
 	shipped map[ulid.ULID]int64
 }
 
-// NewShipper returns a Shipper of the blocks in tsdbDir to tenantBucket,
-// a bucket already prefixed with the tenant. It reads which blocks were
-// shipped before from <tsdbDir>/meridian-shipped.json.
-func NewShipper(tenantBucket objstore.Bucket, tenant, ingesterID, tsdbDir string, logger log.Logger, m *ShipperMetrics) *Shipper {
+// NewShipper returns a Shipper of the blocks in tsdbDir to the tenant's
+// prefix of bkt, the whole bucket. It reads which blocks were shipped
+// before from <tsdbDir>/meridian-shipped.json.
+func NewShipper(bkt objstore.Bucket, tenant, ingesterID, tsdbDir string, logger log.Logger, m *ShipperMetrics) *Shipper {
 	s := &Shipper{
-		bkt:        tenantBucket,
+		bkt:        bkt,
 		tenant:     tenant,
 		ingesterID: ingesterID,
 		dir:        tsdbDir,
@@ -174,7 +162,7 @@ func (s *Shipper) Sync(ctx context.Context) (int, error) {
 
 		// A lost or stale shipped-blocks file must not cause re-uploads:
 		// a meta.json in the bucket means an earlier upload completed.
-		done, err := s.bkt.Exists(ctx, path.Join(meta.ULID.String(), BlockMetaFilename))
+		done, err := s.bkt.Exists(ctx, bucket.MetaName(s.tenant, meta.ULID))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("check block %s in bucket: %w", meta.ULID, err))
 			continue
@@ -221,27 +209,14 @@ func (s *Shipper) upload(ctx context.Context, meta tsdb.BlockMeta) (err error) {
 		level.Info(s.logger).Log("msg", "uploaded block", "block", id, "mint", meta.MinTime, "maxt", meta.MaxTime, "duration", time.Since(start))
 	}()
 
-	if err := objstore.UploadDir(ctx, s.logger, s.bkt, filepath.Join(blockDir, BlockChunksDirname), path.Join(id, BlockChunksDirname)); err != nil {
-		return fmt.Errorf("upload chunks of block %s: %w", id, err)
-	}
-	if err := objstore.UploadFile(ctx, s.logger, s.bkt, filepath.Join(blockDir, BlockIndexFilename), path.Join(id, BlockIndexFilename)); err != nil {
-		return fmt.Errorf("upload index of block %s: %w", id, err)
-	}
-	body, err := json.MarshalIndent(ShippedMeta{
+	return bucket.UploadBlock(ctx, s.logger, s.bkt, s.tenant, blockDir, &bucket.BlockMeta{
 		BlockMeta: meta,
-		Meridian: MeridianMeta{
+		Meridian: bucket.MeridianMeta{
 			Tenant:   s.tenant,
 			Ingester: s.ingesterID,
-			Source:   ShippedMetaSource,
+			Source:   bucket.SourceIngester,
 		},
-	}, "", "\t")
-	if err != nil {
-		return fmt.Errorf("encode meta.json of block %s: %w", id, err)
-	}
-	if err := s.bkt.Upload(ctx, path.Join(id, BlockMetaFilename), bytes.NewReader(body)); err != nil {
-		return fmt.Errorf("upload meta.json of block %s: %w", id, err)
-	}
-	return nil
+	})
 }
 
 // localBlocks returns the metas of the complete blocks in the TSDB
@@ -261,17 +236,15 @@ func (s *Shipper) localBlocks() ([]tsdb.BlockMeta, error) {
 		if err != nil {
 			continue
 		}
-		body, err := os.ReadFile(filepath.Join(s.dir, e.Name(), BlockMetaFilename))
-		if errors.Is(err, os.ErrNotExist) {
+		meta, err := bucket.ReadLocalMeta(filepath.Join(s.dir, e.Name()))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
 			continue // Still being written.
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read meta.json of block %s: %w", id, err)
-		}
-		var meta tsdb.BlockMeta
-		if err := json.Unmarshal(body, &meta); err != nil {
+		case errors.Is(err, bucket.ErrCorrupted):
 			level.Warn(s.logger).Log("msg", "skipping block with unreadable meta.json", "block", id, "err", err)
 			continue
+		case err != nil:
+			return nil, fmt.Errorf("read meta.json of block %s: %w", id, err)
 		}
 		if meta.ULID != id {
 			level.Warn(s.logger).Log("msg", "skipping block whose meta.json names another block", "block", id, "meta_ulid", meta.ULID)

@@ -23,6 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 const shipperTestTenant = "team-a"
@@ -73,12 +75,11 @@ func TestShipperSync(t *testing.T) {
 	tsdbDir := t.TempDir()
 	db := openTSDBWithBlocks(t, tsdbDir)
 	bkt, bktDir := newFilesystemBucket(t)
-	tenantBkt := objstore.NewPrefixedBucket(bkt, shipperTestTenant)
 	reg := prometheus.NewPedanticRegistry()
 	m := NewShipperMetrics(reg)
 	ctx := context.Background()
 
-	s := NewShipper(tenantBkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
+	s := NewShipper(bkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
 	for _, id := range blockIDs(db) {
 		require.False(t, s.IsShipped(id))
 	}
@@ -89,25 +90,25 @@ func TestShipperSync(t *testing.T) {
 
 	for _, b := range db.Blocks() {
 		local := b.Meta()
-		id := local.ULID.String()
-		require.True(t, s.IsShipped(local.ULID))
-		for _, name := range []string{"meta.json", "index", "chunks/000001"} {
-			_, err := os.Stat(filepath.Join(bktDir, shipperTestTenant, id, filepath.FromSlash(name)))
+		id := local.ULID
+		require.True(t, s.IsShipped(id))
+		for _, name := range blockObjects(id) {
+			_, err := os.Stat(filepath.Join(bktDir, filepath.FromSlash(name)))
 			require.NoError(t, err, "object %s of block %s", name, id)
 		}
-		index, err := os.ReadFile(filepath.Join(tsdbDir, id, "index"))
+		index, err := os.ReadFile(bucket.LocalIndexPath(filepath.Join(tsdbDir, id.String())))
 		require.NoError(t, err)
-		shippedIndex, err := os.ReadFile(filepath.Join(bktDir, shipperTestTenant, id, "index"))
+		shippedIndex, err := os.ReadFile(filepath.Join(bktDir, filepath.FromSlash(bucket.IndexName(shipperTestTenant, id))))
 		require.NoError(t, err)
 		require.Equal(t, index, shippedIndex)
 
-		body, err := os.ReadFile(filepath.Join(bktDir, shipperTestTenant, id, "meta.json"))
+		body, err := os.ReadFile(filepath.Join(bktDir, filepath.FromSlash(bucket.MetaName(shipperTestTenant, id))))
 		require.NoError(t, err)
-		var meta ShippedMeta
+		var meta bucket.BlockMeta
 		require.NoError(t, json.Unmarshal(body, &meta))
 		require.Equal(t, local, meta.BlockMeta)
 		require.Equal(t, 1, meta.Compaction.Level)
-		require.Equal(t, MeridianMeta{Tenant: shipperTestTenant, Ingester: "ingester-1", Source: "ingester"}, meta.Meridian)
+		require.Equal(t, bucket.MeridianMeta{Tenant: shipperTestTenant, Ingester: "ingester-1", Source: "ingester"}, meta.Meridian)
 
 		// Prometheus' own fields stay at the top level of the JSON.
 		var raw map[string]json.RawMessage
@@ -133,7 +134,7 @@ meridian_ingester_shipper_uploads_total 2
 	require.Zero(t, n)
 
 	// A restarted shipper reads what was shipped from disk.
-	restarted := NewShipper(tenantBkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
+	restarted := NewShipper(bkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
 	for _, id := range blockIDs(db) {
 		require.True(t, restarted.IsShipped(id))
 	}
@@ -147,11 +148,10 @@ func TestShipperLostShippedFile(t *testing.T) {
 	tsdbDir := t.TempDir()
 	db := openTSDBWithBlocks(t, tsdbDir)
 	bkt, _ := newFilesystemBucket(t)
-	tenantBkt := objstore.NewPrefixedBucket(bkt, shipperTestTenant)
 	m := NewShipperMetrics(prometheus.NewPedanticRegistry())
 	ctx := context.Background()
 
-	n, err := NewShipper(tenantBkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m).Sync(ctx)
+	n, err := NewShipper(bkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m).Sync(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 
@@ -166,7 +166,7 @@ func TestShipperLostShippedFile(t *testing.T) {
 	for name, damage := range tests {
 		t.Run(name, func(t *testing.T) {
 			damage(t)
-			s := NewShipper(tenantBkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
+			s := NewShipper(bkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
 			n, err := s.Sync(ctx)
 			require.NoError(t, err)
 			require.Zero(t, n, "blocks whose meta.json is in the bucket are not uploaded again")
@@ -178,6 +178,12 @@ func TestShipperLostShippedFile(t *testing.T) {
 		})
 	}
 	require.Equal(t, 2.0, testutil.ToFloat64(m.uploads))
+}
+
+// blockObjects are the names of the block's chunk segment, index and
+// meta.json in the bucket.
+func blockObjects(id ulid.ULID) []string {
+	return []string{bucket.ChunksPrefix(shipperTestTenant, id) + "000001", bucket.IndexName(shipperTestTenant, id), bucket.MetaName(shipperTestTenant, id)}
 }
 
 // failingBucket fails uploads of objects whose name ends with failSuffix.
@@ -196,24 +202,26 @@ func (b *failingBucket) Upload(ctx context.Context, name string, r io.Reader, op
 }
 
 func TestShipperPartialUploadIsRetried(t *testing.T) {
+	// Objects of blockObjects, in upload order.
+	const chunks, index, meta = 0, 1, 2
 	tests := map[string]struct {
 		failSuffix string
-		present    []string // objects left by the failed upload
-		absent     []string
+		present    []int // objects left by the failed upload
+		absent     []int
 	}{
 		"fails after index": {
 			failSuffix: "/meta.json",
-			present:    []string{"index", "chunks/000001"},
-			absent:     []string{"meta.json"},
+			present:    []int{index, chunks},
+			absent:     []int{meta},
 		},
 		"fails on index": {
 			failSuffix: "/index",
-			present:    []string{"chunks/000001"},
-			absent:     []string{"index", "meta.json"},
+			present:    []int{chunks},
+			absent:     []int{index, meta},
 		},
 		"fails on chunks": {
 			failSuffix: "/000001",
-			absent:     []string{"chunks/000001", "index", "meta.json"},
+			absent:     []int{chunks, index, meta},
 		},
 	}
 	for name, tc := range tests {
@@ -221,7 +229,7 @@ func TestShipperPartialUploadIsRetried(t *testing.T) {
 			tsdbDir := t.TempDir()
 			db := openTSDBWithBlocks(t, tsdbDir)
 			bkt, bktDir := newFilesystemBucket(t)
-			failing := &failingBucket{Bucket: objstore.NewPrefixedBucket(bkt, shipperTestTenant), failSuffix: tc.failSuffix}
+			failing := &failingBucket{Bucket: bkt, failSuffix: tc.failSuffix}
 			m := NewShipperMetrics(prometheus.NewPedanticRegistry())
 			ctx := context.Background()
 			s := NewShipper(failing, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), m)
@@ -231,17 +239,17 @@ func TestShipperPartialUploadIsRetried(t *testing.T) {
 			require.Zero(t, n)
 			require.Equal(t, 2.0, testutil.ToFloat64(m.uploadFailures))
 
-			exists := func(id ulid.ULID, name string) bool {
-				_, err := os.Stat(filepath.Join(bktDir, shipperTestTenant, id.String(), filepath.FromSlash(name)))
+			exists := func(name string) bool {
+				_, err := os.Stat(filepath.Join(bktDir, filepath.FromSlash(name)))
 				return err == nil
 			}
 			for _, id := range blockIDs(db) {
 				require.False(t, s.IsShipped(id))
-				for _, name := range tc.present {
-					require.True(t, exists(id, name), name)
+				for _, i := range tc.present {
+					require.True(t, exists(blockObjects(id)[i]), blockObjects(id)[i])
 				}
-				for _, name := range tc.absent {
-					require.False(t, exists(id, name), name)
+				for _, i := range tc.absent {
+					require.False(t, exists(blockObjects(id)[i]), blockObjects(id)[i])
 				}
 			}
 			_, err = os.Stat(filepath.Join(tsdbDir, ShippedFilename))
@@ -254,8 +262,8 @@ func TestShipperPartialUploadIsRetried(t *testing.T) {
 			require.Equal(t, 2, n)
 			for _, id := range blockIDs(db) {
 				require.True(t, s.IsShipped(id))
-				for _, name := range []string{"meta.json", "index", "chunks/000001"} {
-					require.True(t, exists(id, name), name)
+				for _, name := range blockObjects(id) {
+					require.True(t, exists(name), name)
 				}
 			}
 		})
@@ -271,12 +279,12 @@ func TestShipperSkipsIncompleteBlocks(t *testing.T) {
 	creating := ulid.MustNew(ulid.Now(), nil).String()
 	noMeta := ulid.MustNew(ulid.Now()+1, nil).String()
 	for _, dir := range []string{creating + ".tmp-for-creation", noMeta} {
-		require.NoError(t, os.MkdirAll(filepath.Join(tsdbDir, dir, "chunks"), 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(tsdbDir, dir, "index"), []byte("partial"), 0o644))
+		require.NoError(t, os.MkdirAll(bucket.LocalChunksDir(filepath.Join(tsdbDir, dir)), 0o755))
+		require.NoError(t, os.WriteFile(bucket.LocalIndexPath(filepath.Join(tsdbDir, dir)), []byte("partial"), 0o644))
 	}
-	require.NoError(t, os.WriteFile(filepath.Join(tsdbDir, creating+".tmp-for-creation", "meta.json"), []byte("{}"), 0o644))
+	require.NoError(t, os.WriteFile(bucket.LocalMetaPath(filepath.Join(tsdbDir, creating+".tmp-for-creation")), []byte("{}"), 0o644))
 
-	s := NewShipper(objstore.NewPrefixedBucket(bkt, shipperTestTenant), shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), NewShipperMetrics(prometheus.NewPedanticRegistry()))
+	s := NewShipper(bkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), NewShipperMetrics(prometheus.NewPedanticRegistry()))
 	n, err := s.Sync(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 2, n)

@@ -18,6 +18,7 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/gorilla/mux"
 	"github.com/grafana/dskit/dns"
+	"github.com/grafana/dskit/grpcutil"
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/codec"
 	"github.com/grafana/dskit/kv/memberlist"
@@ -31,6 +32,7 @@ import (
 	"github.com/thanos-io/objstore"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
 	"gopkg.in/yaml.v3"
 
 	"github.com/meridianhq/meridian/pkg/api"
@@ -61,12 +63,15 @@ const (
 	IngesterRing  = "ingester-ring"
 	RingForget    = "ingester-ring-auto-forget"
 	DistRing      = "distributor-ring"
-	Ingester      = "ingester"
-	Distributor   = "distributor"
-	DistributorWP = "distributor-write-path"
-	Carbon        = "graphite-carbon"
-	Querier       = "querier"
-	QueryFrontend = "query-frontend"
+	// IngesterClients is the pool of ingester connections that
+	// distributors and queriers share.
+	IngesterClients = "ingester-clients"
+	Ingester        = "ingester"
+	Distributor     = "distributor"
+	DistributorWP   = "distributor-write-path"
+	Carbon          = "graphite-carbon"
+	Querier         = "querier"
+	QueryFrontend   = "query-frontend"
 	// QueryScheduler is the optional queue shared by query-frontends.
 	QueryScheduler = "query-scheduler"
 	// QuerierAPI is the querier's HTTP API; Querier adds the worker that
@@ -138,6 +143,7 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(IngesterRing, m.initIngesterRing, modules.UserInvisibleModule)
 	mm.RegisterModule(RingForget, m.initRingAutoForget, modules.UserInvisibleModule)
 	mm.RegisterModule(DistRing, m.initDistributorRing, modules.UserInvisibleModule)
+	mm.RegisterModule(IngesterClients, m.initIngesterClients, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, m.initIngester)
 	mm.RegisterModule(DistributorWP, m.initDistributor, modules.UserInvisibleModule)
 	mm.RegisterModule(Carbon, m.initCarbon, modules.UserInvisibleModule)
@@ -155,26 +161,27 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(All, nil)
 
 	deps := map[string][]string{
-		RuntimeConfig:  {Server},
-		MemberlistKV:   {Server},
-		IngesterRing:   {Server, MemberlistKV},
-		RingForget:     {Server, MemberlistKV},
-		DistRing:       {Server, MemberlistKV},
-		Ingester:       {Server, RuntimeConfig, MemberlistKV, RingForget},
-		DistributorWP:  {Server, RuntimeConfig, IngesterRing, DistRing},
-		Carbon:         {DistributorWP},
-		Distributor:    {DistributorWP, Carbon},
-		QuerierAPI:     {Server, RuntimeConfig, IngesterRing, SGRing},
-		Querier:        {Server, QuerierAPI},
-		QueryFrontend:  {Server, RuntimeConfig},
-		QueryScheduler: {Server},
-		Compactor:      {Server, RuntimeConfig, MemberlistKV},
-		SGRing:         {Server, MemberlistKV},
-		StoreGateway:   {Server, MemberlistKV, SGRing},
-		Write:          {Distributor, Ingester},
-		Read:           {Querier},
-		Backend:        {StoreGateway, Compactor},
-		All:            {Distributor, Ingester, Querier, Compactor, StoreGateway},
+		RuntimeConfig:   {Server},
+		MemberlistKV:    {Server},
+		IngesterRing:    {Server, MemberlistKV},
+		RingForget:      {Server, MemberlistKV},
+		DistRing:        {Server, MemberlistKV},
+		Ingester:        {Server, RuntimeConfig, MemberlistKV, RingForget},
+		IngesterClients: {IngesterRing},
+		DistributorWP:   {Server, RuntimeConfig, IngesterRing, DistRing, IngesterClients},
+		Carbon:          {DistributorWP},
+		Distributor:     {DistributorWP, Carbon},
+		QuerierAPI:      {Server, RuntimeConfig, IngesterRing, SGRing, IngesterClients},
+		Querier:         {Server, QuerierAPI},
+		QueryFrontend:   {Server, RuntimeConfig},
+		QueryScheduler:  {Server},
+		Compactor:       {Server, RuntimeConfig, MemberlistKV},
+		SGRing:          {Server, MemberlistKV},
+		StoreGateway:    {Server, MemberlistKV, SGRing},
+		Write:           {Distributor, Ingester},
+		Read:            {Querier},
+		Backend:         {StoreGateway, Compactor},
+		All:             {Distributor, Ingester, Querier, Compactor, StoreGateway},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -208,6 +215,8 @@ func (m *Meridian) initServer() (services.Service, error) {
 		return nil, fmt.Errorf("start HTTP and gRPC servers: %w", err)
 	}
 	m.Server = s
+	// The client pools of other processes check this one's health.
+	grpc_health_v1.RegisterHealthServer(s.GRPC, grpcutil.NewHealthCheckFrom())
 	auth, err := tenant.NewHTTPMiddleware(m.Cfg.Auth, m.Logger, m.Registry)
 	if err != nil {
 		return nil, err
@@ -292,23 +301,22 @@ func (m *Meridian) objectBucket() (objstore.Bucket, error) {
 	return b, nil
 }
 
-// ingesterClients is the one pool of ingester connections of the process.
-func (m *Meridian) ingesterClients() *ingclient.Pool {
-	if m.clientPool == nil {
-		lc := m.Cfg.Ingester.Lifecycler
-		port := lc.Port
-		if port == 0 {
-			port = lc.ListenPort
-		}
-		localAddr := net.JoinHostPort(lc.Addr, strconv.Itoa(port))
-		m.clientPool = ingclient.NewPool(m.Cfg.IngesterClient, localAddr, func() meridianpb.IngesterServer {
-			if m.Ingester == nil {
-				return nil
-			}
-			return m.Ingester
-		}, m.Registry)
+// initIngesterClients creates the one pool of ingester connections of the
+// process; it drops connections to ingesters that left the ring.
+func (m *Meridian) initIngesterClients() (services.Service, error) {
+	lc := m.Cfg.Ingester.Lifecycler
+	port := lc.Port
+	if port == 0 {
+		port = lc.ListenPort
 	}
-	return m.clientPool
+	localAddr := net.JoinHostPort(lc.Addr, strconv.Itoa(port))
+	m.clientPool = ingclient.NewPool(m.Cfg.IngesterClient, m.IngesterRing, localAddr, func() meridianpb.IngesterServer {
+		if m.Ingester == nil {
+			return nil
+		}
+		return m.Ingester
+	}, m.Logger, m.Registry)
+	return m.clientPool, nil
 }
 
 func (m *Meridian) initIngester() (services.Service, error) {
@@ -331,7 +339,7 @@ func (m *Meridian) initIngester() (services.Service, error) {
 }
 
 func (m *Meridian) initDistributor() (services.Service, error) {
-	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.ingesterClients(), m.Logger, m.Registry)
+	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.clientPool, m.Logger, m.Registry)
 	m.Distributor = d
 	rl := distributor.NewIngestionRateLimiter(m.Overrides, m.DistributorRing.HealthyInstances)
 	m.PushHandler = distributor.NewPushHandler(m.Cfg.Distributor.PushHandler, d, m.Overrides, rl, m.Logger, m.Registry)
@@ -353,9 +361,9 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := storegateway.NewClientPool(m.Cfg.StoreGatewayClient, m.Registry)
+	pool := storegateway.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing, m.Logger, m.Registry)
 	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing, pool, m.Logger, m.Registry)
-	q := querier.NewQueryable(m.IngesterRing, m.ingesterClients(), m.BlocksStore, m.Overrides, m.Logger)
+	q := querier.NewQueryable(m.IngesterRing, m.clientPool, m.BlocksStore, m.Overrides, m.Logger)
 	bi := httpapi.BuildInfo{
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
 		BuildUser: build.BuildUser, BuildDate: build.BuildDate, GoVersion: build.GoVersion(),
@@ -379,7 +387,7 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 		delete(public, api.GraphiteRenderPath)
 	}
 	m.API.RegisterGraphite(public)
-	return services.NewIdleService(nil, func(error) error { return pool.Close() }), nil
+	return pool, nil
 }
 
 // initStoreGatewayRing watches the store-gateway ring: queriers route

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/mem"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 	"github.com/meridianhq/meridian/pkg/storegateway"
 	"github.com/meridianhq/meridian/pkg/util/matchers"
 )
@@ -73,7 +74,7 @@ type StoreGatewayClients interface {
 // of them was queried: a block no owner could serve fails the query.
 type BlocksStore struct {
 	cfg     BucketBlocksConfig
-	finder  *storegateway.BlockFinder
+	finder  *bucket.BlockFinder
 	ring    ring.ReadRing
 	clients StoreGatewayClients
 	logger  log.Logger
@@ -91,7 +92,7 @@ type BlocksStore struct {
 
 type tenantBlocks struct {
 	mu      sync.Mutex
-	blocks  *storegateway.TenantBlocks
+	blocks  *bucket.TenantBlocks
 	fetched time.Time
 }
 
@@ -99,7 +100,7 @@ type tenantBlocks struct {
 func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ring.ReadRing, clients StoreGatewayClients, logger log.Logger, reg prometheus.Registerer) *BlocksStore {
 	f := promauto.With(reg)
 	return &BlocksStore{
-		cfg: cfg, finder: storegateway.NewBlockFinder(bkt), ring: sgRing, clients: clients,
+		cfg: cfg, finder: bucket.NewBlockFinder(bkt), ring: sgRing, clients: clients,
 		logger: log.With(logger, "component", "querier-blocks-store"), now: time.Now,
 		tenants: map[string]*tenantBlocks{},
 		consistencyFailures: f.NewCounter(prometheus.CounterOpts{
@@ -126,7 +127,7 @@ func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ri
 }
 
 // blocks returns the tenant's blocks, listed at most SyncInterval ago.
-func (b *BlocksStore) blocks(ctx context.Context, tenant string) (*storegateway.TenantBlocks, error) {
+func (b *BlocksStore) blocks(ctx context.Context, tenant string) (*bucket.TenantBlocks, error) {
 	b.mu.Lock()
 	tb, ok := b.tenants[tenant]
 	if !ok {

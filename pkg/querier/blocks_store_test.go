@@ -1,9 +1,7 @@
 package querier
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -29,7 +27,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
-	mstorage "github.com/meridianhq/meridian/pkg/storage"
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 	"github.com/meridianhq/meridian/pkg/storegateway"
 )
 
@@ -108,10 +106,8 @@ func newTestBlocksStore(t *testing.T) (*BlocksStore, fakeClients, []string, *pro
 	var ids []string
 	for i := 0; i < 3; i++ {
 		id := ulid.MustNew(uint64(i+1), nil)
-		meta := mstorage.BlockMeta{BlockMeta: tsdb.BlockMeta{ULID: id, MinTime: int64(i) * 1000, MaxTime: int64(i+1) * 1000, Version: 1}}
-		b, err := json.Marshal(meta)
-		require.NoError(t, err)
-		require.NoError(t, bkt.Upload(context.Background(), testTenantName+"/"+id.String()+"/meta.json", bytes.NewReader(b)))
+		meta := &bucket.BlockMeta{BlockMeta: tsdb.BlockMeta{ULID: id, MinTime: int64(i) * 1000, MaxTime: int64(i+1) * 1000, Version: 1}}
+		require.NoError(t, bucket.WriteMeta(context.Background(), bkt, testTenantName, meta))
 		ids = append(ids, id.String())
 		blockTimes[id.String()] = int64(i)*1000 + 500
 	}

@@ -104,8 +104,8 @@ func readRing(t testing.TB, rf int, addrs ...string) *ring.Ring {
 func newPool(t testing.TB) *ingclient.Pool {
 	var cfg ingclient.Config
 	flagext.DefaultValues(&cfg)
-	p := ingclient.NewPool(cfg, "", nil, prometheus.NewRegistry())
-	t.Cleanup(func() { _ = p.Close() })
+	p := ingclient.NewPool(cfg, nil, "", nil, log.NewNopLogger(), prometheus.NewRegistry())
+	t.Cleanup(p.Close)
 	return p
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/prometheus/prometheus/tsdb/tombstones"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // bucketBlock is a block in object storage read through its index header
@@ -30,8 +31,10 @@ type bucketBlock struct {
 	meta   tsdb.BlockMeta
 	header *indexHeader
 	index  *index.Reader
-	// indexBytes is the index the reader reads, symbols its symbol table.
-	indexBytes index.ByteSlice
+	// indexBytes is the index the shared reader reads, bound to no query:
+	// queries read series through indexBytesFor. symbols is its symbol
+	// table.
+	indexBytes *indexByteSlice
 	symbols    *symbolTable
 	chunks     []*objectReader // segment files in order: 000001, 000002, ...
 	m          *metrics
@@ -76,37 +79,34 @@ func (b *bucketBlock) evict() {
 
 // openBucketBlock opens the block's index over hdr and lists its chunk
 // segments.
-func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache, m *metrics, tenant string, meta tsdb.BlockMeta, hdr *indexHeader) (blk *bucketBlock, err error) {
-	dir := path.Join(tenant, meta.ULID.String())
-	idxReader := newObjectReader(bkt, path.Join(dir, "index"), hdr.indexSize, "index", "sg:"+dir+":index:", cache, m)
+func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache, m *metrics, tenant string, meta tsdb.BlockMeta, hdr *indexHeader) (*bucketBlock, error) {
+	dir := blockKey{tenant: tenant, id: meta.ULID}.String()
+	idxReader := newObjectReader(bkt, bucket.IndexName(tenant, meta.ULID), hdr.indexSize, kindIndex, "sg:"+dir+":index:", cache, m)
 	bs := &indexByteSlice{ctx: context.Background(), header: hdr, r: idxReader}
-	defer func() {
-		if p := recover(); p != nil {
-			fp, ok := p.(fetchPanic)
-			if !ok {
-				panic(p)
-			}
-			blk, err = nil, fp.err
+	var ir *index.Reader
+	var symbols *symbolTable
+	err := catchIndexRead(func() error {
+		var err error
+		ir, err = index.NewReader(bs, index.DecodePostingsRaw)
+		if err != nil {
+			return fmt.Errorf("%w: open index: %v", bucket.ErrCorrupted, err)
 		}
-	}()
-	ir, err := index.NewReader(bs, index.DecodePostingsRaw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: open index: %v", ErrCorrupted, err)
-	}
-	if ir.Version() != index.FormatV2 {
-		return nil, fmt.Errorf("%w: index format %d, only %d is supported", ErrCorrupted, ir.Version(), index.FormatV2)
-	}
-	toc, err := index.NewTOCFromByteSlice(bs)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read index TOC: %v", ErrCorrupted, err)
-	}
-	symbols, err := newSymbolTable(ctx, bs, toc.Symbols, ir)
+		if ir.Version() != index.FormatV2 {
+			return fmt.Errorf("%w: index format %d, only %d is supported", bucket.ErrCorrupted, ir.Version(), index.FormatV2)
+		}
+		toc, err := index.NewTOCFromByteSlice(bs)
+		if err != nil {
+			return fmt.Errorf("%w: read index TOC: %v", bucket.ErrCorrupted, err)
+		}
+		symbols, err = newSymbolTable(ctx, bs, toc.Symbols, ir)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 
 	var segs []string
-	chunksDir := dir + "/chunks/"
+	chunksDir := bucket.ChunksPrefix(tenant, meta.ULID)
 	if err := bkt.Iter(ctx, chunksDir, func(name string) error {
 		segs = append(segs, name)
 		return nil
@@ -114,19 +114,25 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 		return nil, fmt.Errorf("list chunk segments: %w", err)
 	}
 	slices.Sort(segs)
-	blk = &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, indexBytes: bs, symbols: symbols, m: m}
+	blk := &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, indexBytes: bs, symbols: symbols, m: m}
 	for i, name := range segs {
 		want := fmt.Sprintf("%06d", i+1)
 		if strings.TrimPrefix(name, chunksDir) != want {
-			return nil, fmt.Errorf("%w: chunk segment %d is %s, expected %s", ErrCorrupted, i, name, chunksDir+want)
+			return nil, fmt.Errorf("%w: chunk segment %d is %s, expected %s", bucket.ErrCorrupted, i, name, chunksDir+want)
 		}
 		attrs, err := bkt.Attributes(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("size of chunk segment %s: %w", name, err)
 		}
-		blk.chunks = append(blk.chunks, newObjectReader(bkt, name, attrs.Size, "chunks", "sg:"+dir+":chunks:"+want+":", cache, m))
+		blk.chunks = append(blk.chunks, newObjectReader(bkt, name, attrs.Size, kindChunks, "sg:"+dir+":chunks:"+want+":", cache, m))
 	}
 	return blk, nil
+}
+
+// indexBytesFor returns the index as one query reads it: its reads of
+// object storage stop when ctx is cancelled.
+func (b *bucketBlock) indexBytesFor(ctx context.Context) *indexByteSlice {
+	return &indexByteSlice{ctx: ctx, header: b.indexBytes.header, r: b.indexBytes.r}
 }
 
 // reader returns the block as a tsdb.BlockReader whose chunk reads use ctx.
@@ -231,7 +237,7 @@ func (c *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunken
 	}
 	chk, err := chunkenc.FromData(enc, data)
 	if err != nil {
-		return nil, nil, c.failed(fmt.Errorf("%w: decode chunk %d: %v", ErrCorrupted, meta.Ref, err))
+		return nil, nil, c.failed(fmt.Errorf("%w: decode chunk %d: %v", bucket.ErrCorrupted, meta.Ref, err))
 	}
 	return chk, nil, nil
 }
@@ -239,7 +245,7 @@ func (c *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunken
 // failed counts a failed chunk read and names the block in its error.
 func (c *chunkReader) failed(err error) error {
 	c.b.m.readErrors.Inc()
-	if errors.Is(err, ErrCorrupted) {
+	if errors.Is(err, bucket.ErrCorrupted) {
 		c.b.m.corruptedBlocks.Inc()
 	}
 	return fmt.Errorf("read chunk of block %s of tenant %s: %w", c.b.meta.ULID, c.b.tenant, err)
@@ -258,12 +264,12 @@ func (c *chunkReader) raw(ref chunks.ChunkRef) (chunkenc.Encoding, []byte, error
 func (c *chunkReader) read(ref chunks.ChunkRef) (chunkenc.Encoding, []byte, error) {
 	seq, off := chunks.BlockChunkRef(ref).Unpack()
 	if seq >= len(c.b.chunks) {
-		return 0, nil, fmt.Errorf("%w: chunk reference to segment %d, the block has %d", ErrCorrupted, seq+1, len(c.b.chunks))
+		return 0, nil, fmt.Errorf("%w: chunk reference to segment %d, the block has %d", bucket.ErrCorrupted, seq+1, len(c.b.chunks))
 	}
 	seg := c.b.chunks[seq]
 	start := int64(off)
 	if start < chunks.SegmentHeaderSize || start >= seg.size {
-		return 0, nil, fmt.Errorf("%w: chunk offset %d outside segment %s of %d bytes", ErrCorrupted, start, seg.name, seg.size)
+		return 0, nil, fmt.Errorf("%w: chunk offset %d outside segment %s of %d bytes", bucket.ErrCorrupted, start, seg.name, seg.size)
 	}
 	head, err := c.bytes(seq, start, min(start+chunks.MaxChunkLengthFieldSize+chunks.ChunkEncodingSize, seg.size))
 	if err != nil {
@@ -271,11 +277,11 @@ func (c *chunkReader) read(ref chunks.ChunkRef) (chunkenc.Encoding, []byte, erro
 	}
 	dataLen, n := binary.Uvarint(head)
 	if n <= 0 {
-		return 0, nil, fmt.Errorf("%w: bad chunk length at offset %d of %s", ErrCorrupted, start, seg.name)
+		return 0, nil, fmt.Errorf("%w: bad chunk length at offset %d of %s", bucket.ErrCorrupted, start, seg.name)
 	}
 	end := start + int64(n) + chunks.ChunkEncodingSize + int64(dataLen) + crc32.Size
 	if end > seg.size {
-		return 0, nil, fmt.Errorf("%w: chunk at offset %d of %s ends at %d, past the segment's %d bytes", ErrCorrupted, start, seg.name, end, seg.size)
+		return 0, nil, fmt.Errorf("%w: chunk at offset %d of %s ends at %d, past the segment's %d bytes", bucket.ErrCorrupted, start, seg.name, end, seg.size)
 	}
 	b, err := c.bytes(seq, start+int64(n), end)
 	if err != nil {
@@ -283,7 +289,7 @@ func (c *chunkReader) read(ref chunks.ChunkRef) (chunkenc.Encoding, []byte, erro
 	}
 	body, sum := b[:len(b)-crc32.Size], binary.BigEndian.Uint32(b[len(b)-crc32.Size:])
 	if crc32.Checksum(body, castagnoli) != sum {
-		return 0, nil, fmt.Errorf("%w: checksum mismatch of chunk at offset %d of %s", ErrCorrupted, start, seg.name)
+		return 0, nil, fmt.Errorf("%w: checksum mismatch of chunk at offset %d of %s", bucket.ErrCorrupted, start, seg.name)
 	}
 	return chunkenc.Encoding(body[0]), body[1:len(body):len(body)], nil
 }
@@ -305,7 +311,7 @@ func (c *chunkReader) bytes(seq int, start, end int64) ([]byte, error) {
 	}
 	lo, hi := start-p*pageSize, end-p*pageSize
 	if hi > int64(len(c.last)) {
-		return nil, fmt.Errorf("%w: page %d of %s is short", ErrCorrupted, p, seg.name)
+		return nil, fmt.Errorf("%w: page %d of %s is short", bucket.ErrCorrupted, p, seg.name)
 	}
 	return c.last[lo:hi:hi], nil
 }

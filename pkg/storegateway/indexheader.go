@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/prometheus/prometheus/tsdb/index"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // The index header is the part of a block's TSDB index the store-gateway
@@ -54,7 +56,7 @@ func (h *indexHeader) mapSections() error {
 		end := s.off + int64(len(s.data))
 		if s.off < 0 || end > h.indexSize {
 			_ = syscall.Munmap(m)
-			return fmt.Errorf("%w: index header section %d to %d past the index's %d bytes", ErrCorrupted, s.off, end, h.indexSize)
+			return fmt.Errorf("%w: index header section %d to %d past the index's %d bytes", bucket.ErrCorrupted, s.off, end, h.indexSize)
 		}
 		copy(m[s.off:end], s.data)
 		h.sections[i].data = m[s.off:end:end]
@@ -109,7 +111,7 @@ func (t tocByteSlice) Range(start, end int) []byte {
 // GETs (uncached: they are persisted instead).
 func buildIndexHeader(ctx context.Context, r *objectReader) (*indexHeader, error) {
 	if r.size < indexFileHeaderLen+indexTOCLen {
-		return nil, fmt.Errorf("%w: index has %d bytes, too short for a TSDB index", ErrCorrupted, r.size)
+		return nil, fmt.Errorf("%w: index has %d bytes, too short for a TSDB index", bucket.ErrCorrupted, r.size)
 	}
 	tail, err := r.getRange(ctx, r.size-indexTOCLen, indexTOCLen)
 	if err != nil {
@@ -117,10 +119,10 @@ func buildIndexHeader(ctx context.Context, r *objectReader) (*indexHeader, error
 	}
 	toc, err := index.NewTOCFromByteSlice(tocByteSlice{size: r.size, tail: tail})
 	if err != nil {
-		return nil, fmt.Errorf("%w: index TOC: %v", ErrCorrupted, err)
+		return nil, fmt.Errorf("%w: index TOC: %v", bucket.ErrCorrupted, err)
 	}
 	if toc.Symbols < indexFileHeaderLen || toc.Series < toc.Symbols || toc.PostingsTable < toc.Series || int64(toc.PostingsTable) > r.size-indexTOCLen {
-		return nil, fmt.Errorf("%w: index TOC offsets out of order or past the end (symbols %d, series %d, postings table %d, size %d)", ErrCorrupted, toc.Symbols, toc.Series, toc.PostingsTable, r.size)
+		return nil, fmt.Errorf("%w: index TOC offsets out of order or past the end (symbols %d, series %d, postings table %d, size %d)", bucket.ErrCorrupted, toc.Symbols, toc.Series, toc.PostingsTable, r.size)
 	}
 	h := &indexHeader{indexSize: r.size}
 	want := [][2]int64{
@@ -143,7 +145,7 @@ func buildIndexHeader(ctx context.Context, r *objectReader) (*indexHeader, error
 		}
 		h.sections = append(h.sections, headerSection{off: w[0], data: data})
 	}
-	r.m.bytesFetched.WithLabelValues("header").Add(0) // the bytes were counted under "index"
+	r.m.bytesFetched.WithLabelValues(kindHeader).Add(0) // the bytes were counted under kindIndex
 	return h, nil
 }
 
@@ -213,8 +215,34 @@ func readIndexHeader(dir string) (*indexHeader, error) {
 }
 
 // fetchPanic carries a read error through Prometheus' index reader, whose
-// ByteSlice cannot return one; queryBlock recovers it.
+// ByteSlice cannot return one; catchIndexRead recovers it.
 type fetchPanic struct{ err error }
+
+// indexReadError is an object-storage read that failed inside Prometheus'
+// index reader.
+type indexReadError struct{ err error }
+
+func (e *indexReadError) Error() string { return e.err.Error() }
+func (e *indexReadError) Unwrap() error { return e.err }
+
+// catchIndexRead runs f, which calls into Prometheus' index reader. That
+// reader reads through index.ByteSlice, whose Range returns no error, so
+// indexByteSlice raises a failed object-storage read as a fetchPanic; this
+// is the one place that turns it back into an error, an *indexReadError.
+// Every entry point into the index reader goes through it. Any other
+// panic is a bug and is re-raised.
+func catchIndexRead(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fp, ok := p.(fetchPanic)
+			if !ok {
+				panic(p)
+			}
+			err = &indexReadError{err: fp.err}
+		}
+	}()
+	return f()
+}
 
 // indexByteSlice is the index object as Prometheus' index reader sees it:
 // header sections from memory, everything else through the page cache.

@@ -7,6 +7,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
+// Values of the kind label: which object of a block a read is of.
+const (
+	kindIndex  = "index"
+	kindChunks = "chunks"
+	kindHeader = "header"
+)
+
 type metrics struct {
 	bytesFetched     *prometheus.CounterVec // by object kind: index, chunks
 	getRangeRequests *prometheus.CounterVec

@@ -11,6 +11,8 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/matchers"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // seriesBatch is how many series go in one streamed message.
@@ -37,7 +39,7 @@ func (s *Store) openBlocks(ctx context.Context, tenant string, ids []string) ([]
 			return nil, nil, fmt.Errorf("block ID %q is not a ULID", raw)
 		}
 		blk, err := s.block(ctx, tenant, id)
-		if errors.Is(err, ErrBlockNotFound) {
+		if errors.Is(err, bucket.ErrBlockNotFound) {
 			continue
 		}
 		if err != nil {
@@ -138,29 +140,33 @@ func sortedUnique(s []string) []string {
 
 // blockStrings runs f, turning a failed index read into an error naming
 // the block.
-func blockStrings(blk *bucketBlock, f func() ([]string, error)) (out []string, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			out, err = nil, blk.readError(p)
-		}
-	}()
-	out, err = f()
-	if err != nil {
-		err = fmt.Errorf("read block %s of tenant %s: %w", blk.meta.ULID, blk.tenant, err)
+func blockStrings(blk *bucketBlock, f func() ([]string, error)) ([]string, error) {
+	var out []string
+	err := catchIndexRead(func() error {
+		var err error
+		out, err = f()
+		return err
+	})
+	var ire *indexReadError
+	if errors.As(err, &ire) {
+		return nil, blk.readError(err)
 	}
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("read block %s of tenant %s: %w", blk.meta.ULID, blk.tenant, err)
+	}
+	return out, nil
 }
 
-// readError turns a recovered fetchPanic into an error naming the block;
-// any other panic is re-raised.
-func (b *bucketBlock) readError(p any) error {
-	fp, ok := p.(fetchPanic)
-	if !ok {
-		panic(p)
+// readError names the block in an error of its index. A failed
+// object-storage read (an *indexReadError) is counted as such.
+func (b *bucketBlock) readError(err error) error {
+	var ire *indexReadError
+	if errors.As(err, &ire) {
+		b.m.readErrors.Inc()
+		if errors.Is(err, bucket.ErrCorrupted) {
+			b.m.corruptedBlocks.Inc()
+		}
+		err = ire.err
 	}
-	b.m.readErrors.Inc()
-	if errors.Is(fp.err, ErrCorrupted) {
-		b.m.corruptedBlocks.Inc()
-	}
-	return fmt.Errorf("read index of block %s of tenant %s: %w", b.meta.ULID, b.tenant, fp.err)
+	return fmt.Errorf("read index of block %s of tenant %s: %w", b.meta.ULID, b.tenant, err)
 }

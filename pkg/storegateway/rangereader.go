@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // pageSize is the unit of ranged reads and of the cache: a read is
@@ -16,16 +18,12 @@ import (
 // close to each other share pages.
 const pageSize = 16 << 10
 
-// ErrCorrupted marks errors caused by a block whose objects are not what
-// their format says: short objects, bad checksums, bad lengths.
-var ErrCorrupted = errors.New("block corrupted or truncated")
-
 // objectReader reads byte ranges of one object through the cache.
 type objectReader struct {
 	bkt      objstore.BucketReader
 	name     string // object name in the bucket
 	size     int64
-	kind     string // "index" or "chunks", for metrics
+	kind     string // kindIndex or kindChunks, for metrics
 	cacheKey string // prefix of the cache keys of its pages
 	cache    Cache
 	m        *metrics
@@ -70,7 +68,7 @@ func (r *objectReader) page(ctx context.Context, p int64) ([]byte, error) {
 // read returns bytes [start, end) of the object.
 func (r *objectReader) read(ctx context.Context, start, end int64) ([]byte, error) {
 	if start < 0 || end < start || end > r.size {
-		return nil, fmt.Errorf("%w: read of bytes %d to %d of %s, which has %d bytes", ErrCorrupted, start, end, r.name, r.size)
+		return nil, fmt.Errorf("%w: read of bytes %d to %d of %s, which has %d bytes", bucket.ErrCorrupted, start, end, r.name, r.size)
 	}
 	if start == end {
 		return []byte{}, nil
@@ -82,7 +80,7 @@ func (r *objectReader) read(ctx context.Context, start, end int64) ([]byte, erro
 		if pg, ok := r.cachedPage(first); ok {
 			lo, hi := start-first*pageSize, end-first*pageSize
 			if hi > int64(len(pg)) {
-				return nil, fmt.Errorf("%w: cached page of %s is short", ErrCorrupted, r.name)
+				return nil, fmt.Errorf("%w: cached page of %s is short", bucket.ErrCorrupted, r.name)
 			}
 			return pg[lo:hi:hi], nil
 		}
@@ -128,7 +126,7 @@ func (r *objectReader) read(ctx context.Context, start, end int64) ([]byte, erro
 		pg := pages[keys[0]]
 		lo, hi := start-first*pageSize, end-first*pageSize
 		if hi > int64(len(pg)) {
-			return nil, fmt.Errorf("%w: cached page of %s is short", ErrCorrupted, r.name)
+			return nil, fmt.Errorf("%w: cached page of %s is short", bucket.ErrCorrupted, r.name)
 		}
 		return pg[lo:hi:hi], nil
 	}
@@ -143,7 +141,7 @@ func (r *objectReader) read(ctx context.Context, start, end int64) ([]byte, erro
 			hi = end - last*pageSize
 		}
 		if hi > int64(len(pg)) || lo > hi {
-			return nil, fmt.Errorf("%w: cached page of %s is short", ErrCorrupted, r.name)
+			return nil, fmt.Errorf("%w: cached page of %s is short", bucket.ErrCorrupted, r.name)
 		}
 		out = append(out, pg[lo:hi]...)
 	}
@@ -163,7 +161,7 @@ func (r *objectReader) getRange(ctx context.Context, off, length int64) ([]byte,
 	r.m.bytesFetched.WithLabelValues(r.kind).Add(float64(n))
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: %s ends at byte %d, expected at least %d", ErrCorrupted, r.name, off+int64(n), off+length)
+			return nil, fmt.Errorf("%w: %s ends at byte %d, expected at least %d", bucket.ErrCorrupted, r.name, off+int64(n), off+length)
 		}
 		return nil, fmt.Errorf("read bytes %d to %d of %s: %w", off, off+length, r.name, err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/index"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // sendSeries streams the series of blocks matching ms, sorted by labels,
@@ -35,7 +37,7 @@ func (s *Store) sendSeries(ctx context.Context, blocks []*bucketBlock, ms []*lab
 	slices.SortStableFunc(blocks, func(a, b *bucketBlock) int { return cmp.Compare(a.meta.MinTime, b.meta.MinTime) })
 	cursors := make([]*blockSeries, 0, len(blocks))
 	for _, blk := range blocks {
-		c := &blockSeries{blk: blk, mint: req.MinTimeMs, maxt: req.MaxTimeMs, chunks: &chunkReader{b: blk, ctx: ctx}}
+		c := &blockSeries{blk: blk, mint: req.MinTimeMs, maxt: req.MaxTimeMs, index: blk.indexBytesFor(ctx), chunks: &chunkReader{b: blk, ctx: ctx}}
 		if err := c.open(ctx, ms); err != nil {
 			return err
 		}
@@ -125,11 +127,11 @@ func (a *chunkArena) take(n int) []prompb.Chunk {
 }
 
 // blockSeries walks the series of one block that match, with their chunk
-// metas in the range. Failed index reads (raised as panics by the index
-// ByteSlice) become its error.
+// metas in the range. Failed index reads become its error.
 type blockSeries struct {
 	blk        *bucketBlock
 	mint, maxt int64
+	index      index.ByteSlice // the block's index as this query reads it
 	chunks     *chunkReader
 	postings   index.Postings
 
@@ -140,30 +142,33 @@ type blockSeries struct {
 	done    bool
 }
 
-func (c *blockSeries) open(ctx context.Context, ms []*labels.Matcher) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = c.blk.readError(p)
-		}
-	}()
-	c.postings, err = tsdb.PostingsForMatchers(ctx, sharedIndexReader{c.blk.index}, ms...)
+func (c *blockSeries) open(ctx context.Context, ms []*labels.Matcher) error {
+	err := catchIndexRead(func() error {
+		var err error
+		c.postings, err = tsdb.PostingsForMatchers(ctx, sharedIndexReader{c.blk.index}, ms...)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("read index of block %s of tenant %s: %w", c.blk.meta.ULID, c.blk.tenant, err)
+		return c.blk.readError(err)
 	}
 	return nil
 }
 
 // next moves to the next matching series with chunks in the range.
-func (c *blockSeries) next() (ok bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			c.err, ok = c.blk.readError(p), false
-		}
-	}()
+func (c *blockSeries) next() bool {
+	var ok bool
+	if err := catchIndexRead(func() error { ok = c.advance(); return nil }); err != nil {
+		c.err = c.blk.readError(err)
+		return false
+	}
+	return ok
+}
+
+func (c *blockSeries) advance() bool {
 	for c.postings.Next() {
 		// A block's postings only name series its index holds: any
 		// failure to read one is corruption, not a stale reference.
-		if err := c.blk.series(c.postings.At(), &c.builder, &c.metas); err != nil {
+		if err := c.blk.series(c.index, c.postings.At(), &c.builder, &c.metas); err != nil {
 			c.err = fmt.Errorf("read series %d of block %s of tenant %s: %w", c.postings.At(), c.blk.meta.ULID, c.blk.tenant, err)
 			return false
 		}
@@ -188,7 +193,7 @@ func (c *blockSeries) wireChunk(m chunks.Meta) (prompb.Chunk, error) {
 	}
 	out, err := meridianpb.WireChunk(m.MinTime, m.MaxTime, enc, data)
 	if err != nil {
-		return out, c.chunks.failed(fmt.Errorf("%w: chunk %d: %v", ErrCorrupted, m.Ref, err))
+		return out, c.chunks.failed(fmt.Errorf("%w: chunk %d: %v", bucket.ErrCorrupted, m.Ref, err))
 	}
 	return out, nil
 }

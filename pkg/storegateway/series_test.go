@@ -16,6 +16,8 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/matchers"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // storedChunk is a chunk as a block holds it.
@@ -148,7 +150,7 @@ func TestSymbolTable(t *testing.T) {
 	require.NoError(t, it.Err())
 	require.Greater(t, n, uint32(numSeries), "the instances' names alone are more symbols than that")
 	_, err = blk.symbols.lookup(context.Background(), n)
-	require.ErrorIs(t, err, ErrCorrupted)
+	require.ErrorIs(t, err, bucket.ErrCorrupted)
 
 	p, err := blk.index.Postings(context.Background(), "__name__", "requests_total")
 	require.NoError(t, err)
@@ -157,7 +159,7 @@ func TestSymbolTable(t *testing.T) {
 	series := 0
 	for ; p.Next(); series++ {
 		require.NoError(t, blk.index.Series(p.At(), &want, &wantChks))
-		require.NoError(t, blk.series(p.At(), &got, &gotChks))
+		require.NoError(t, blk.series(blk.indexBytes, p.At(), &got, &gotChks))
 		require.Equal(t, want.Labels(), got.Labels())
 		require.Equal(t, wantChks, gotChks)
 	}

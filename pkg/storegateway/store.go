@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // Store loads blocks of object storage lazily, on the first query that
@@ -26,7 +27,7 @@ import (
 type Store struct {
 	bkt      objstore.BucketReader
 	cache    Cache
-	finder   *BlockFinder
+	finder   *bucket.BlockFinder
 	dir      string
 	maxBytes int64
 	logger   log.Logger
@@ -55,13 +56,13 @@ type loadCall struct {
 // headers under dir and keeps at most maxBytes of them in memory.
 func NewStore(bkt objstore.BucketReader, cache Cache, dir string, maxBytes int64, logger log.Logger, m *metrics) *Store {
 	return &Store{
-		bkt: bkt, cache: cache, finder: NewBlockFinder(bkt), dir: dir, maxBytes: maxBytes, logger: logger, m: m,
+		bkt: bkt, cache: cache, finder: bucket.NewBlockFinder(bkt), dir: dir, maxBytes: maxBytes, logger: logger, m: m,
 		loaded: map[blockKey]*list.Element{}, lru: list.New(), loading: map[blockKey]*loadCall{},
 	}
 }
 
 // block returns the loaded block, loading it first if needed. It returns
-// an error wrapping ErrBlockNotFound when the block has no meta.json.
+// an error wrapping bucket.ErrBlockNotFound when the block has no meta.json.
 func (s *Store) block(ctx context.Context, tenant string, id ulid.ULID) (*bucketBlock, error) {
 	k := blockKey{tenant: tenant, id: id}
 	s.mu.Lock()
@@ -133,7 +134,7 @@ func (s *Store) load(ctx context.Context, k blockKey) (*bucketBlock, error) {
 	start := time.Now()
 	meta, err := s.finder.Meta(ctx, k.tenant, k.id)
 	if err != nil {
-		if !errors.Is(err, ErrBlockNotFound) {
+		if !errors.Is(err, bucket.ErrBlockNotFound) {
 			s.loadFailed(k, err)
 		}
 		return nil, err
@@ -183,16 +184,16 @@ func (s *Store) open(ctx context.Context, k blockKey, meta tsdb.BlockMeta, hdr *
 }
 
 func (s *Store) buildHeader(ctx context.Context, k blockKey, dir string) (*indexHeader, error) {
-	name := path.Join(k.tenant, k.id.String(), "index")
+	name := bucket.IndexName(k.tenant, k.id)
 	attrs, err := s.bkt.Attributes(ctx, name)
 	if err != nil {
 		if s.bkt.IsObjNotFoundErr(err) {
-			return nil, fmt.Errorf("%w: block has a meta.json but no index", ErrCorrupted)
+			return nil, fmt.Errorf("%w: block has a meta.json but no index", bucket.ErrCorrupted)
 		}
 		return nil, fmt.Errorf("size of index: %w", err)
 	}
 	// Uncached reads only (getRange): the header is built once.
-	r := newObjectReader(s.bkt, name, attrs.Size, "index", "", s.cache, s.m)
+	r := newObjectReader(s.bkt, name, attrs.Size, kindIndex, "", s.cache, s.m)
 	hdr, err := buildIndexHeader(ctx, r)
 	if err != nil {
 		return nil, err
@@ -206,7 +207,7 @@ func (s *Store) buildHeader(ctx context.Context, k blockKey, dir string) (*index
 
 func (s *Store) loadFailed(k blockKey, err error) {
 	s.m.blockLoadFailed.Inc()
-	if errors.Is(err, ErrCorrupted) {
+	if errors.Is(err, bucket.ErrCorrupted) {
 		s.m.corruptedBlocks.Inc()
 	}
 	level.Error(s.logger).Log("msg", "block could not be loaded; queries asking for it fail until it is fixed or deleted", "tenant", k.tenant, "block", k.id, "err", err)

@@ -27,6 +27,8 @@ import (
 	"github.com/meridianhq/meridian/pkg/ingester"
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/matchers"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -74,7 +76,7 @@ func shipBlocks(t testing.TB, bkt objstore.Bucket, tenant string) (string, []tsd
 	require.NoError(t, db.Close())
 	require.Len(t, metas, 2)
 
-	s := ingester.NewShipper(objstore.NewPrefixedBucket(bkt, tenant), tenant, "ingester-1", dir, log.NewNopLogger(), ingester.NewShipperMetrics(prometheus.NewPedanticRegistry()))
+	s := ingester.NewShipper(bkt, tenant, "ingester-1", dir, log.NewNopLogger(), ingester.NewShipperMetrics(prometheus.NewPedanticRegistry()))
 	n, err := s.Sync(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
@@ -101,6 +103,11 @@ func newFixture(t testing.TB, maxBytes int64) *fixture {
 	m := newMetrics(reg)
 	st := NewStore(bkt, NewLRUCache(64<<20), t.TempDir(), maxBytes, log.NewNopLogger(), m)
 	return &fixture{bkt: bkt, bktDir: bktDir, tsdbDir: tsdbDir, metas: metas, store: st, m: m, reg: reg}
+}
+
+// object is the file of an object of the filesystem bucket.
+func (f *fixture) object(name string) string {
+	return filepath.Join(f.bktDir, filepath.FromSlash(name))
 }
 
 func (f *fixture) ids(metas ...tsdb.BlockMeta) []string {
@@ -232,7 +239,7 @@ func TestSeriesIdenticalToLocalBlocks(t *testing.T) {
 	for _, meta := range f.metas {
 		hdr, err := os.Stat(filepath.Join(f.store.dir, testTenant, meta.ULID.String(), indexHeaderFilename))
 		require.NoError(t, err)
-		idx, err := os.Stat(filepath.Join(f.bktDir, testTenant, meta.ULID.String(), "index"))
+		idx, err := os.Stat(f.object(bucket.IndexName(testTenant, meta.ULID)))
 		require.NoError(t, err)
 		require.Less(t, hdr.Size(), idx.Size(), "index header of %s is smaller than the index", meta.ULID)
 	}
@@ -243,23 +250,23 @@ func TestSecondReadServedFromCache(t *testing.T) {
 	ms := labels.MustNewMatcher(labels.MatchRegexp, "job", "job-[25]")
 	first, _, err := f.series(t, 0, 6*hourMs, f.ids(f.metas...), ms)
 	require.NoError(t, err)
-	fetched := testutil.ToFloat64(f.m.bytesFetched.WithLabelValues("index")) + testutil.ToFloat64(f.m.bytesFetched.WithLabelValues("chunks"))
-	requests := testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues("index")) + testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues("chunks"))
+	fetched := testutil.ToFloat64(f.m.bytesFetched.WithLabelValues(kindIndex)) + testutil.ToFloat64(f.m.bytesFetched.WithLabelValues(kindChunks))
+	requests := testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues(kindIndex)) + testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues(kindChunks))
 	require.Positive(t, fetched)
-	hits := testutil.ToFloat64(f.m.cacheHits.WithLabelValues("chunks"))
+	hits := testutil.ToFloat64(f.m.cacheHits.WithLabelValues(kindChunks))
 
 	second, _, err := f.series(t, 0, 6*hourMs, f.ids(f.metas...), ms)
 	require.NoError(t, err)
 	require.Equal(t, first, second)
-	require.Equal(t, fetched, testutil.ToFloat64(f.m.bytesFetched.WithLabelValues("index"))+testutil.ToFloat64(f.m.bytesFetched.WithLabelValues("chunks")), "no byte fetched again")
-	require.Equal(t, requests, testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues("index"))+testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues("chunks")))
-	require.Greater(t, testutil.ToFloat64(f.m.cacheHits.WithLabelValues("chunks")), hits, "chunk pages came from the cache")
+	require.Equal(t, fetched, testutil.ToFloat64(f.m.bytesFetched.WithLabelValues(kindIndex))+testutil.ToFloat64(f.m.bytesFetched.WithLabelValues(kindChunks)), "no byte fetched again")
+	require.Equal(t, requests, testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues(kindIndex))+testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues(kindChunks)))
+	require.Greater(t, testutil.ToFloat64(f.m.cacheHits.WithLabelValues(kindChunks)), hits, "chunk pages came from the cache")
 
 	// A one-series query reads far less than the blocks' size.
 	f2 := newFixture(t, 1<<30)
 	_, _, err = f2.series(t, 0, 6*hourMs, f2.ids(f2.metas...), labels.MustNewMatcher(labels.MatchEqual, "instance", "i-042"))
 	require.NoError(t, err)
-	oneSeries := testutil.ToFloat64(f2.m.bytesFetched.WithLabelValues("index")) + testutil.ToFloat64(f2.m.bytesFetched.WithLabelValues("chunks"))
+	oneSeries := testutil.ToFloat64(f2.m.bytesFetched.WithLabelValues(kindIndex)) + testutil.ToFloat64(f2.m.bytesFetched.WithLabelValues(kindChunks))
 	var total int64
 	for _, meta := range f2.metas {
 		_ = filepath.Walk(filepath.Join(f2.bktDir, testTenant, meta.ULID.String()), func(_ string, fi os.FileInfo, _ error) error {
@@ -288,13 +295,13 @@ func TestLazyLoadAndEviction(t *testing.T) {
 
 	// The evicted block loads again from its header on local disk: the
 	// index sections are not fetched again.
-	before := testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues("index"))
-	hdrBefore := testutil.ToFloat64(f.m.bytesFetched.WithLabelValues("index"))
+	before := testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues(kindIndex))
+	hdrBefore := testutil.ToFloat64(f.m.bytesFetched.WithLabelValues(kindIndex))
 	_, _, err := f.series(t, 0, 6*hourMs, f.ids(f.metas[0]), ms)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, testutil.ToFloat64(f.m.blockLoads))
-	require.Equal(t, before, testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues("index")), "postings and series pages are cached, the header read from disk")
-	require.Equal(t, hdrBefore, testutil.ToFloat64(f.m.bytesFetched.WithLabelValues("index")))
+	require.Equal(t, before, testutil.ToFloat64(f.m.getRangeRequests.WithLabelValues(kindIndex)), "postings and series pages are cached, the header read from disk")
+	require.Equal(t, hdrBefore, testutil.ToFloat64(f.m.bytesFetched.WithLabelValues(kindIndex)))
 
 	// All blocks answer together under the budget.
 	got, _, err := f.series(t, 0, 6*hourMs, f.ids(f.metas...), ms)
@@ -314,19 +321,19 @@ func TestCorruptedBlocks(t *testing.T) {
 	ms := labels.MustNewMatcher(labels.MatchEqual, "job", "job-3")
 	cases := []struct {
 		name    string
-		corrupt func(t *testing.T, f *fixture, dir string)
+		corrupt func(t *testing.T, f *fixture, id ulid.ULID)
 	}{
-		{"truncated index", func(t *testing.T, f *fixture, dir string) {
-			truncate(t, filepath.Join(dir, "index"), 0.5)
+		{"truncated index", func(t *testing.T, f *fixture, id ulid.ULID) {
+			truncate(t, f.object(bucket.IndexName(testTenant, id)), 0.5)
 		}},
-		{"garbage index", func(t *testing.T, f *fixture, dir string) {
-			require.NoError(t, os.WriteFile(filepath.Join(dir, "index"), []byte(strings.Repeat("garbage!", 512)), 0o644))
+		{"garbage index", func(t *testing.T, f *fixture, id ulid.ULID) {
+			require.NoError(t, os.WriteFile(f.object(bucket.IndexName(testTenant, id)), []byte(strings.Repeat("garbage!", 512)), 0o644))
 		}},
-		{"truncated chunks", func(t *testing.T, f *fixture, dir string) {
-			truncate(t, filepath.Join(dir, "chunks", "000001"), 0.3)
+		{"truncated chunks", func(t *testing.T, f *fixture, id ulid.ULID) {
+			truncate(t, f.object(bucket.ChunksPrefix(testTenant, id)+"000001"), 0.3)
 		}},
-		{"flipped chunk bytes", func(t *testing.T, f *fixture, dir string) {
-			p := filepath.Join(dir, "chunks", "000001")
+		{"flipped chunk bytes", func(t *testing.T, f *fixture, id ulid.ULID) {
+			p := f.object(bucket.ChunksPrefix(testTenant, id) + "000001")
 			b, err := os.ReadFile(p)
 			require.NoError(t, err)
 			for i := 64; i < len(b); i += 97 {
@@ -334,18 +341,18 @@ func TestCorruptedBlocks(t *testing.T) {
 			}
 			require.NoError(t, os.WriteFile(p, b, 0o644))
 		}},
-		{"index deleted after load", func(t *testing.T, f *fixture, dir string) {
+		{"index deleted after load", func(t *testing.T, f *fixture, id ulid.ULID) {
 			// Load the header, then lose the rest of the index.
 			_, _, err := f.series(t, 0, 1, f.ids(f.metas[1]), labels.MustNewMatcher(labels.MatchEqual, "job", "none"))
 			require.NoError(t, err)
-			require.NoError(t, os.Remove(filepath.Join(dir, "index")))
+			require.NoError(t, os.Remove(f.object(bucket.IndexName(testTenant, id))))
 		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, 1<<30)
 			bad := f.metas[1]
-			c.corrupt(t, f, filepath.Join(f.bktDir, testTenant, bad.ULID.String()))
+			c.corrupt(t, f, bad.ULID)
 
 			_, _, err := f.series(t, 0, 6*hourMs, f.ids(f.metas...), ms)
 			require.Error(t, err)

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/encoding"
 	"github.com/prometheus/prometheus/tsdb/index"
+
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // seriesByteAlign: a v2 index's series entries are 16-byte aligned and a
@@ -35,7 +37,7 @@ func newSymbolTable(ctx context.Context, bs index.ByteSlice, off uint64, ir *ind
 	d := encoding.NewDecbufAt(bs, int(off), castagnoli)
 	count := d.Be32int()
 	if d.Err() != nil {
-		return nil, fmt.Errorf("%w: read symbol table: %v", ErrCorrupted, d.Err())
+		return nil, fmt.Errorf("%w: read symbol table: %v", bucket.ErrCorrupted, d.Err())
 	}
 	st := &symbolTable{data: d.B, offsets: make([]uint32, count)}
 	for i := range st.offsets {
@@ -43,11 +45,11 @@ func newSymbolTable(ctx context.Context, bs index.ByteSlice, off uint64, ir *ind
 		d.UvarintBytes()
 	}
 	if d.Err() != nil {
-		return nil, fmt.Errorf("%w: read symbol table: %v", ErrCorrupted, d.Err())
+		return nil, fmt.Errorf("%w: read symbol table: %v", bucket.ErrCorrupted, d.Err())
 	}
 	names, err := ir.LabelNames(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read label names: %v", ErrCorrupted, err)
+		return nil, fmt.Errorf("%w: read label names: %v", bucket.ErrCorrupted, err)
 	}
 	st.names = make(map[uint32]string, len(names))
 	for _, n := range names {
@@ -57,7 +59,7 @@ func newSymbolTable(ctx context.Context, bs index.ByteSlice, off uint64, ir *ind
 			return s >= n
 		})
 		if s, err := st.at(uint32(i)); err != nil || s != n {
-			return nil, fmt.Errorf("%w: label name %q is not in the symbol table", ErrCorrupted, n)
+			return nil, fmt.Errorf("%w: label name %q is not in the symbol table", bucket.ErrCorrupted, n)
 		}
 		st.names[uint32(i)] = n
 	}
@@ -74,7 +76,7 @@ func (st *symbolTable) lookup(_ context.Context, o uint32) (string, error) {
 // at decodes symbol number o.
 func (st *symbolTable) at(o uint32) (string, error) {
 	if int(o) >= len(st.offsets) {
-		return "", fmt.Errorf("%w: unknown symbol %d, the table has %d", ErrCorrupted, o, len(st.offsets))
+		return "", fmt.Errorf("%w: unknown symbol %d, the table has %d", bucket.ErrCorrupted, o, len(st.offsets))
 	}
 	d := encoding.Decbuf{B: st.data[st.offsets[o]:]}
 	s := d.UvarintStr()
@@ -83,10 +85,10 @@ func (st *symbolTable) at(o uint32) (string, error) {
 
 func (st *symbolTable) bytes() int64 { return int64(len(st.offsets)) * 4 }
 
-// series reads the labels and chunk metas of the series at ref like
-// index.Reader.Series, with symbols looked up in the block's symbol table.
-func (b *bucketBlock) series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
-	d := encoding.NewDecbufUvarintAt(b.indexBytes, int(ref)*seriesByteAlign, castagnoli)
+// series reads the labels and chunk metas of the series at ref in the
+// index bs (of the block, as one query reads it) like index.Reader.Series, with symbols looked up in the block's symbol table.
+func (b *bucketBlock) series(bs index.ByteSlice, ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
+	d := encoding.NewDecbufUvarintAt(bs, int(ref)*seriesByteAlign, castagnoli)
 	if d.Err() != nil {
 		return d.Err()
 	}

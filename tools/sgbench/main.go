@@ -32,7 +32,7 @@ import (
 	"github.com/thanos-io/objstore/providers/filesystem"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
-	mstorage "github.com/meridianhq/meridian/pkg/storage"
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 	"github.com/meridianhq/meridian/pkg/storegateway"
 	"github.com/prometheus/prometheus/prompb"
 )
@@ -153,20 +153,16 @@ func gen(dir string, bkt objstore.Bucket, nSeries, days int, interval time.Durat
 }
 
 func addMeridianMeta(blockDir string) error {
-	b, err := os.ReadFile(filepath.Join(blockDir, "meta.json"))
+	meta, err := bucket.ReadLocalMeta(blockDir)
 	if err != nil {
 		return err
 	}
-	var m mstorage.BlockMeta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	m.Meridian = mstorage.MeridianMeta{Tenant: tenant, Source: "compactor"}
+	m := bucket.BlockMeta{BlockMeta: meta, Meridian: bucket.MeridianMeta{Tenant: tenant, Source: bucket.SourceCompactor}}
 	out, err := json.MarshalIndent(m, "", "\t")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(blockDir, "meta.json"), out, 0o644)
+	return os.WriteFile(bucket.LocalMetaPath(blockDir), out, 0o644)
 }
 
 func dirSize(dir string) (int64, error) {
@@ -182,7 +178,7 @@ func dirSize(dir string) (int64, error) {
 
 func runQueries(dir string, bkt objstore.Bucket, cacheMB int) error {
 	ctx := context.Background()
-	finder := storegateway.NewBlockFinder(bkt)
+	finder := bucket.NewBlockFinder(bkt)
 	tb, err := finder.Blocks(ctx, tenant)
 	if err != nil {
 		return err

@@ -7,16 +7,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/grafana/dskit/grpcclient"
 	"github.com/grafana/dskit/middleware"
+	"github.com/grafana/dskit/ring"
+	ringclient "github.com/grafana/dskit/ring/client"
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/grpccodec"
@@ -48,52 +52,80 @@ type Client interface {
 	io.Closer
 }
 
-// Pool hands out one client per ingester address. Local is the in-process
-// ingester, used without gRPC when its address comes up (monolith mode).
+// Pool hands out one client per ingester address. It is dskit's ring
+// client pool: every poolCheckInterval it closes the connections of
+// addresses that left the ingester ring and of ingesters that failed their
+// gRPC health check for poolHealthCheckGracePeriod. Local is the
+// in-process ingester, used without gRPC when its address comes up
+// (monolith mode). It is a service: run it to evict connections; stopping
+// it closes them all.
 type Pool struct {
-	cfg        Config
-	localAddr  string
-	local      func() meridianpb.IngesterServer
-	reqLatency *prometheus.HistogramVec
+	services.Service
+	pool *ringclient.Pool
 
-	mtx     sync.Mutex
-	clients map[string]Client
+	cfg       Config
+	localAddr string
+	local     func() meridianpb.IngesterServer
 }
 
-// NewPool creates a pool. local returns the in-process ingester (or nil)
-// and is asked at first use of localAddr; it may be nil.
-func NewPool(cfg Config, localAddr string, local func() meridianpb.IngesterServer, reg prometheus.Registerer) *Pool {
-	return &Pool{
-		cfg:       cfg,
-		localAddr: localAddr,
-		local:     local,
-		clients:   map[string]Client{},
-		reqLatency: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "meridian_ingester_client_request_duration_seconds",
-			Help:    "Time spent on gRPC requests to ingesters.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
-		}, []string{"method", "status_code"}),
+// Timing of the pool's eviction of connections: a failing ingester keeps
+// its connection for a minute (a restart), one that left the ring loses
+// it at the next check.
+const (
+	poolCheckInterval          = 15 * time.Second
+	poolHealthCheckTimeout     = 5 * time.Second
+	poolHealthCheckGracePeriod = time.Minute
+)
+
+// NewPool creates a pool of connections to the ingesters of ingesterRing
+// (nil: never evict on ring membership). local returns the in-process
+// ingester (or nil) and is asked at first use of localAddr; it may be nil.
+func NewPool(cfg Config, ingesterRing ring.ReadRing, localAddr string, local func() meridianpb.IngesterServer, logger log.Logger, reg prometheus.Registerer) *Pool {
+	f := promauto.With(reg)
+	reqLatency := f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "meridian_ingester_client_request_duration_seconds",
+		Help:    "Time spent on gRPC requests to ingesters.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	}, []string{"method", "status_code"})
+	clients := f.NewGauge(prometheus.GaugeOpts{
+		Name: "meridian_ingester_clients",
+		Help: "Open connections to ingesters.",
+	})
+	p := &Pool{cfg: cfg, localAddr: localAddr, local: local}
+	var discovery ringclient.PoolServiceDiscovery
+	if ingesterRing != nil {
+		discovery = ringclient.NewRingServiceDiscovery(ingesterRing)
 	}
+	p.pool = ringclient.NewPool("ingester", ringclient.PoolConfig{
+		CheckInterval:          poolCheckInterval,
+		HealthCheckEnabled:     true,
+		HealthCheckTimeout:     poolHealthCheckTimeout,
+		HealthCheckGracePeriod: poolHealthCheckGracePeriod,
+	}, discovery, ringclient.PoolAddrFunc(func(addr string) (ringclient.PoolClient, error) {
+		return p.dial(addr, reqLatency)
+	}), clients, logger)
+	p.Service = services.NewIdleService(
+		func(ctx context.Context) error { return services.StartAndAwaitRunning(ctx, p.pool) },
+		func(error) error {
+			err := services.StopAndAwaitTerminated(context.Background(), p.pool)
+			p.Close()
+			return err
+		})
+	return p
 }
 
 // Get returns the client for an ingester address.
 func (p *Pool) Get(addr string) (Client, error) {
-	p.mtx.Lock()
-	defer p.mtx.Unlock()
-	if c, ok := p.clients[addr]; ok {
-		return c, nil
-	}
-	c, err := p.dial(addr)
+	c, err := p.pool.GetClientFor(addr)
 	if err != nil {
 		return nil, err
 	}
-	p.clients[addr] = c
-	return c, nil
+	return c.(Client), nil
 }
 
-func (p *Pool) dial(addr string) (Client, error) {
+func (p *Pool) dial(addr string, reqLatency *prometheus.HistogramVec) (ringclient.PoolClient, error) {
 	// Instrument also carries the tenant in gRPC metadata.
-	unary, stream := grpcclient.Instrument(p.reqLatency)
+	unary, stream := grpcclient.Instrument(reqLatency)
 	opts, err := p.cfg.GRPC.DialOption(unary, stream, middleware.NoOpInvalidClusterValidationReporter)
 	if err != nil {
 		return nil, fmt.Errorf("ingester client options: %w", err)
@@ -106,7 +138,7 @@ func (p *Pool) dial(addr string) (Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to ingester %s: %w", addr, err)
 	}
-	c := &grpcClient{IngesterClient: meridianpb.NewIngesterClient(conn), conn: conn}
+	c := &grpcClient{IngesterClient: meridianpb.NewIngesterClient(conn), HealthClient: grpc_health_v1.NewHealthClient(conn), conn: conn}
 	if p.local != nil && addr == p.localAddr {
 		if local := p.local(); local != nil {
 			// Same process: push without encoding; queries still stream over gRPC.
@@ -117,14 +149,10 @@ func (p *Pool) dial(addr string) (Client, error) {
 }
 
 // Close closes every connection.
-func (p *Pool) Close() error {
-	p.mtx.Lock()
-	defer p.mtx.Unlock()
-	for addr, c := range p.clients {
-		_ = c.Close()
-		delete(p.clients, addr)
+func (p *Pool) Close() {
+	for _, addr := range p.pool.RegisteredAddresses() {
+		p.pool.RemoveClientFor(addr)
 	}
-	return nil
 }
 
 // RemoteTimeout is the per-call timeout.
@@ -132,6 +160,7 @@ func (p *Pool) RemoteTimeout() time.Duration { return p.cfg.RemoteTimeout }
 
 type grpcClient struct {
 	meridianpb.IngesterClient
+	grpc_health_v1.HealthClient
 	conn *grpc.ClientConn
 }
 

@@ -1,34 +1,23 @@
-package storegateway
+package bucket
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"path"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/thanos-io/objstore"
-
-	"github.com/meridianhq/meridian/pkg/compactor"
-	"github.com/meridianhq/meridian/pkg/storage"
 )
-
-// ErrBlockNotFound is returned for a block without a meta.json: not
-// uploaded completely yet, or deleted.
-var ErrBlockNotFound = errors.New("block not found in object storage")
 
 // TenantBlocks is what a tenant has in object storage: its complete blocks
 // and its bucket index (nil before the compactor wrote one).
 type TenantBlocks struct {
 	Blocks []tsdb.BlockMeta // sorted by MinTime, then ULID
-	Index  *compactor.BucketIndex
+	Index  *Index
 }
 
 // Queryable returns the blocks overlapping [mint, maxt] that readers must
@@ -67,6 +56,11 @@ type BlockFinder struct {
 	metas map[blockKey]tsdb.BlockMeta
 }
 
+type blockKey struct {
+	tenant string
+	id     ulid.ULID
+}
+
 // NewBlockFinder returns a finder over bkt, the whole bucket.
 func NewBlockFinder(bkt objstore.BucketReader) *BlockFinder {
 	return &BlockFinder{bkt: bkt, metas: map[blockKey]tsdb.BlockMeta{}}
@@ -74,14 +68,7 @@ func NewBlockFinder(bkt objstore.BucketReader) *BlockFinder {
 
 // Tenants lists the tenants with a prefix in the bucket.
 func (f *BlockFinder) Tenants(ctx context.Context) ([]string, error) {
-	var tenants []string
-	err := f.bkt.Iter(ctx, "", func(name string) error {
-		t, ok := strings.CutSuffix(name, objstore.DirDelim)
-		if ok && t != "" && t != "." && t != ".." && !strings.ContainsAny(t, `/\`) {
-			tenants = append(tenants, t)
-		}
-		return nil
-	})
+	tenants, err := ListTenants(ctx, f.bkt)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants in bucket: %w", err)
 	}
@@ -92,38 +79,30 @@ func (f *BlockFinder) Tenants(ctx context.Context) ([]string, error) {
 // is read before the listing: a block the index shows marked was replaced
 // before it was marked, so the replacement is in the listing that follows.
 func (f *BlockFinder) Blocks(ctx context.Context, tenant string) (*TenantBlocks, error) {
-	idx, err := compactor.ReadBucketIndex(ctx, f.bkt, tenant)
+	idx, err := ReadIndex(ctx, f.bkt, tenant)
 	if err != nil {
-		if !errors.Is(err, compactor.ErrBucketIndexNotFound) {
+		if !errors.Is(err, ErrIndexNotFound) {
 			return nil, err
 		}
 		idx = nil
 	}
-	var ids []ulid.ULID
-	prefix := tenant + objstore.DirDelim
-	err = f.bkt.Iter(ctx, prefix, func(name string) error {
-		dir, file, ok := strings.Cut(strings.TrimPrefix(name, prefix), objstore.DirDelim)
-		if !ok || file != "meta.json" {
-			return nil
-		}
-		if id, err := ulid.ParseStrict(dir); err == nil {
-			ids = append(ids, id)
-		}
-		return nil
-	}, objstore.WithRecursiveIter())
+	listed, err := ListBlocks(ctx, f.bkt, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("list blocks of tenant %s: %w", tenant, err)
+		return nil, err
 	}
 	tb := &TenantBlocks{Index: idx}
-	live := make(map[blockKey]struct{}, len(ids))
-	for _, id := range ids {
+	live := make(map[blockKey]struct{}, len(listed))
+	for id, objs := range listed {
+		if !objs.Meta {
+			continue
+		}
 		k := blockKey{tenant: tenant, id: id}
 		live[k] = struct{}{}
 		meta, err := f.Meta(ctx, tenant, id)
 		if errors.Is(err, ErrBlockNotFound) {
 			continue // deleted since the listing
 		}
-		if errors.Is(err, ErrCorrupted) && !indexed(idx, id) {
+		if errors.Is(err, ErrCorrupted) && !idx.Has(id) {
 			// meta.json is written last and non-atomically on some object
 			// stores (the filesystem one): an undecodable meta.json of a
 			// block the compactor never indexed is an upload in progress or
@@ -156,21 +135,9 @@ func (f *BlockFinder) Blocks(ctx context.Context, tenant string) (*TenantBlocks,
 	return tb, nil
 }
 
-// indexed reports whether the bucket index lists block id.
-func indexed(idx *compactor.BucketIndex, id ulid.ULID) bool {
-	if idx == nil {
-		return false
-	}
-	for _, b := range idx.Blocks {
-		if b.ULID == id {
-			return true
-		}
-	}
-	return false
-}
-
 // Meta returns the block's meta.json, read once. It returns an error
-// wrapping ErrBlockNotFound when the block has none.
+// wrapping ErrBlockNotFound when the block has none, and one wrapping
+// ErrCorrupted when it does not decode or names another block.
 func (f *BlockFinder) Meta(ctx context.Context, tenant string, id ulid.ULID) (tsdb.BlockMeta, error) {
 	k := blockKey{tenant: tenant, id: id}
 	f.mu.Lock()
@@ -179,25 +146,12 @@ func (f *BlockFinder) Meta(ctx context.Context, tenant string, id ulid.ULID) (ts
 	if ok {
 		return m, nil
 	}
-	name := path.Join(tenant, id.String(), "meta.json")
-	rc, err := f.bkt.Get(ctx, name)
+	meta, err := ReadMeta(ctx, f.bkt, tenant, id)
 	if err != nil {
-		if f.bkt.IsObjNotFoundErr(err) {
-			return m, fmt.Errorf("block %s of tenant %s: %w", id, tenant, ErrBlockNotFound)
-		}
-		return m, fmt.Errorf("read meta.json of block %s of tenant %s: %w", id, tenant, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 16<<20))
-	if err != nil {
-		return m, fmt.Errorf("read meta.json of block %s of tenant %s: %w", id, tenant, err)
-	}
-	var meta storage.BlockMeta
-	if err := json.Unmarshal(b, &meta); err != nil {
-		return m, fmt.Errorf("%w: decode meta.json of block %s of tenant %s: %v", ErrCorrupted, id, tenant, err)
+		return m, err
 	}
 	if meta.ULID != id {
-		return m, fmt.Errorf("%w: meta.json of block %s of tenant %s names block %s", ErrCorrupted, id, tenant, meta.ULID)
+		return m, fmt.Errorf("%w: %s of block %s of tenant %s names block %s", ErrCorrupted, metaFilename, id, tenant, meta.ULID)
 	}
 	f.mu.Lock()
 	f.metas[k] = meta.BlockMeta

@@ -17,9 +17,9 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/common/model"
 
-	"github.com/meridianhq/meridian/pkg/graphite"
 	"github.com/meridianhq/meridian/pkg/graphite/functions"
 	gparser "github.com/meridianhq/meridian/pkg/graphite/parser"
+	"github.com/meridianhq/meridian/pkg/graphite/render"
 )
 
 // graphitePointwise is the allow-list of Graphite functions a split render
@@ -109,7 +109,7 @@ var graphiteRenderParams = map[string]bool{"target": true, "from": true, "until"
 // [start, end) of step seconds, whose starts are the points of grid (in
 // Unix milliseconds, as the results cache keeps them).
 type graphiteRenderQuery struct {
-	params     graphite.RenderParams
+	params     render.Params
 	step       int64 // seconds
 	start, end int64 // seconds
 	grid       rangeQuery
@@ -123,8 +123,8 @@ func (f *Frontend) parseGraphiteRender(form url.Values, lim TenantLimits) (graph
 			return graphiteRenderQuery{}, false
 		}
 	}
-	p, err := graphite.ParseRenderParams(form, f.now())
-	if err != nil || p.Format == graphite.FormatPart || len(p.Targets) == 0 {
+	p, err := render.ParseParams(form, f.now())
+	if err != nil || p.Format == render.FormatPart || len(p.Targets) == 0 {
 		return graphiteRenderQuery{}, false
 	}
 	for _, t := range p.Targets {
@@ -254,11 +254,11 @@ func (f *Frontend) graphiteRender(r *http.Request, ds downstreamRequest, lim Ten
 	if err := graphiteBudget(lim, fetches, points); err != nil {
 		return plainErrorAnswer(http.StatusUnprocessableEntity, err.Error())
 	}
-	all = graphite.ConsolidateRender(all, q.params.MaxDataPoints)
+	all = render.Consolidate(all, q.params.MaxDataPoints)
 	var buf bytes.Buffer
-	graphite.WriteRender(&buf, all, q.params.Format, q.params.NoNullPoints)
+	render.Write(&buf, all, q.params.Format, q.params.NoNullPoints)
 	h := http.Header{}
-	h.Set("Content-Type", graphite.RenderContentType(q.params.Format))
+	h.Set("Content-Type", render.ContentType(q.params.Format))
 	return &answer{status: http.StatusOK, header: h, body: buf.Bytes()}
 }
 
@@ -412,7 +412,7 @@ func graphiteBudget(lim TenantLimits, fetches [][]string, points int64) error {
 		for range names {
 			series++
 			total += points
-			if err := graphite.RenderLimitError(lim.GraphiteMaxSeriesPerRender, lim.GraphiteMaxPointsPerRender, series, total); err != nil {
+			if err := render.CheckLimits(lim.GraphiteMaxSeriesPerRender, lim.GraphiteMaxPointsPerRender, series, total); err != nil {
 				return err
 			}
 		}
@@ -421,7 +421,7 @@ func graphiteBudget(lim TenantLimits, fetches [][]string, points int64) error {
 }
 
 // fetchGraphitePart renders target for the intervals whose starts are the
-// points of r (Unix milliseconds) downstream, in graphite.FormatPart, as a
+// points of r (Unix milliseconds) downstream, in render.FormatPart, as a
 // matrix the results cache can keep (see graphitePartMatrix).
 func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, lim TenantLimits, target string, r timeRange, q graphiteRenderQuery) (model.Matrix, *answer) {
 	step := q.step
@@ -431,7 +431,7 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 	// (first-step, last] covers the intervals first ... last exactly.
 	form.Set("from", strconv.FormatInt(first-step, 10))
 	form.Set("until", strconv.FormatInt(last, 10))
-	form.Set("format", graphite.FormatPart)
+	form.Set("format", render.FormatPart)
 	// Every part has the series of the whole render, as the unsplit one.
 	form.Set("seriesFrom", strconv.FormatInt(q.start-step, 10))
 	form.Set("seriesUntil", strconv.FormatInt(q.end-step, 10))
@@ -444,7 +444,7 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 		}
 		return nil, ans
 	}
-	var p graphite.Part
+	var p render.Part
 	if err := json.Unmarshal(ans.body, &p); err != nil {
 		return nil, plainErrorAnswer(http.StatusBadGateway, "decode the querier's answer to a Graphite render part: "+err.Error())
 	}
@@ -492,7 +492,7 @@ type graphiteSeriesMeta struct {
 
 // graphitePartMatrix converts a part answered for the intervals starting at
 // the points of r. Every series must cover exactly those intervals.
-func graphitePartMatrix(p graphite.Part, r timeRange, step int64, seriesRange string) (model.Matrix, error) {
+func graphitePartMatrix(p render.Part, r timeRange, step int64, seriesRange string) (model.Matrix, error) {
 	stepMs := step * 1000
 	n := int((r.end-r.start)/stepMs + 1)
 	h := graphiteHeader{Fetched: p.Fetched, Series: make([]graphiteSeriesMeta, len(p.Series))}

@@ -22,85 +22,6 @@ import (
 	"github.com/meridianhq/meridian/pkg/graphite/render"
 )
 
-// graphitePointwise is the allow-list of Graphite functions a split render
-// may use. Each is point-wise in time: given the same input series (names,
-// tags and order), its output series — how many, their names, tags, order,
-// consolidation settings and time range — are the same whatever the time
-// range, and an output value at an interval depends only on the input
-// values at that interval. Evaluating such a target over each part of a
-// range therefore gives the unsplit answer's values for that part, provided
-// every part fetched the same series; the merge checks that (see
-// mergeGraphiteTarget) and answers unsplit otherwise. Functions that filter
-// or sort by values (highestMax, removeEmptySeries, sortByMaxima,
-// currentAbove, ...), look at neighbouring points (perSecond, derivative,
-// moving*, integral, summarize, hitcount, keepLastValue, delay, changed,
-// ...), fetch another range (timeShift, timeStack) or make series over the
-// request range (constantLine, threshold, identity, aggregateLine,
-// nPercentile) are not listed; a target that uses any unlisted function is
-// proxied unsplit and uncached.
-var graphitePointwise = func() map[string]bool {
-	m := map[string]bool{}
-	for _, family := range [][]string{
-		// A value map: the output at t is a function of the same series'
-		// value at t (and constants, and the step for scaleToSeconds);
-		// names are derived from the input name. transformNull's
-		// referenceSeries is read at t too.
-		{"scale", "scaleToSeconds", "offset", "add", "absolute", "invert", "log", "pow",
-			"squareRoot", "exp", "sigmoid", "logit", "round", "isNonNull", "transformNull",
-			"removeBelowValue", "removeAboveValue"},
-		// Renames and metadata: values untouched, the new name comes from
-		// the old name, tags or the arguments only.
-		{"alias", "aliasByNode", "aliasByTags", "aliasByMetric", "aliasSub", "substr",
-			"consolidateBy", "cumulative", "setXFilesFactor"},
-		// Styling pass-throughs: render options only (stacked adds the
-		// series before it at the same t).
-		{"color", "lineWidth", "alpha", "dashed", "stacked", "secondYAxis", "drawAsInfinite", "areaBetween"},
-		// Row-wise combinations: the output at t aggregates the inputs'
-		// values at t; which groups exist comes from the input names.
-		// Every aggregation and groupBy callback (lookupAgg) is row-wise.
-		{"aggregate", "sumSeries", "averageSeries", "maxSeries", "minSeries", "diffSeries",
-			"stddevSeries", "rangeOfSeries", "multiplySeries", "powSeries", "countSeries",
-			"percentileOfSeries", "divideSeries", "divideSeriesLists", "aggregateSeriesLists",
-			"sumSeriesLists", "diffSeriesLists", "multiplySeriesLists", "aggregateWithWildcards",
-			"sumSeriesWithWildcards", "averageSeriesWithWildcards", "multiplySeriesWithWildcards",
-			"groupByNode", "groupByNodes", "groupByTags"},
-		// List structure from names only.
-		{"group", "exclude", "grep", "unique", "sortByName", "limit", "fallbackSeries"},
-		// Fetches (evaluated as calls by the parser).
-		{"seriesByTag"},
-	} {
-		for _, name := range family {
-			m[name] = true
-		}
-	}
-	return m
-}()
-
-// pointwiseTarget reports whether every function of x is in
-// graphitePointwise.
-func pointwiseTarget(x *gparser.Expr) bool {
-	if x.Kind != gparser.KindCall {
-		return true
-	}
-	if !graphitePointwise[x.Name] {
-		return false
-	}
-	if x.Name == "countSeries" && len(x.Args)+len(x.KwArgs) == 0 {
-		return false // constantLine(0) over the request range
-	}
-	for _, a := range x.Args {
-		if !pointwiseTarget(a) {
-			return false
-		}
-	}
-	for _, kw := range x.KwArgs {
-		if !pointwiseTarget(kw.Value) {
-			return false
-		}
-	}
-	return true
-}
-
 // graphiteRenderParams are the render parameters a split render honours;
 // with any other the request is proxied as it is.
 var graphiteRenderParams = map[string]bool{"target": true, "from": true, "until": true, "format": true, "maxDataPoints": true, "noNullPoints": true, "tz": true}
@@ -128,8 +49,11 @@ func (f *Frontend) parseGraphiteRender(form url.Values, lim TenantLimits) (graph
 		return graphiteRenderQuery{}, false
 	}
 	for _, t := range p.Targets {
+		// Only a target whose every function is point-wise in time gives
+		// the unsplit answer when evaluated part by part; a target that
+		// uses any other is proxied unsplit and uncached.
 		x, err := gparser.Parse(t)
-		if err != nil || !pointwiseTarget(x) {
+		if err != nil || !functions.Pointwise(x) {
 			return graphiteRenderQuery{}, false
 		}
 	}

@@ -26,7 +26,6 @@ import (
 
 	graphiteapi "github.com/meridianhq/meridian/pkg/graphite/api"
 	"github.com/meridianhq/meridian/pkg/graphite/mapping"
-	gparser "github.com/meridianhq/meridian/pkg/graphite/parser"
 	"github.com/meridianhq/meridian/pkg/graphite/render"
 	"github.com/meridianhq/meridian/pkg/limits"
 )
@@ -397,25 +396,6 @@ func TestGraphiteRenderTooManyOutstandingIsPlainText(t *testing.T) {
 	require.Contains(t, rec.Body.String(), ErrIDMaxOutstanding)
 	g.open()
 	wg.Wait()
-}
-
-func TestPointwiseTarget(t *testing.T) {
-	for target, want := range map[string]bool{
-		"a.b.c":                       true,
-		"sumSeries(a.*, b.*)":         true,
-		"aliasByNode(scale(a.*,2),1)": true,
-		"groupByTags(seriesByTag('name=x'), 'sum', 'dc')": true,
-		"sumSeries(movingAverage(a.*, 5))":                false,
-		"highestMax(a.*, 2)":                              false,
-		"constantLine(1)":                                 false,
-		"countSeries()":                                   false,
-		"countSeries(a.*)":                                true,
-		"alias(a.b, name=keepLastValue(a.b))":             false,
-	} {
-		x, err := gparser.Parse(target)
-		require.NoError(t, err)
-		require.Equal(t, want, pointwiseTarget(x), target)
-	}
 }
 
 func TestGraphiteRenderSharedCache(t *testing.T) {

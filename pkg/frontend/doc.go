@@ -9,8 +9,9 @@
 //     parts run in parallel, at most the tenant's max query parallelism at a
 //     time, each through the per-tenant fair queue, and are merged exactly.
 //   - /graphite/render is split and cached the same way when every target
-//     is point-wise in time (graphitePointwise; see graphite.go and
-//     docs/graphite.md), and proxied as it is otherwise.
+//     is point-wise in time (functions.Pointwise, which the Graphite
+//     function registry declares per function; see docs/graphite.md), and
+//     proxied as it is otherwise.
 //   - Every other endpoint (query, series, labels, ...) goes through the fair
 //     queue and is proxied as it is.
 //

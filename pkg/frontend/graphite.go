@@ -17,89 +17,10 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/common/model"
 
-	"github.com/meridianhq/meridian/pkg/graphite"
 	"github.com/meridianhq/meridian/pkg/graphite/functions"
 	gparser "github.com/meridianhq/meridian/pkg/graphite/parser"
+	"github.com/meridianhq/meridian/pkg/graphite/render"
 )
-
-// graphitePointwise is the allow-list of Graphite functions a split render
-// may use. Each is point-wise in time: given the same input series (names,
-// tags and order), its output series — how many, their names, tags, order,
-// consolidation settings and time range — are the same whatever the time
-// range, and an output value at an interval depends only on the input
-// values at that interval. Evaluating such a target over each part of a
-// range therefore gives the unsplit answer's values for that part, provided
-// every part fetched the same series; the merge checks that (see
-// mergeGraphiteTarget) and answers unsplit otherwise. Functions that filter
-// or sort by values (highestMax, removeEmptySeries, sortByMaxima,
-// currentAbove, ...), look at neighbouring points (perSecond, derivative,
-// moving*, integral, summarize, hitcount, keepLastValue, delay, changed,
-// ...), fetch another range (timeShift, timeStack) or make series over the
-// request range (constantLine, threshold, identity, aggregateLine,
-// nPercentile) are not listed; a target that uses any unlisted function is
-// proxied unsplit and uncached.
-var graphitePointwise = func() map[string]bool {
-	m := map[string]bool{}
-	for _, family := range [][]string{
-		// A value map: the output at t is a function of the same series'
-		// value at t (and constants, and the step for scaleToSeconds);
-		// names are derived from the input name. transformNull's
-		// referenceSeries is read at t too.
-		{"scale", "scaleToSeconds", "offset", "add", "absolute", "invert", "log", "pow",
-			"squareRoot", "exp", "sigmoid", "logit", "round", "isNonNull", "transformNull",
-			"removeBelowValue", "removeAboveValue"},
-		// Renames and metadata: values untouched, the new name comes from
-		// the old name, tags or the arguments only.
-		{"alias", "aliasByNode", "aliasByTags", "aliasByMetric", "aliasSub", "substr",
-			"consolidateBy", "cumulative", "setXFilesFactor"},
-		// Styling pass-throughs: render options only (stacked adds the
-		// series before it at the same t).
-		{"color", "lineWidth", "alpha", "dashed", "stacked", "secondYAxis", "drawAsInfinite", "areaBetween"},
-		// Row-wise combinations: the output at t aggregates the inputs'
-		// values at t; which groups exist comes from the input names.
-		// Every aggregation and groupBy callback (lookupAgg) is row-wise.
-		{"aggregate", "sumSeries", "averageSeries", "maxSeries", "minSeries", "diffSeries",
-			"stddevSeries", "rangeOfSeries", "multiplySeries", "powSeries", "countSeries",
-			"percentileOfSeries", "divideSeries", "divideSeriesLists", "aggregateSeriesLists",
-			"sumSeriesLists", "diffSeriesLists", "multiplySeriesLists", "aggregateWithWildcards",
-			"sumSeriesWithWildcards", "averageSeriesWithWildcards", "multiplySeriesWithWildcards",
-			"groupByNode", "groupByNodes", "groupByTags"},
-		// List structure from names only.
-		{"group", "exclude", "grep", "unique", "sortByName", "limit", "fallbackSeries"},
-		// Fetches (evaluated as calls by the parser).
-		{"seriesByTag"},
-	} {
-		for _, name := range family {
-			m[name] = true
-		}
-	}
-	return m
-}()
-
-// pointwiseTarget reports whether every function of x is in
-// graphitePointwise.
-func pointwiseTarget(x *gparser.Expr) bool {
-	if x.Kind != gparser.KindCall {
-		return true
-	}
-	if !graphitePointwise[x.Name] {
-		return false
-	}
-	if x.Name == "countSeries" && len(x.Args)+len(x.KwArgs) == 0 {
-		return false // constantLine(0) over the request range
-	}
-	for _, a := range x.Args {
-		if !pointwiseTarget(a) {
-			return false
-		}
-	}
-	for _, kw := range x.KwArgs {
-		if !pointwiseTarget(kw.Value) {
-			return false
-		}
-	}
-	return true
-}
 
 // graphiteRenderParams are the render parameters a split render honours;
 // with any other the request is proxied as it is.
@@ -109,7 +30,7 @@ var graphiteRenderParams = map[string]bool{"target": true, "from": true, "until"
 // [start, end) of step seconds, whose starts are the points of grid (in
 // Unix milliseconds, as the results cache keeps them).
 type graphiteRenderQuery struct {
-	params     graphite.RenderParams
+	params     render.Params
 	step       int64 // seconds
 	start, end int64 // seconds
 	grid       rangeQuery
@@ -123,13 +44,16 @@ func (f *Frontend) parseGraphiteRender(form url.Values, lim TenantLimits) (graph
 			return graphiteRenderQuery{}, false
 		}
 	}
-	p, err := graphite.ParseRenderParams(form, f.now())
-	if err != nil || p.Format == graphite.FormatPart || len(p.Targets) == 0 {
+	p, err := render.ParseParams(form, f.now())
+	if err != nil || p.Format == render.FormatPart || len(p.Targets) == 0 {
 		return graphiteRenderQuery{}, false
 	}
 	for _, t := range p.Targets {
+		// Only a target whose every function is point-wise in time gives
+		// the unsplit answer when evaluated part by part; a target that
+		// uses any other is proxied unsplit and uncached.
 		x, err := gparser.Parse(t)
-		if err != nil || !pointwiseTarget(x) {
+		if err != nil || !functions.Pointwise(x) {
 			return graphiteRenderQuery{}, false
 		}
 	}
@@ -254,11 +178,11 @@ func (f *Frontend) graphiteRender(r *http.Request, ds downstreamRequest, lim Ten
 	if err := graphiteBudget(lim, fetches, points); err != nil {
 		return plainErrorAnswer(http.StatusUnprocessableEntity, err.Error())
 	}
-	all = graphite.ConsolidateRender(all, q.params.MaxDataPoints)
+	all = render.Consolidate(all, q.params.MaxDataPoints)
 	var buf bytes.Buffer
-	graphite.WriteRender(&buf, all, q.params.Format, q.params.NoNullPoints)
+	render.Write(&buf, all, q.params.Format, q.params.NoNullPoints)
 	h := http.Header{}
-	h.Set("Content-Type", graphite.RenderContentType(q.params.Format))
+	h.Set("Content-Type", render.ContentType(q.params.Format))
 	return &answer{status: http.StatusOK, header: h, body: buf.Bytes()}
 }
 
@@ -412,7 +336,7 @@ func graphiteBudget(lim TenantLimits, fetches [][]string, points int64) error {
 		for range names {
 			series++
 			total += points
-			if err := graphite.RenderLimitError(lim.GraphiteMaxSeriesPerRender, lim.GraphiteMaxPointsPerRender, series, total); err != nil {
+			if err := render.CheckLimits(lim.GraphiteMaxSeriesPerRender, lim.GraphiteMaxPointsPerRender, series, total); err != nil {
 				return err
 			}
 		}
@@ -421,7 +345,7 @@ func graphiteBudget(lim TenantLimits, fetches [][]string, points int64) error {
 }
 
 // fetchGraphitePart renders target for the intervals whose starts are the
-// points of r (Unix milliseconds) downstream, in graphite.FormatPart, as a
+// points of r (Unix milliseconds) downstream, in render.FormatPart, as a
 // matrix the results cache can keep (see graphitePartMatrix).
 func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, lim TenantLimits, target string, r timeRange, q graphiteRenderQuery) (model.Matrix, *answer) {
 	step := q.step
@@ -431,7 +355,7 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 	// (first-step, last] covers the intervals first ... last exactly.
 	form.Set("from", strconv.FormatInt(first-step, 10))
 	form.Set("until", strconv.FormatInt(last, 10))
-	form.Set("format", graphite.FormatPart)
+	form.Set("format", render.FormatPart)
 	// Every part has the series of the whole render, as the unsplit one.
 	form.Set("seriesFrom", strconv.FormatInt(q.start-step, 10))
 	form.Set("seriesUntil", strconv.FormatInt(q.end-step, 10))
@@ -444,7 +368,7 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 		}
 		return nil, ans
 	}
-	var p graphite.Part
+	var p render.Part
 	if err := json.Unmarshal(ans.body, &p); err != nil {
 		return nil, plainErrorAnswer(http.StatusBadGateway, "decode the querier's answer to a Graphite render part: "+err.Error())
 	}
@@ -492,7 +416,7 @@ type graphiteSeriesMeta struct {
 
 // graphitePartMatrix converts a part answered for the intervals starting at
 // the points of r. Every series must cover exactly those intervals.
-func graphitePartMatrix(p graphite.Part, r timeRange, step int64, seriesRange string) (model.Matrix, error) {
+func graphitePartMatrix(p render.Part, r timeRange, step int64, seriesRange string) (model.Matrix, error) {
 	stepMs := step * 1000
 	n := int((r.end-r.start)/stepMs + 1)
 	h := graphiteHeader{Fetched: p.Fetched, Series: make([]graphiteSeriesMeta, len(p.Series))}

@@ -16,7 +16,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meridianhq/meridian/pkg/graphite"
+	graphiteapi "github.com/meridianhq/meridian/pkg/graphite/api"
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
 	"github.com/meridianhq/meridian/pkg/limits"
 )
 
@@ -32,7 +33,7 @@ func BenchmarkGraphiteRender(b *testing.B) {
 	b.Cleanup(func() { require.NoError(b, db.Close()) })
 	app := db.AppenderV2(context.Background())
 	for s := range 20 {
-		ls := graphite.PathLabels(fmt.Sprintf("bench.host%02d.cpu", s))
+		ls := mapping.PathLabels(fmt.Sprintf("bench.host%02d.cpu", s))
 		for i := int64(0); i < days*1440; i++ {
 			_, err := app.Append(0, ls, 0, (graphiteT0+i*60+int64(s))*1000, float64(i%97+int64(s)), nil, nil, storage.AOptions{})
 			require.NoError(b, err)
@@ -40,7 +41,7 @@ func BenchmarkGraphiteRender(b *testing.B) {
 	}
 	require.NoError(b, app.Commit())
 	lim := limits.Limits{GraphiteStep: model.Duration(time.Minute), GraphiteMaxSeriesPerRender: 1000, GraphiteMaxPointsPerRender: 10_000_000}
-	api := graphite.NewAPI(db, fakeLimits{lim}, log.NewNopLogger(), prometheus.NewRegistry())
+	api := graphiteapi.New(db, fakeLimits{lim}, log.NewNopLogger(), prometheus.NewRegistry())
 	d := newFakeDownstream(b, func(w http.ResponseWriter, r *http.Request) {
 		_, ctx, err := user.ExtractOrgIDFromHTTPRequest(r)
 		if err != nil {

@@ -24,8 +24,9 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meridianhq/meridian/pkg/graphite"
-	gparser "github.com/meridianhq/meridian/pkg/graphite/parser"
+	graphiteapi "github.com/meridianhq/meridian/pkg/graphite/api"
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
+	"github.com/meridianhq/meridian/pkg/graphite/render"
 	"github.com/meridianhq/meridian/pkg/limits"
 )
 
@@ -53,16 +54,16 @@ func newGraphiteDownstream(t testing.TB) *downstream {
 		}
 	}
 	end := graphiteT0 + 6*3600
-	add(graphite.PathLabels("srv.web1.cpu"), graphiteT0, end, 7)
-	add(graphite.PathLabels("srv.web2.cpu"), graphiteT0, end, 3)
-	add(graphite.PathLabels("srv.db1.cpu"), graphiteT0, end, 0)
-	add(graphite.PathLabels("srv.new.cpu"), graphiteT0+3*3600, end, 0)
+	add(mapping.PathLabels("srv.web1.cpu"), graphiteT0, end, 7)
+	add(mapping.PathLabels("srv.web2.cpu"), graphiteT0, end, 3)
+	add(mapping.PathLabels("srv.db1.cpu"), graphiteT0, end, 0)
+	add(mapping.PathLabels("srv.new.cpu"), graphiteT0+3*3600, end, 0)
 	add(labels.FromStrings("__name__", "disk", "host", "a"), graphiteT0, end, 5)
 	add(labels.FromStrings("__name__", "disk", "host", "b"), graphiteT0, end, 0)
 	require.NoError(t, app.Commit())
 
 	lim := limits.Limits{GraphiteStep: model.Duration(time.Minute), GraphiteMaxSeriesPerRender: 1000, GraphiteMaxPointsPerRender: 10_000_000}
-	api := graphite.NewAPI(db, fakeLimits{lim}, log.NewNopLogger(), prometheus.NewRegistry())
+	api := graphiteapi.New(db, fakeLimits{lim}, log.NewNopLogger(), prometheus.NewRegistry())
 	mux := http.NewServeMux()
 	for p, h := range api.Routes() {
 		mux.HandleFunc("/graphite"+p, h)
@@ -96,7 +97,7 @@ func renderParams(from, until int64, targets ...string) url.Values {
 func splitCalls(calls []call) int {
 	n := 0
 	for _, c := range calls {
-		if c.form.Get("format") == graphite.FormatPart {
+		if c.form.Get("format") == render.FormatPart {
 			n++
 		}
 	}
@@ -345,7 +346,7 @@ func TestGraphiteRenderBudget(t *testing.T) {
 	params := renderParams(graphiteT0, graphiteT0+5*3600, "srv.web*.cpu")
 	code, got := do(context.Background(), f.Handler(), "t1", "/graphite/render", params, nil)
 	require.Equal(t, http.StatusUnprocessableEntity, code)
-	require.Contains(t, string(got), graphite.ErrIDMaxPointsPerRender)
+	require.Contains(t, string(got), render.ErrIDMaxPointsPerRender)
 	require.True(t, strings.HasSuffix(string(got), "\n"), "plain text, as the querier answers")
 }
 
@@ -395,25 +396,6 @@ func TestGraphiteRenderTooManyOutstandingIsPlainText(t *testing.T) {
 	require.Contains(t, rec.Body.String(), ErrIDMaxOutstanding)
 	g.open()
 	wg.Wait()
-}
-
-func TestPointwiseTarget(t *testing.T) {
-	for target, want := range map[string]bool{
-		"a.b.c":                       true,
-		"sumSeries(a.*, b.*)":         true,
-		"aliasByNode(scale(a.*,2),1)": true,
-		"groupByTags(seriesByTag('name=x'), 'sum', 'dc')": true,
-		"sumSeries(movingAverage(a.*, 5))":                false,
-		"highestMax(a.*, 2)":                              false,
-		"constantLine(1)":                                 false,
-		"countSeries()":                                   false,
-		"countSeries(a.*)":                                true,
-		"alias(a.b, name=keepLastValue(a.b))":             false,
-	} {
-		x, err := gparser.Parse(target)
-		require.NoError(t, err)
-		require.Equal(t, want, pointwiseTarget(x), target)
-	}
 }
 
 func TestGraphiteRenderSharedCache(t *testing.T) {

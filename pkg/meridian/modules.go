@@ -39,7 +39,8 @@ import (
 	"github.com/meridianhq/meridian/pkg/compactor"
 	"github.com/meridianhq/meridian/pkg/distributor"
 	"github.com/meridianhq/meridian/pkg/frontend"
-	"github.com/meridianhq/meridian/pkg/graphite"
+	graphiteapi "github.com/meridianhq/meridian/pkg/graphite/api"
+	"github.com/meridianhq/meridian/pkg/graphite/carbon"
 	"github.com/meridianhq/meridian/pkg/ingester"
 	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
 	"github.com/meridianhq/meridian/pkg/limits"
@@ -102,7 +103,7 @@ type Meridian struct {
 	Ingester        *ingester.Ingester
 	Distributor     *distributor.Distributor
 	PushHandler     *distributor.PushHandler
-	Carbon          *graphite.Ingester
+	Carbon          *carbon.Receiver
 	DistributorRing *distributor.DistributorRing
 	Frontend        *frontend.Frontend
 	Scheduler       *scheduler.Scheduler
@@ -350,7 +351,7 @@ func (m *Meridian) initDistributor() (services.Service, error) {
 // initCarbon runs the carbon listeners of the distributor and POST
 // /graphite/ingest; lines go through the push handler's write path.
 func (m *Meridian) initCarbon() (services.Service, error) {
-	in := graphite.NewIngester(m.Cfg.Graphite.Carbon, m.PushHandler, m.Logger, m.Registry)
+	in := carbon.NewReceiver(m.Cfg.Graphite.Carbon, m.PushHandler, m.Logger, m.Registry)
 	m.Carbon = in
 	m.API.RegisterGraphiteIngest(in)
 	return in, nil
@@ -374,7 +375,7 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 		// public routes and this querier only answers what it pulls.
 		m.API.RegisterQuerier(h)
 	}
-	gr := graphite.NewAPI(q, m.Overrides, m.Logger, m.Registry).Routes()
+	gr := graphiteapi.New(q, m.Overrides, m.Logger, m.Registry).Routes()
 	local := mux.NewRouter()
 	localAPI := api.New(local, m.auth)
 	localAPI.RegisterQuerier(h)

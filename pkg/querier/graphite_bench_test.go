@@ -19,7 +19,8 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
-	"github.com/meridianhq/meridian/pkg/graphite"
+	graphiteapi "github.com/meridianhq/meridian/pkg/graphite/api"
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
 	"github.com/meridianhq/meridian/pkg/ingester"
 )
 
@@ -50,7 +51,7 @@ func BenchmarkGraphiteReadPath(b *testing.B) {
 	lim.GraphiteMaxSeriesPerRender, lim.GraphiteMaxPointsPerRender = 0, 0
 	lim.MaxSeriesPerQuery = 0
 	q := NewQueryable(readRing(b, 1, addr), newPool(b), nil, fixedLimits{lim}, log.NewNopLogger())
-	api := graphite.NewAPI(q, fixedLimits{lim}, log.NewNopLogger(), prometheus.NewRegistry())
+	api := graphiteapi.New(q, fixedLimits{lim}, log.NewNopLogger(), prometheus.NewRegistry())
 
 	ctx := user.InjectOrgID(context.Background(), tenant)
 	until := time.Now().Unix() / step * step
@@ -62,7 +63,7 @@ func BenchmarkGraphiteReadPath(b *testing.B) {
 	for i0 := int64(0); i0 < points; i0 += stepsPerPush {
 		req := &prompb.WriteRequest{}
 		for s := 0; s < nser; s++ {
-			ts := prompb.TimeSeries{Labels: prompb.FromLabels(graphite.PathLabels(fmt.Sprintf("bench.s%05d.cpu", s)), nil)}
+			ts := prompb.TimeSeries{Labels: prompb.FromLabels(mapping.PathLabels(fmt.Sprintf("bench.s%05d.cpu", s)), nil)}
 			for i := i0; i < min(i0+stepsPerPush, points); i++ {
 				v := float64((int64(s)*7 + i*13) % 100)
 				ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: (from + (i+1)*step) * 1000, Value: v})
@@ -78,7 +79,7 @@ func BenchmarkGraphiteReadPath(b *testing.B) {
 		req := &prompb.WriteRequest{}
 		for l := 0; l < 1000; l++ {
 			req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
-				Labels:  prompb.FromLabels(graphite.PathLabels(fmt.Sprintf("tree.%d.%d", a, l)), nil),
+				Labels:  prompb.FromLabels(mapping.PathLabels(fmt.Sprintf("tree.%d.%d", a, l)), nil),
 				Samples: []prompb.Sample{{Timestamp: until * 1000, Value: 1}},
 			})
 		}

@@ -286,8 +286,9 @@ type funcDef struct {
 	group      string
 	desc       string
 	params     []param
-	aggregator bool   // usable as a groupByNode callback
-	signature  string // graphite-web's Python signature when it differs from the params
+	aggregator bool     // usable as a groupByNode callback
+	signature  string   // graphite-web's Python signature when it differs from the params
+	time       timeKind // whether it is point-wise in time (Pointwise)
 	fn         func(e *env, a *args) ([]*Series, error)
 }
 

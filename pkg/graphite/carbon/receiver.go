@@ -1,4 +1,4 @@
-package graphite
+package carbon
 
 import (
 	"bufio"
@@ -31,12 +31,12 @@ type Writer interface {
 	Write(ctx context.Context, req *prompb.WriteRequest, opts distributor.WriteOptions) distributor.WriteResult
 }
 
-// Ingester turns carbon lines into writes: the TCP and UDP listeners and the
+// Receiver turns carbon lines into writes: the TCP and UDP listeners and the
 // HTTP ingest endpoint share it.
-type Ingester struct {
+type Receiver struct {
 	services.Service
 
-	cfg    CarbonConfig
+	cfg    Config
 	writer Writer
 	logger log.Logger
 	now    func() time.Time
@@ -56,11 +56,11 @@ type Ingester struct {
 	openConns     prometheus.Gauge
 }
 
-// NewIngester creates the carbon ingester. Its service listens on the
+// NewReceiver creates the carbon receiver. Its service listens on the
 // configured TCP and UDP addresses while it runs.
-func NewIngester(cfg CarbonConfig, w Writer, logger log.Logger, reg prometheus.Registerer) *Ingester {
+func NewReceiver(cfg Config, w Writer, logger log.Logger, reg prometheus.Registerer) *Receiver {
 	f := promauto.With(reg)
-	in := &Ingester{
+	rv := &Receiver{
 		cfg:     cfg,
 		writer:  w,
 		logger:  logger,
@@ -90,114 +90,114 @@ func NewIngester(cfg CarbonConfig, w Writer, logger log.Logger, reg prometheus.R
 		}),
 	}
 	for _, r := range []string{ReasonFieldCount, ReasonBadValue, ReasonBadTimestamp, ReasonBadPath, ReasonBadTag, ReasonLineTooLong} {
-		in.linesRejected.WithLabelValues(r)
+		rv.linesRejected.WithLabelValues(r)
 	}
-	in.Service = services.NewIdleService(in.starting, in.stopping)
-	return in
+	rv.Service = services.NewIdleService(rv.starting, rv.stopping)
+	return rv
 }
 
-func (in *Ingester) starting(context.Context) error {
-	if a := in.cfg.TCPListenAddress; a != "" {
+func (rv *Receiver) starting(context.Context) error {
+	if a := rv.cfg.TCPListenAddress; a != "" {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("listen for carbon lines on tcp %s: %w", a, err)
 		}
-		in.tcp = l
-		in.wg.Add(1)
-		go in.acceptLoop(l)
-		level.Info(in.logger).Log("msg", "carbon listener started", "protocol", "tcp", "addr", l.Addr(), "tenant", in.cfg.Tenant)
+		rv.tcp = l
+		rv.wg.Add(1)
+		go rv.acceptLoop(l)
+		level.Info(rv.logger).Log("msg", "carbon listener started", "protocol", "tcp", "addr", l.Addr(), "tenant", rv.cfg.Tenant)
 	}
-	if a := in.cfg.UDPListenAddress; a != "" {
+	if a := rv.cfg.UDPListenAddress; a != "" {
 		pc, err := net.ListenPacket("udp", a)
 		if err != nil {
-			if in.tcp != nil {
-				_ = in.tcp.Close()
+			if rv.tcp != nil {
+				_ = rv.tcp.Close()
 			}
 			return fmt.Errorf("listen for carbon lines on udp %s: %w", a, err)
 		}
-		in.udp = pc
-		in.wg.Add(1)
-		go in.udpLoop(pc)
-		level.Info(in.logger).Log("msg", "carbon listener started", "protocol", "udp", "addr", pc.LocalAddr(), "tenant", in.cfg.Tenant)
+		rv.udp = pc
+		rv.wg.Add(1)
+		go rv.udpLoop(pc)
+		level.Info(rv.logger).Log("msg", "carbon listener started", "protocol", "udp", "addr", pc.LocalAddr(), "tenant", rv.cfg.Tenant)
 	}
 	return nil
 }
 
 // stopping closes the listeners and the open connections; lines already
 // read are written before the connection goroutines end.
-func (in *Ingester) stopping(error) error {
-	close(in.stopped)
-	in.mtx.Lock()
-	if in.tcp != nil {
-		_ = in.tcp.Close()
+func (rv *Receiver) stopping(error) error {
+	close(rv.stopped)
+	rv.mtx.Lock()
+	if rv.tcp != nil {
+		_ = rv.tcp.Close()
 	}
-	if in.udp != nil {
-		_ = in.udp.Close()
+	if rv.udp != nil {
+		_ = rv.udp.Close()
 	}
-	for c := range in.conns {
+	for c := range rv.conns {
 		_ = c.Close()
 	}
-	in.mtx.Unlock()
-	in.wg.Wait()
+	rv.mtx.Unlock()
+	rv.wg.Wait()
 	return nil
 }
 
 // TCPAddr is the address the TCP listener listens on (nil when disabled or
 // not started).
-func (in *Ingester) TCPAddr() net.Addr {
-	if in.tcp == nil {
+func (rv *Receiver) TCPAddr() net.Addr {
+	if rv.tcp == nil {
 		return nil
 	}
-	return in.tcp.Addr()
+	return rv.tcp.Addr()
 }
 
-func (in *Ingester) acceptLoop(l net.Listener) {
-	defer in.wg.Done()
+func (rv *Receiver) acceptLoop(l net.Listener) {
+	defer rv.wg.Done()
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			level.Warn(in.logger).Log("msg", "accepting a carbon connection failed; retrying in 100ms", "err", err)
+			level.Warn(rv.logger).Log("msg", "accepting a carbon connection failed; retrying in 100ms", "err", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		in.mtx.Lock()
-		in.conns[c] = struct{}{}
-		in.mtx.Unlock()
-		in.connections.Inc()
-		in.openConns.Inc()
-		in.wg.Add(1)
+		rv.mtx.Lock()
+		rv.conns[c] = struct{}{}
+		rv.mtx.Unlock()
+		rv.connections.Inc()
+		rv.openConns.Inc()
+		rv.wg.Add(1)
 		go func() {
-			defer in.wg.Done()
+			defer rv.wg.Done()
 			defer func() {
-				in.mtx.Lock()
-				delete(in.conns, c)
-				in.mtx.Unlock()
-				in.openConns.Dec()
+				rv.mtx.Lock()
+				delete(rv.conns, c)
+				rv.mtx.Unlock()
+				rv.openConns.Dec()
 				_ = c.Close()
 			}()
-			in.serveConn(c)
+			rv.serveConn(c)
 		}()
 	}
 }
 
 // tenantContext is the context a listener's lines are written with.
-func (in *Ingester) tenantContext() context.Context {
-	return user.InjectOrgID(context.Background(), in.cfg.Tenant)
+func (rv *Receiver) tenantContext() context.Context {
+	return user.InjectOrgID(context.Background(), rv.cfg.Tenant)
 }
 
 // serveConn reads lines until the peer closes. Lines are written in batches:
 // when BatchSize lines are pending or nothing more is buffered.
-func (in *Ingester) serveConn(c net.Conn) {
-	ctx := in.tenantContext()
+func (rv *Receiver) serveConn(c net.Conn) {
+	ctx := rv.tenantContext()
 	r := bufio.NewReaderSize(c, 64<<10)
-	b := in.newBatch("tcp", c.RemoteAddr().String())
+	b := rv.newBatch("tcp", c.RemoteAddr().String())
 	for {
-		line, tooLong, err := readLine(r, in.cfg.MaxLineLength)
+		line, tooLong, err := readLine(r, rv.cfg.MaxLineLength)
 		if tooLong {
-			b.reject(ReasonLineTooLong, fmt.Sprintf("line longer than %d bytes (-graphite.carbon.max-line-length)", in.cfg.MaxLineLength), line)
+			b.reject(ReasonLineTooLong, fmt.Sprintf("line longer than %d bytes (-graphite.carbon.max-line-length)", rv.cfg.MaxLineLength), line)
 		} else if len(line) > 0 {
 			b.add(line)
 		}
@@ -206,7 +206,7 @@ func (in *Ingester) serveConn(c net.Conn) {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				level.Debug(in.logger).Log("msg", "carbon connection ended", "remote", c.RemoteAddr(), "err", err)
+				level.Debug(rv.logger).Log("msg", "carbon connection ended", "remote", c.RemoteAddr(), "err", err)
 			}
 			return
 		}
@@ -248,9 +248,9 @@ func trimEOL(b []byte) []byte {
 	return b
 }
 
-func (in *Ingester) udpLoop(pc net.PacketConn) {
-	defer in.wg.Done()
-	ctx := in.tenantContext()
+func (rv *Receiver) udpLoop(pc net.PacketConn) {
+	defer rv.wg.Done()
+	ctx := rv.tenantContext()
 	buf := make([]byte, 64<<10)
 	for {
 		n, addr, err := pc.ReadFrom(buf)
@@ -258,22 +258,22 @@ func (in *Ingester) udpLoop(pc net.PacketConn) {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			level.Warn(in.logger).Log("msg", "reading a carbon datagram failed", "err", err)
+			level.Warn(rv.logger).Log("msg", "reading a carbon datagram failed", "err", err)
 			continue
 		}
 		remote := ""
 		if addr != nil {
 			remote = addr.String()
 		}
-		b := in.newBatch("udp", remote)
+		b := rv.newBatch("udp", remote)
 		b.ctx = ctx
-		in.addLines(b, buf[:n])
+		rv.addLines(b, buf[:n])
 		b.flush(ctx)
 	}
 }
 
 // addLines adds every line of data to b.
-func (in *Ingester) addLines(b *batch, data []byte) {
+func (rv *Receiver) addLines(b *batch, data []byte) {
 	for len(data) > 0 {
 		i := indexByte(data, '\n')
 		var line []byte
@@ -284,8 +284,8 @@ func (in *Ingester) addLines(b *batch, data []byte) {
 		}
 		line = trimEOL(line)
 		switch {
-		case len(line) > in.cfg.MaxLineLength:
-			b.reject(ReasonLineTooLong, fmt.Sprintf("line longer than %d bytes (-graphite.carbon.max-line-length)", in.cfg.MaxLineLength), line[:min(len(line), 128)])
+		case len(line) > rv.cfg.MaxLineLength:
+			b.reject(ReasonLineTooLong, fmt.Sprintf("line longer than %d bytes (-graphite.carbon.max-line-length)", rv.cfg.MaxLineLength), line[:min(len(line), 128)])
 		case len(line) > 0:
 			b.add(line)
 		}
@@ -319,7 +319,7 @@ const maxShownErrors = 10
 // batch collects parsed lines of one connection, datagram or request and
 // writes them; it counts and logs what is rejected.
 type batch struct {
-	in       *Ingester
+	rv       *Receiver
 	ctx      context.Context // for addLines' flushes; set by the HTTP path
 	protocol string
 	remote   string
@@ -332,16 +332,16 @@ type batch struct {
 	worst  int           // highest status of the writes so far
 }
 
-func (in *Ingester) newBatch(protocol, remote string) *batch {
-	return &batch{in: in, protocol: protocol, remote: remote}
+func (rv *Receiver) newBatch(protocol, remote string) *batch {
+	return &batch{rv: rv, protocol: protocol, remote: remote}
 }
 
-func (b *batch) full() bool { return len(b.series) >= b.in.cfg.BatchSize }
+func (b *batch) full() bool { return len(b.series) >= b.rv.cfg.BatchSize }
 
 func (b *batch) add(line []byte) {
 	b.lineNo++
-	b.in.linesReceived.WithLabelValues(b.protocol).Inc()
-	l, lerr := ParseLine(line, b.in.now())
+	b.rv.linesReceived.WithLabelValues(b.protocol).Inc()
+	l, lerr := ParseLine(line, b.rv.now())
 	if lerr != nil {
 		b.rejectParsed(lerr.Reason, lerr.Msg, line)
 		return
@@ -360,17 +360,17 @@ func (b *batch) add(line []byte) {
 // reject counts a line rejected before parsing (too long).
 func (b *batch) reject(reason, msg string, line []byte) {
 	b.lineNo++
-	b.in.linesReceived.WithLabelValues(b.protocol).Inc()
+	b.rv.linesReceived.WithLabelValues(b.protocol).Inc()
 	b.rejectParsed(reason, msg, line)
 }
 
 func (b *batch) rejectParsed(reason, msg string, line []byte) {
 	b.record(b.lineNo, reason, msg)
-	b.in.badLog.log("msg", "carbon line rejected", "reason", reason, "err", msg, "line", truncate(string(line), 256), "protocol", b.protocol, "remote", b.remote)
+	b.rv.badLog.log("msg", "carbon line rejected", "reason", reason, "err", msg, "line", truncate(string(line), 256), "protocol", b.protocol, "remote", b.remote)
 }
 
 func (b *batch) record(lineNo int, reason, msg string) {
-	b.in.linesRejected.WithLabelValues(reason).Inc()
+	b.rv.linesRejected.WithLabelValues(reason).Inc()
 	if b.result == nil {
 		return
 	}
@@ -388,18 +388,18 @@ func (b *batch) flush(ctx context.Context) int {
 		return http.StatusOK
 	}
 	n := len(b.series)
-	res := b.in.writer.Write(ctx, &prompb.WriteRequest{Timeseries: slices.Clone(b.series)}, distributor.WriteOptions{GraphiteNames: true})
+	res := b.rv.writer.Write(ctx, &prompb.WriteRequest{Timeseries: slices.Clone(b.series)}, distributor.WriteOptions{GraphiteNames: true})
 	// Carbon senders get no answer and cannot resend: when the write failed
 	// as a whole (ingesters briefly unavailable), the listeners retry it.
 	// HTTP clients get the status and retry themselves.
 	for attempt := 0; res.Status >= 500 && b.result == nil && attempt < len(carbonRetryBackoff); attempt++ {
 		select {
 		case <-time.After(carbonRetryBackoff[attempt]):
-		case <-b.in.stopped:
+		case <-b.rv.stopped:
 			attempt = len(carbonRetryBackoff)
 			continue
 		}
-		res = b.in.writer.Write(ctx, &prompb.WriteRequest{Timeseries: slices.Clone(b.series)}, distributor.WriteOptions{GraphiteNames: true})
+		res = b.rv.writer.Write(ctx, &prompb.WriteRequest{Timeseries: slices.Clone(b.series)}, distributor.WriteOptions{GraphiteNames: true})
 	}
 	lineOf := b.lineOf
 	b.series, b.lineOf = nil, nil
@@ -417,7 +417,7 @@ func (b *batch) flush(ctx context.Context) int {
 		for _, i := range idx {
 			b.record(lineOf[i], res.Rejected[i], "storage rejected the line (see docs/errors.md for the ID)")
 		}
-		b.in.badLog.log("msg", "carbon lines rejected by the write path", "rejected", len(res.Rejected), "lines", n, "protocol", b.protocol, "remote", b.remote, "detail", truncate(res.Message, 512))
+		b.rv.badLog.log("msg", "carbon lines rejected by the write path", "rejected", len(res.Rejected), "lines", n, "protocol", b.protocol, "remote", b.remote, "detail", truncate(res.Message, 512))
 		b.stored(n - len(res.Rejected))
 	default:
 		reason := ReasonStorage
@@ -427,7 +427,7 @@ func (b *batch) flush(ctx context.Context) int {
 		for _, ln := range lineOf {
 			b.record(ln, reason, truncate(res.Message, 300))
 		}
-		level.Warn(b.in.logger).Log("msg", "carbon lines not stored", "lines", n, "status", res.Status, "protocol", b.protocol, "remote", b.remote, "err", truncate(res.Message, 512))
+		level.Warn(b.rv.logger).Log("msg", "carbon lines not stored", "lines", n, "status", res.Status, "protocol", b.protocol, "remote", b.remote, "err", truncate(res.Message, 512))
 	}
 	return res.Status
 }
@@ -436,7 +436,7 @@ func (b *batch) stored(n int) {
 	if n <= 0 {
 		return
 	}
-	b.in.linesStored.WithLabelValues(b.protocol).Add(float64(n))
+	b.rv.linesStored.WithLabelValues(b.protocol).Add(float64(n))
 	if b.result != nil {
 		b.result.Accepted += n
 	}

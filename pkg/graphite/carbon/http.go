@@ -1,4 +1,4 @@
-package graphite
+package carbon
 
 import (
 	"encoding/json"
@@ -15,7 +15,7 @@ import (
 // first rejected lines. The status is 200 when every line was stored, 400
 // when some were rejected (the others are stored), 429 or 5xx when storage
 // did not take them.
-func (in *Ingester) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (rv *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "carbon lines are sent with POST, not "+r.Method, http.StatusMethodNotAllowed)
@@ -25,20 +25,20 @@ func (in *Ingester) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no valid tenant in the request: set the X-Scope-OrgID header", http.StatusUnauthorized)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(in.cfg.MaxHTTPBodySize)+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(rv.cfg.MaxHTTPBodySize)+1))
 	if err != nil {
 		http.Error(w, "reading the request body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if len(body) > in.cfg.MaxHTTPBodySize {
-		http.Error(w, fmt.Sprintf("the body is over %d bytes; send fewer lines per request or raise -graphite.ingest.max-body-size", in.cfg.MaxHTTPBodySize), http.StatusRequestEntityTooLarge)
+	if len(body) > rv.cfg.MaxHTTPBodySize {
+		http.Error(w, fmt.Sprintf("the body is over %d bytes; send fewer lines per request or raise -graphite.ingest.max-body-size", rv.cfg.MaxHTTPBodySize), http.StatusRequestEntityTooLarge)
 		return
 	}
 	res := &IngestResult{Reasons: map[string]int{}, Errors: []string{}}
-	b := in.newBatch("http", r.RemoteAddr)
+	b := rv.newBatch("http", r.RemoteAddr)
 	b.ctx = r.Context()
 	b.result = res
-	in.addLines(b, body)
+	rv.addLines(b, body)
 	b.flush(r.Context())
 	worst := b.worst
 	status := http.StatusOK

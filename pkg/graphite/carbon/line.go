@@ -1,4 +1,4 @@
-package graphite
+package carbon
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
 )
 
 // Reasons a carbon line is rejected before it reaches storage: the reason
@@ -86,7 +88,7 @@ func parsePath(s string) (labels.Labels, *LineError) {
 		return labels.EmptyLabels(), err
 	}
 	if !tagged {
-		return PathLabels(name), nil
+		return mapping.PathLabels(name), nil
 	}
 	tags := map[string]string{}
 	for _, kv := range strings.Split(tagPart, ";") {
@@ -96,7 +98,7 @@ func parsePath(s string) (labels.Labels, *LineError) {
 			return labels.EmptyLabels(), lineErr(ReasonBadTag, "tag %q of %q is not name=value", truncate(kv, 64), truncate(s, 128))
 		case strings.ContainsAny(k, "!^=~ \t") || !printable(k):
 			return labels.EmptyLabels(), lineErr(ReasonBadTag, "tag name %q may not contain ! ^ = ~, spaces or control characters", truncate(k, 64))
-		case k == nameTag || strings.HasPrefix(k, "__"):
+		case k == mapping.NameTag || strings.HasPrefix(k, "__"):
 			return labels.EmptyLabels(), lineErr(ReasonBadTag, "tag name %q is reserved (name is the path; names starting with __ are internal)", truncate(k, 64))
 		case strings.HasPrefix(v, "~") || !printable(v):
 			return labels.EmptyLabels(), lineErr(ReasonBadTag, "value of tag %q may not start with ~ or contain control characters", truncate(k, 64))
@@ -106,7 +108,7 @@ func parsePath(s string) (labels.Labels, *LineError) {
 		}
 		tags[k] = v
 	}
-	return TaggedLabels(name, tags), nil
+	return mapping.TaggedLabels(name, tags), nil
 }
 
 // checkPath accepts a non-empty UTF-8 path of non-empty dot-separated nodes
@@ -119,7 +121,7 @@ func checkPath(p string) *LineError {
 		return lineErr(ReasonBadPath, "path %q is not printable UTF-8", truncate(p, 128))
 	case strings.HasPrefix(p, ".") || strings.HasSuffix(p, ".") || strings.Contains(p, ".."):
 		return lineErr(ReasonBadPath, "path %q has an empty node", truncate(p, 128))
-	case hasGlob(p):
+	case mapping.HasGlob(p):
 		return lineErr(ReasonBadPath, "path %q has a glob character (* ? [ ] { }), which could never be queried literally", truncate(p, 128))
 	}
 	return nil

@@ -1,4 +1,4 @@
-package graphite
+package api
 
 import (
 	"bytes"
@@ -23,7 +23,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/meridianhq/meridian/pkg/graphite/functions"
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
 	"github.com/meridianhq/meridian/pkg/graphite/parser"
+	"github.com/meridianhq/meridian/pkg/graphite/render"
 	"github.com/meridianhq/meridian/pkg/limits"
 )
 
@@ -48,11 +50,14 @@ func openDB(t testing.TB, series map[string][]sample, tagged ...labels.Labels) *
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
 	app := db.AppenderV2(context.Background())
 	for path, ss := range series {
-		ls := PathLabels(path)
-		if strings.Contains(path, ";") {
-			var lerr *LineError
-			ls, lerr = parsePath(path)
-			require.Nil(t, lerr)
+		ls := mapping.PathLabels(path)
+		if name, tagPart, tagged := strings.Cut(path, ";"); tagged {
+			tags := map[string]string{}
+			for _, kv := range strings.Split(tagPart, ";") {
+				k, v, _ := strings.Cut(kv, "=")
+				tags[k] = v
+			}
+			ls = mapping.TaggedLabels(name, tags)
 		}
 		for _, s := range ss {
 			_, err := app.Append(0, ls, 0, s.tMs, s.v, nil, nil, storage.AOptions{})
@@ -185,9 +190,9 @@ func TestFetchLimits(t *testing.T) {
 	lim := testLimits(time.Minute)
 	lim.GraphiteMaxSeriesPerRender = 2
 	_, err := newFetcher(db, lim, nil).FetchPath(tenantCtx(), "a.*", 0, 3600)
-	var le *LimitError
+	var le *render.LimitError
 	require.ErrorAs(t, err, &le)
-	require.Equal(t, ErrIDMaxSeriesPerRender, le.ID)
+	require.Equal(t, render.ErrIDMaxSeriesPerRender, le.ID)
 
 	lim = testLimits(time.Minute)
 	lim.GraphiteMaxPointsPerRender = 3 * 60 // 3 series × 60 intervals fit
@@ -196,11 +201,11 @@ func TestFetchLimits(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.FetchPath(tenantCtx(), "a.x", 0, 3600) // the budget is per request
 	require.ErrorAs(t, err, &le)
-	require.Equal(t, ErrIDMaxPointsPerRender, le.ID)
+	require.Equal(t, render.ErrIDMaxPointsPerRender, le.ID)
 }
 
 func newTestAPI(t testing.TB, db storage.Queryable) *API {
-	return NewAPI(db, fixedLimits{testLimits(time.Minute)}, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	return New(db, fixedLimits{testLimits(time.Minute)}, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 }
 
 func get(t testing.TB, h http.HandlerFunc, path string, params url.Values) (int, []byte) {
@@ -347,30 +352,6 @@ func TestSimpleEndpoints(t *testing.T) {
 	require.Contains(t, cat, "sumSeries")
 }
 
-func TestRenderFormats(t *testing.T) {
-	nan := math.NaN()
-	all := []*functions.Series{
-		{Name: "a.b", Tags: map[string]string{"name": "a.b"}, Start: 60, End: 240, Step: 60, Values: []float64{1.5, nan, 3}},
-		{Name: "empty", Tags: map[string]string{"name": "empty"}, Start: 60, End: 120, Step: 60, Values: []float64{nan}},
-	}
-	rec := httptest.NewRecorder()
-	writeRenderJSON(rec, all, false)
-	require.JSONEq(t, `[{"target":"a.b","tags":{"name":"a.b"},"datapoints":[[1.5,60],[null,120],[3,180]]},
-		{"target":"empty","tags":{"name":"empty"},"datapoints":[[null,60]]}]`, rec.Body.String())
-
-	rec = httptest.NewRecorder()
-	writeRenderJSON(rec, all, true)
-	require.JSONEq(t, `[{"target":"a.b","tags":{"name":"a.b"},"datapoints":[[1.5,60],[3,180]]}]`, rec.Body.String())
-
-	rec = httptest.NewRecorder()
-	writeCSV(rec, all[:1], false)
-	require.Equal(t, "a.b,1970-01-01 00:01:00,1.5\r\na.b,1970-01-01 00:02:00,\r\na.b,1970-01-01 00:03:00,3\r\n", rec.Body.String())
-
-	rec = httptest.NewRecorder()
-	writeRaw(rec, all[:1])
-	require.Equal(t, "a.b,60,240,60|1.5,None,3\n", rec.Body.String())
-}
-
 // TestRenderWithFakeEvaluator runs the render handler end to end with an
 // evaluator that fetches plain paths, so the handler is tested before the
 // function library exists. It needs the real parser; it skips while the
@@ -417,25 +398,6 @@ func TestRenderBadRequests(t *testing.T) {
 	}
 }
 
-func TestPartValuesRoundTrip(t *testing.T) {
-	in := PartValues{1.5, math.NaN(), math.Inf(1), math.Inf(-1), 0, -2e-300, 1e300}
-	b, err := json.Marshal(in)
-	require.NoError(t, err)
-	require.Equal(t, `[1.5,null,"+Inf","-Inf",0,-2e-300,1e+300]`, string(b))
-	var out PartValues
-	require.NoError(t, json.Unmarshal(b, &out))
-	require.Len(t, out, len(in))
-	for i := range in {
-		if math.IsNaN(in[i]) {
-			require.True(t, math.IsNaN(out[i]))
-			continue
-		}
-		require.Equal(t, in[i], out[i])
-	}
-	require.NoError(t, json.Unmarshal([]byte(`[]`), &out))
-	require.Empty(t, out)
-}
-
 // TestRenderPartFormat: the query-frontend's part format carries exact
 // values and the series of every fetch; seriesFrom/seriesUntil widen the
 // fetched series to those of the whole render.
@@ -444,15 +406,15 @@ func TestRenderPartFormat(t *testing.T) {
 		"p.early": {{tMs: 610_000, v: 1.5}, {tMs: 670_000, v: 2}},
 		"p.late":  {{tMs: 4210_000, v: 7}},
 	}))
-	part := func(extra url.Values) Part {
+	part := func(extra url.Values) render.Part {
 		t.Helper()
-		params := url.Values{"target": {"sumSeries(p.*)"}, "from": {"540"}, "until": {"660"}, "format": {FormatPart}}
+		params := url.Values{"target": {"sumSeries(p.*)"}, "from": {"540"}, "until": {"660"}, "format": {render.FormatPart}}
 		for k, v := range extra {
 			params[k] = v
 		}
 		code, body := get(t, a.Render, "/graphite/render", params)
 		require.Equal(t, http.StatusOK, code, string(body))
-		var p Part
+		var p render.Part
 		require.NoError(t, json.Unmarshal(body, &p), string(body))
 		return p
 	}
@@ -462,13 +424,13 @@ func TestRenderPartFormat(t *testing.T) {
 	s := p.Series[0]
 	require.Equal(t, "sumSeries(p.*)", s.Name)
 	require.Equal(t, [3]int64{600, 720, 60}, [3]int64{s.Start, s.End, s.Step})
-	require.Equal(t, PartValues{1.5, 2}, s.Values)
+	require.Equal(t, render.PartValues{1.5, 2}, s.Values)
 	require.Equal(t, "average", s.ConsolidationFunc)
 
 	p = part(url.Values{"seriesFrom": {"540"}, "seriesUntil": {"4300"}})
 	require.Equal(t, [][]string{{"p.early", "p.late"}}, p.Fetched, "p.late has data in the wider range")
-	require.Equal(t, PartValues{1.5, 2}, p.Series[0].Values, "and no values in this one")
+	require.Equal(t, render.PartValues{1.5, 2}, p.Series[0].Values, "and no values in this one")
 
-	code, _ := get(t, a.Render, "/graphite/render", url.Values{"target": {"p.*"}, "format": {FormatPart}, "seriesFrom": {"9"}, "seriesUntil": {"x"}})
+	code, _ := get(t, a.Render, "/graphite/render", url.Values{"target": {"p.*"}, "format": {render.FormatPart}, "seriesFrom": {"9"}, "seriesUntil": {"x"}})
 	require.Equal(t, http.StatusBadRequest, code)
 }

@@ -1,4 +1,4 @@
-package graphite
+package mapping
 
 import (
 	"regexp"
@@ -50,12 +50,12 @@ func TestGlobMatchers(t *testing.T) {
 		{"a+b.c(d)*", []string{`__gn__="2"`, `__g0__="a+b"`, `__g1__=~"c\\(d\\).*"`}},
 		{"a.{cpu*,mem}", []string{`__gn__="2"`, `__g0__="a"`, `__g1__=~"(?:cpu.*|mem)"`}},
 	} {
-		ms, err := globMatchers(tc.glob)
+		ms, err := GlobMatchers(tc.glob)
 		require.NoError(t, err, tc.glob)
 		require.Equal(t, tc.want, matcherStrings(ms), tc.glob)
 	}
 	for _, bad := range []string{"a.{b", "a.b}", "a.[bc", "a..b"} {
-		_, err := globMatchers(bad)
+		_, err := GlobMatchers(bad)
 		require.Error(t, err, bad)
 	}
 }
@@ -77,7 +77,7 @@ func TestGlobMatchesLikeGraphite(t *testing.T) {
 		{"v[a-c-]", []string{"va", "v-"}, []string{"vd"}},
 		{"^$*", []string{"^$", "^$x"}, []string{"x"}},
 	} {
-		if !hasGlob(tc.glob) {
+		if !HasGlob(tc.glob) {
 			continue
 		}
 		re, err := nodeRegexp(tc.glob)
@@ -93,12 +93,12 @@ func TestGlobMatchesLikeGraphite(t *testing.T) {
 }
 
 func TestExpandDottedBraces(t *testing.T) {
-	require.Equal(t, []string{"a.b.d", "c.d"}, expandDottedBraces("{a.b,c}.d"))
-	require.Equal(t, []string{"x.{a,b}.y"}, expandDottedBraces("x.{a,b}.y"))
+	require.Equal(t, []string{"a.b.d", "c.d"}, ExpandDottedBraces("{a.b,c}.d"))
+	require.Equal(t, []string{"x.{a,b}.y"}, ExpandDottedBraces("x.{a,b}.y"))
 }
 
 func TestTagMatchers(t *testing.T) {
-	ms, err := tagMatchers([]string{"name=cpu", "dc!=x", "host=~web", "env!=~dev|test"})
+	ms, err := TagMatchers([]string{"name=cpu", "dc!=x", "host=~web", "env!=~dev|test"})
 	require.NoError(t, err)
 	require.Equal(t, []string{`__name__="cpu"`, `dc!="x"`, `host=~"(?:web).*"`, `env!~"(?:dev|test).*"`, `__gn__=""`}, matcherStrings(ms))
 	// Graphite's =~ is anchored at the start only.
@@ -106,18 +106,23 @@ func TestTagMatchers(t *testing.T) {
 	require.True(t, m.Matches("web01"))
 	require.False(t, m.Matches("aweb"))
 
-	_, err = tagMatchers([]string{"dc!=x"})
+	_, err = TagMatchers([]string{"dc!=x"})
 	require.Error(t, err, "only empty-matching expressions")
-	_, err = tagMatchers([]string{"novalue"})
+	_, err = TagMatchers([]string{"novalue"})
 	require.Error(t, err)
-	_, err = tagMatchers([]string{"a=~("})
+	_, err = TagMatchers([]string{"a=~("})
 	require.Error(t, err)
 }
 
-func TestReservedLabels(t *testing.T) {
-	require.True(t, isReservedLabel("__gn__"))
-	require.True(t, isReservedLabel("__g12__"))
-	require.False(t, isReservedLabel("__gx__"))
-	require.False(t, isReservedLabel("__name__"))
+func TestNodeAndTagNames(t *testing.T) {
+	require.Equal(t, "__g2__", NodeLabel(2))
 	require.Equal(t, "__g70__", NodeLabel(70))
+	// The mapping's own labels are internal: they are no Graphite tag.
+	for _, l := range []string{"__gn__", "__g12__"} {
+		require.Empty(t, TagName(l), l)
+	}
+	require.Equal(t, "name", TagName("__name__"))
+	require.Equal(t, "dc", TagName("dc"))
+	require.Equal(t, "__name__", LabelName("name"))
+	require.Equal(t, "dc", LabelName("dc"))
 }

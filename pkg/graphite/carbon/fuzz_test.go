@@ -1,11 +1,8 @@
-package graphite
+package carbon
 
 import (
-	"regexp"
 	"testing"
 	"time"
-
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // FuzzParseLine: any input either parses into a series with a metric name
@@ -25,27 +22,6 @@ func FuzzParseLine(f *testing.F) {
 		}
 		if l.Labels.Get("__name__") == "" {
 			t.Fatalf("%q parsed without a name", line)
-		}
-	})
-}
-
-// FuzzGlobMatchers: a glob either translates into matchers whose regexps
-// compile, or is an error; it never panics.
-func FuzzGlobMatchers(f *testing.F) {
-	for _, s := range []string{"a.*.c", "a.{b,c}.d", "a.b[0-9].c", "{a.b,c}.d", "a.[!x]", "a.{b{c,d},e}"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, glob string) {
-		for _, g := range expandDottedBraces(glob) {
-			ms, err := globMatchers(g)
-			if err != nil {
-				continue
-			}
-			for _, m := range ms {
-				if _, err := regexp.Compile(m.Value); m.Type == labels.MatchRegexp && err != nil {
-					t.Fatalf("bad regexp %q from %q", m.Value, glob)
-				}
-			}
 		}
 	})
 }

@@ -1,4 +1,9 @@
-package graphite
+// Package api is Graphite's read side in the querier: the /graphite
+// endpoints (render, find, expand, tags, functions, ...) and the fetcher
+// that reads Graphite series from storage within the tenant's render
+// budget. Answers are encoded by package render; globs and tag
+// expressions become matchers through package mapping.
+package api
 
 import (
 	"context"
@@ -7,7 +12,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -24,7 +28,9 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/meridianhq/meridian/pkg/graphite/functions"
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
 	"github.com/meridianhq/meridian/pkg/graphite/parser"
+	"github.com/meridianhq/meridian/pkg/graphite/render"
 )
 
 // Version is what /graphite/version answers: the graphite-web release whose
@@ -55,8 +61,8 @@ type API struct {
 // of one render at the default graphite_max_points_per_render (10 M points).
 const valuesPoolBytes = 10_000_000 * 8
 
-// NewAPI creates the Graphite API.
-func NewAPI(q storage.Queryable, lim TenantLimits, logger log.Logger, reg prometheus.Registerer) *API {
+// New creates the Graphite API.
+func New(q storage.Queryable, lim TenantLimits, logger log.Logger, reg prometheus.Registerer) *API {
 	f := promauto.With(reg)
 	return &API{
 		queryable: q,
@@ -120,14 +126,15 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusInternalServerError
 	msg := err.Error()
 	var he *httpError
-	var le *LimitError
+	var pme *render.ParamError
+	var le *render.LimitError
 	var ie *functions.InputError
 	var pe *parser.Error
 	var se *StorageError
 	switch {
 	case errors.As(err, &he):
 		status = he.status
-	case errors.As(err, &pe), errors.As(err, &ie):
+	case errors.As(err, &pme), errors.As(err, &pe), errors.As(err, &ie):
 		status = http.StatusBadRequest
 	case errors.As(err, &le):
 		status = http.StatusUnprocessableEntity
@@ -156,54 +163,9 @@ func form(r *http.Request) error {
 	return nil
 }
 
-// location is the tz parameter (UTC when absent).
-func location(form url.Values) (*time.Location, error) {
-	tz := form.Get("tz")
-	if tz == "" {
-		return time.UTC, nil
-	}
-	loc, err := time.LoadLocation(tz)
-	if err != nil {
-		return nil, badRequest("unknown time zone tz=%q", tz)
-	}
-	return loc, nil
-}
-
 // timeRange reads from (default -24h) and until (default now) in seconds.
 func (a *API) timeRange(r *http.Request, defFrom string) (int64, int64, error) {
-	return formRange(r.Form, a.now(), defFrom)
-}
-
-// formRange reads from (default defFrom) and until (default now) of form,
-// in the time zone tz, as Unix seconds.
-func formRange(form url.Values, now time.Time, defFrom string) (int64, int64, error) {
-	loc, err := location(form)
-	if err != nil {
-		return 0, 0, err
-	}
-	parse := func(name, def string) (int64, error) {
-		v := form.Get(name)
-		if v == "" {
-			v = def
-		}
-		t, err := ParseTime(v, now, loc)
-		if err != nil {
-			return 0, badRequest("parameter %s: %v", name, err)
-		}
-		return t.Unix(), nil
-	}
-	from, err := parse("from", defFrom)
-	if err != nil {
-		return 0, 0, err
-	}
-	until, err := parse("until", "now")
-	if err != nil {
-		return 0, 0, err
-	}
-	if from >= until {
-		return 0, 0, badRequest("from (%d) must be before until (%d)", from, until)
-	}
-	return from, until, nil
+	return render.FormRange(r.Form, a.now(), defFrom)
 }
 
 func (a *API) tenantLimits(ctx context.Context) (*fetcher, error) {
@@ -236,28 +198,28 @@ func (a *API) findNodes(ctx context.Context, query string, from, until int64) ([
 	}
 	defer q.Close()
 	byName := map[string]bool{} // name → leaf
-	for _, glob := range expandDottedBraces(query) {
-		nodes, err := splitNodes(glob)
+	for _, glob := range mapping.ExpandDottedBraces(query) {
+		nodes, err := mapping.SplitNodes(glob)
 		if err != nil {
 			return nil, badRequest("query %q: %v", query, err)
 		}
 		last := len(nodes) - 1
-		ms, err := nodeMatchers(nodes)
+		ms, err := mapping.NodeMatchers(nodes)
 		if err != nil {
 			return nil, badRequest("query %q: %v", query, err)
 		}
 		// The leaf and branch matchers below each select a non-empty set by
 		// themselves, so a query of only "*" nodes needs no node matcher.
 		count := strconv.Itoa(len(nodes))
-		leafMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchEqual, NodeCountLabel, count))
+		leafMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchEqual, mapping.NodeCountLabel, count))
 		// A branch has a next node: one postings lookup, where __gn__!=N
 		// would touch every series.
-		branchMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(len(nodes)), ""))
-		leaves, _, err := q.LabelValues(ctx, NodeLabel(last), nil, leafMs...)
+		branchMs := append(append([]*labels.Matcher{}, ms...), labels.MustNewMatcher(labels.MatchNotEqual, mapping.NodeLabel(len(nodes)), ""))
+		leaves, _, err := q.LabelValues(ctx, mapping.NodeLabel(last), nil, leafMs...)
 		if err != nil {
 			return nil, storageError(err)
 		}
-		branches, _, err := q.LabelValues(ctx, NodeLabel(last), nil, branchMs...)
+		branches, _, err := q.LabelValues(ctx, mapping.NodeLabel(last), nil, branchMs...)
 		if err != nil {
 			return nil, storageError(err)
 		}
@@ -289,7 +251,7 @@ func (a *API) findNodes(ctx context.Context, query string, from, until int64) ([
 // glob: its matches then have prefixes other than the query's own.
 func globbedPrefix(query string) bool {
 	i := strings.LastIndexByte(query, '.')
-	return i >= 0 && hasGlob(query[:i])
+	return i >= 0 && mapping.HasGlob(query[:i])
 }
 
 // completerPaths answers a query with a globbed prefix with the real paths
@@ -306,19 +268,19 @@ func (a *API) completerPaths(ctx context.Context, query string, from, until int6
 		return nil, err
 	}
 	var found []node
-	for _, glob := range expandDottedBraces(query) {
-		parts, err := splitNodes(glob)
+	for _, glob := range mapping.ExpandDottedBraces(query) {
+		parts, err := mapping.SplitNodes(glob)
 		if err != nil {
 			return nil, badRequest("query %q: %v", query, err)
 		}
 		depth := len(parts)
 		// Every path of the query's depth or deeper: a leaf has exactly
 		// depth nodes, a branch has a node at index depth.
-		ms, err := nodeMatchers(parts)
+		ms, err := mapping.NodeMatchers(parts)
 		if err != nil {
 			return nil, badRequest("query %q: %v", query, err)
 		}
-		ms = append(ms, labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(depth-1), ""))
+		ms = append(ms, labels.MustNewMatcher(labels.MatchNotEqual, mapping.NodeLabel(depth-1), ""))
 		// The name of an untagged series is its whole path: the distinct
 		// names under the glob (one label-values lookup, not a series per
 		// path over the wire) give the matching paths, cut to the query's
@@ -395,7 +357,7 @@ func (a *API) find(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	wildcards := truthy(r.Form.Get("wildcards"))
+	wildcards := render.Truthy(r.Form.Get("wildcards"))
 	switch format {
 	case "treejson", "json":
 		writeJSON(w, treeJSON(nodes, query, wildcards))
@@ -491,7 +453,7 @@ func (a *API) expand(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	leavesOnly := truthy(r.Form.Get("leavesOnly"))
+	leavesOnly := render.Truthy(r.Form.Get("leavesOnly"))
 	f, err := a.tenantLimits(r.Context())
 	if err != nil {
 		return err
@@ -508,7 +470,7 @@ func (a *API) expand(w http.ResponseWriter, r *http.Request) error {
 			union[p] = true
 		}
 	}
-	if truthy(r.Form.Get("groupByExpr")) {
+	if render.Truthy(r.Form.Get("groupByExpr")) {
 		writeJSON(w, map[string]any{"results": grouped})
 		return nil
 	}
@@ -530,27 +492,27 @@ func (a *API) expandOne(ctx context.Context, f *fetcher, query string, from, unt
 	}
 	defer q.Close()
 	set := map[string]bool{}
-	for _, glob := range expandDottedBraces(query) {
-		nodes, err := splitNodes(glob)
+	for _, glob := range mapping.ExpandDottedBraces(query) {
+		nodes, err := mapping.SplitNodes(glob)
 		if err != nil {
 			return nil, badRequest("query %q: %v", query, err)
 		}
-		ms, err := nodeMatchers(nodes)
+		ms, err := mapping.NodeMatchers(nodes)
 		if err != nil {
 			return nil, badRequest("query %q: %v", query, err)
 		}
 		count := strconv.Itoa(len(nodes))
 		if leavesOnly {
-			ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, NodeCountLabel, count))
+			ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, mapping.NodeCountLabel, count))
 		} else {
-			ms = append(ms, labels.MustNewMatcher(labels.MatchNotEqual, NodeLabel(len(nodes)-1), ""))
+			ms = append(ms, labels.MustNewMatcher(labels.MatchNotEqual, mapping.NodeLabel(len(nodes)-1), ""))
 		}
 		ss := q.Select(ctx, false, &storage.SelectHints{Start: from * 1000, End: until * 1000, Func: "series"}, ms...)
 		for ss.Next() {
 			ls := ss.At().Labels()
 			parts := make([]string, len(nodes))
 			for i := range nodes {
-				parts[i] = ls.Get(NodeLabel(i))
+				parts[i] = ls.Get(mapping.NodeLabel(i))
 			}
 			p := strings.Join(parts, ".")
 			if !set[p] {
@@ -570,26 +532,6 @@ func (a *API) expandOne(ctx context.Context, f *fetcher, query string, from, unt
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// tagName maps a stored label name to its Graphite tag ("" for the path
-// mapping's internal labels).
-func tagName(l string) string {
-	switch {
-	case l == labels.MetricName:
-		return nameTag
-	case strings.HasPrefix(l, "__"):
-		return ""
-	}
-	return l
-}
-
-// labelName maps a Graphite tag to the stored label name.
-func labelName(tag string) string {
-	if tag == nameTag {
-		return labels.MetricName
-	}
-	return tag
 }
 
 // Tags is /graphite/tags: [{"tag": name}, ...] of every tag, filtered by
@@ -661,7 +603,7 @@ func (a *API) tagNames(ctx context.Context, ms []*labels.Matcher, from, until in
 	}
 	set := map[string]bool{}
 	for _, n := range names {
-		if t := tagName(n); t != "" {
+		if t := mapping.TagName(n); t != "" {
 			set[t] = true
 		}
 	}
@@ -710,12 +652,12 @@ func (a *API) autoCompleteTags(w http.ResponseWriter, r *http.Request) error {
 	var ms []*labels.Matcher
 	searched := map[string]bool{}
 	if len(exprs) > 0 {
-		if ms, err = tagMatchers(exprs); err != nil {
+		if ms, err = mapping.TagMatchers(exprs); err != nil {
 			return badRequest("%v", err)
 		}
 		for _, e := range exprs {
-			if te, err := parseTagExpr(e); err == nil {
-				searched[te.tag] = true
+			if te, err := mapping.ParseTagExpr(e); err == nil {
+				searched[te.Tag] = true
 			}
 		}
 	}
@@ -761,22 +703,22 @@ func (a *API) autoCompleteValues(w http.ResponseWriter, r *http.Request) error {
 	}
 	var ms []*labels.Matcher
 	if exprs := exprParams(r); len(exprs) > 0 {
-		if ms, err = tagMatchers(exprs); err != nil {
+		if ms, err = mapping.TagMatchers(exprs); err != nil {
 			return badRequest("%v", err)
 		}
 	} else {
 		// Tagged series only: untagged paths are not in Graphite's tag index.
-		ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, NodeCountLabel, "")}
+		ms = []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, mapping.NodeCountLabel, "")}
 	}
 	if p := r.Form.Get("valuePrefix"); p != "" {
-		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, labelName(tag), regexp.QuoteMeta(p)+".*"))
+		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, mapping.LabelName(tag), regexp.QuoteMeta(p)+".*"))
 	}
 	q, err := a.queryable.Querier(from*1000, until*1000)
 	if err != nil {
 		return fmt.Errorf("open storage: %w", err)
 	}
 	defer q.Close()
-	vals, _, err := q.LabelValues(r.Context(), labelName(tag), nil, ms...)
+	vals, _, err := q.LabelValues(r.Context(), mapping.LabelName(tag), nil, ms...)
 	if err != nil {
 		return storageError(err)
 	}
@@ -803,7 +745,7 @@ func (a *API) findSeries(w http.ResponseWriter, r *http.Request) error {
 	if err := form(r); err != nil {
 		return err
 	}
-	ms, err := tagMatchers(exprParams(r))
+	ms, err := mapping.TagMatchers(exprParams(r))
 	if err != nil {
 		return badRequest("%v", err)
 	}
@@ -826,7 +768,7 @@ func (a *API) findSeries(w http.ResponseWriter, r *http.Request) error {
 		if err := f.charge(1, 0); err != nil {
 			return err
 		}
-		name, _ := SeriesName(ss.At().Labels())
+		name, _ := mapping.SeriesName(ss.At().Labels())
 		out = append(out, name)
 	}
 	if err := ss.Err(); err != nil {

@@ -1,4 +1,4 @@
-package graphite
+package carbon
 
 import (
 	"testing"
@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
+
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
 )
 
 func TestParseLine(t *testing.T) {
@@ -16,13 +18,13 @@ func TestParseLine(t *testing.T) {
 		value  float64
 		tsMs   int64
 	}{
-		{"servers.web01.cpu 42 1700000000", PathLabels("servers.web01.cpu"), 42, 1700000000000},
-		{"  a.b\t-1.5e3   1700000000.9  \r", PathLabels("a.b"), -1500, 1700000000000},
-		{"a.b 1", PathLabels("a.b"), 1, now.UnixMilli()},
-		{"a.b 1 -1", PathLabels("a.b"), 1, now.UnixMilli()},
-		{"a.b +Inf 1700000000", PathLabels("a.b"), posInf, 1700000000000},
+		{"servers.web01.cpu 42 1700000000", mapping.PathLabels("servers.web01.cpu"), 42, 1700000000000},
+		{"  a.b\t-1.5e3   1700000000.9  \r", mapping.PathLabels("a.b"), -1500, 1700000000000},
+		{"a.b 1", mapping.PathLabels("a.b"), 1, now.UnixMilli()},
+		{"a.b 1 -1", mapping.PathLabels("a.b"), 1, now.UnixMilli()},
+		{"a.b +Inf 1700000000", mapping.PathLabels("a.b"), posInf, 1700000000000},
 		{"disk.used;dc=x;host=h 7 1700000000", labels.FromStrings("__name__", "disk.used", "dc", "x", "host", "h"), 7, 1700000000000},
-		{"métrique.été 1 1700000000", PathLabels("métrique.été"), 1, 1700000000000},
+		{"métrique.été 1 1700000000", mapping.PathLabels("métrique.été"), 1, 1700000000000},
 	} {
 		l, err := ParseLine([]byte(tc.line), now)
 		require.Nil(t, err, tc.line)

@@ -1,4 +1,4 @@
-package graphite
+package api
 
 import (
 	"context"
@@ -20,22 +20,10 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/meridianhq/meridian/pkg/graphite/functions"
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
+	"github.com/meridianhq/meridian/pkg/graphite/render"
 	"github.com/meridianhq/meridian/pkg/limits"
 )
-
-// Error IDs of the Graphite query API (docs/errors.md).
-const (
-	ErrIDMaxSeriesPerRender = "err-meridian-graphite-max-series-per-render"
-	ErrIDMaxPointsPerRender = "err-meridian-graphite-max-points-per-render"
-)
-
-// LimitError is a per-tenant limit a render ran into; the API answers 422.
-type LimitError struct {
-	ID  string
-	Msg string
-}
-
-func (e *LimitError) Error() string { return e.ID + ": " + e.Msg }
 
 // TenantLimits gives a tenant's limits.
 type TenantLimits interface {
@@ -164,15 +152,15 @@ func (f *fetcher) charge(n int, points int64) error {
 	defer f.mtx.Unlock()
 	f.series += n
 	f.points += int64(n) * points
-	return RenderLimitError(f.lim.GraphiteMaxSeriesPerRender, f.lim.GraphiteMaxPointsPerRender, f.series, f.points)
+	return render.CheckLimits(f.lim.GraphiteMaxSeriesPerRender, f.lim.GraphiteMaxPointsPerRender, f.series, f.points)
 }
 
 // FetchPath returns the untagged series whose path matches glob, on the
 // tenant's graphite_step.
 func (f *fetcher) FetchPath(ctx context.Context, glob string, from, until int64) ([]*functions.Series, error) {
 	var sets [][]*labels.Matcher
-	for _, g := range expandDottedBraces(glob) {
-		ms, err := globMatchers(g)
+	for _, g := range mapping.ExpandDottedBraces(glob) {
+		ms, err := mapping.GlobMatchers(g)
 		if err != nil {
 			return nil, &functions.InputError{Msg: fmt.Sprintf("invalid path expression %q: %v", glob, err)}
 		}
@@ -183,7 +171,7 @@ func (f *fetcher) FetchPath(ctx context.Context, glob string, from, until int64)
 
 // FetchTagged returns the tagged series matching seriesByTag expressions.
 func (f *fetcher) FetchTagged(ctx context.Context, exprs []string, from, until int64) ([]*functions.Series, error) {
-	ms, err := tagMatchers(exprs)
+	ms, err := mapping.TagMatchers(exprs)
 	if err != nil {
 		return nil, &functions.InputError{Msg: "seriesByTag: " + err.Error()}
 	}
@@ -208,7 +196,7 @@ func (f *fetcher) fetch(ctx context.Context, sets [][]*labels.Matcher, pathExpr 
 		out    []*functions.Series
 	)
 	newSeries := func(ls labels.Labels) *functions.Series {
-		name, tags := SeriesName(ls)
+		name, tags := mapping.SeriesName(ls)
 		return &functions.Series{
 			Name: name, Tags: tags, PathExpression: pathExpr,
 			Start: start, End: end, Step: f.step,
@@ -425,7 +413,7 @@ func (e *StorageError) Error() string { return "read storage: " + e.Err.Error() 
 func (e *StorageError) Unwrap() error { return e.Err }
 
 func storageError(err error) error {
-	var le *LimitError
+	var le *render.LimitError
 	if errors.As(err, &le) {
 		return err
 	}

@@ -1,4 +1,9 @@
-package graphite
+// Package mapping is how Graphite series are stored as Prometheus series:
+// the labels of a carbon path or tagged series (the write side) and the
+// matchers of a glob or seriesByTag expression and the Graphite name of
+// stored labels (the read side). Both sides share it so that what carbon
+// stores is what the API finds.
+package mapping
 
 import (
 	"fmt"
@@ -25,8 +30,8 @@ const (
 	// nodeLabelPrefix and nodeLabelSuffix surround a node's index.
 	nodeLabelPrefix = "__g"
 	nodeLabelSuffix = "__"
-	// nameTag is Graphite's tag for the series name (__name__).
-	nameTag = "name"
+	// NameTag is Graphite's tag for the series name (__name__).
+	NameTag = "name"
 )
 
 var nodeLabelNames = func() []string {
@@ -45,26 +50,8 @@ func NodeLabel(i int) string {
 	return nodeLabelPrefix + strconv.Itoa(i) + nodeLabelSuffix
 }
 
-// isReservedLabel reports whether name is one of the labels of the path
-// mapping (__gn__ or __g<N>__).
-func isReservedLabel(name string) bool {
-	if name == NodeCountLabel {
-		return true
-	}
-	if !strings.HasPrefix(name, nodeLabelPrefix) || !strings.HasSuffix(name, nodeLabelSuffix) || len(name) <= len(nodeLabelPrefix)+len(nodeLabelSuffix) {
-		return false
-	}
-	digits := name[len(nodeLabelPrefix) : len(name)-len(nodeLabelSuffix)]
-	for i := 0; i < len(digits); i++ {
-		if digits[i] < '0' || digits[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // PathLabels returns the labels an untagged path is stored as. The path must
-// be valid (checkPath).
+// be valid (carbon's line parser checks it).
 func PathLabels(path string) labels.Labels {
 	nodes := strings.Split(path, ".")
 	b := labels.NewScratchBuilder(len(nodes) + 2)
@@ -98,9 +85,9 @@ func isUntagged(ls labels.Labels) bool { return ls.Get(NodeCountLabel) != "" }
 func SeriesName(ls labels.Labels) (string, map[string]string) {
 	name := ls.Get(labels.MetricName)
 	if isUntagged(ls) {
-		return name, map[string]string{nameTag: name}
+		return name, map[string]string{NameTag: name}
 	}
-	tags := map[string]string{nameTag: name}
+	tags := map[string]string{NameTag: name}
 	var parts []string
 	ls.Range(func(l labels.Label) {
 		if l.Name == labels.MetricName || strings.HasPrefix(l.Name, "__") {
@@ -113,11 +100,31 @@ func SeriesName(ls labels.Labels) (string, map[string]string) {
 	return name + strings.Join(parts, ""), tags
 }
 
-// hasGlob reports whether s has a Graphite glob character.
-func hasGlob(s string) bool { return strings.ContainsAny(s, "*?[]{}") }
+// TagName maps a stored label name to its Graphite tag ("" for the path
+// mapping's internal labels).
+func TagName(l string) string {
+	switch {
+	case l == labels.MetricName:
+		return NameTag
+	case strings.HasPrefix(l, "__"):
+		return ""
+	}
+	return l
+}
 
-// splitNodes splits a path or glob at the dots outside {} and [].
-func splitNodes(glob string) ([]string, error) {
+// LabelName maps a Graphite tag to the stored label name.
+func LabelName(tag string) string {
+	if tag == NameTag {
+		return labels.MetricName
+	}
+	return tag
+}
+
+// HasGlob reports whether s has a Graphite glob character.
+func HasGlob(s string) bool { return strings.ContainsAny(s, "*?[]{}") }
+
+// SplitNodes splits a path or glob at the dots outside {} and [].
+func SplitNodes(glob string) ([]string, error) {
 	var nodes []string
 	depthBrace, inClass := 0, false
 	start := 0
@@ -150,10 +157,10 @@ func splitNodes(glob string) ([]string, error) {
 	return append(nodes, glob[start:]), nil
 }
 
-// expandDottedBraces expands the {..} groups whose alternatives contain dots
+// ExpandDottedBraces expands the {..} groups whose alternatives contain dots
 // into separate globs, so every remaining glob has one pattern per node:
 // {a.b,c}.d → a.b.d, c.d.
-func expandDottedBraces(glob string) []string {
+func ExpandDottedBraces(glob string) []string {
 	depth, open := 0, -1
 	for i := 0; i < len(glob); i++ {
 		switch glob[i] {
@@ -171,7 +178,7 @@ func expandDottedBraces(glob string) []string {
 				}
 				var out []string
 				for _, alt := range splitAlternatives(body) {
-					out = append(out, expandDottedBraces(glob[:open]+alt+glob[i+1:])...)
+					out = append(out, ExpandDottedBraces(glob[:open]+alt+glob[i+1:])...)
 				}
 				return out
 			}
@@ -289,11 +296,11 @@ func writeNodeRegexp(b *strings.Builder, glob string) error {
 	return nil
 }
 
-// globMatchers translates a glob with one pattern per node (see
-// expandDottedBraces) into the matchers that select the untagged series it
+// GlobMatchers translates a glob with one pattern per node (see
+// ExpandDottedBraces) into the matchers that select the untagged series it
 // matches: the node count and one matcher per node that is not just "*".
-func globMatchers(glob string) ([]*labels.Matcher, error) {
-	nodes, err := splitNodes(glob)
+func GlobMatchers(glob string) ([]*labels.Matcher, error) {
+	nodes, err := SplitNodes(glob)
 	if err != nil {
 		return nil, err
 	}
@@ -303,20 +310,20 @@ func globMatchers(glob string) ([]*labels.Matcher, error) {
 		}
 	}
 	ms := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, NodeCountLabel, strconv.Itoa(len(nodes)))}
-	if !hasGlob(glob) {
+	if !HasGlob(glob) {
 		// A plain path: one postings list answers it.
 		return append(ms, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, glob)), nil
 	}
-	node, err := nodeMatchers(nodes)
+	node, err := NodeMatchers(nodes)
 	if err != nil {
 		return nil, err
 	}
 	return append(ms, node...), nil
 }
 
-// nodeMatchers returns the matchers of a split glob's nodes, one per node
+// NodeMatchers returns the matchers of a split glob's nodes, one per node
 // that is not "*".
-func nodeMatchers(nodes []string) ([]*labels.Matcher, error) {
+func NodeMatchers(nodes []string) ([]*labels.Matcher, error) {
 	var ms []*labels.Matcher
 	for i, n := range nodes {
 		m, err := nodeMatcher(NodeLabel(i), n)
@@ -336,7 +343,7 @@ func nodeMatcher(label, glob string) (*labels.Matcher, error) {
 	if glob == "" {
 		return nil, fmt.Errorf("empty node in glob")
 	}
-	if !hasGlob(glob) {
+	if !HasGlob(glob) {
 		return labels.NewMatcher(labels.MatchEqual, label, glob)
 	}
 	if strings.Trim(glob, "*") == "" {
@@ -349,17 +356,17 @@ func nodeMatcher(label, glob string) (*labels.Matcher, error) {
 	return labels.NewMatcher(labels.MatchRegexp, label, re)
 }
 
-// tagExpr is one parsed seriesByTag expression.
-type tagExpr struct {
-	tag, op, value string
+// TagExpr is one parsed seriesByTag expression.
+type TagExpr struct {
+	Tag, Op, Value string
 }
 
-// parseTagExpr parses "tag=value", "tag!=value", "tag=~regexp" or
+// ParseTagExpr parses "tag=value", "tag!=value", "tag=~regexp" or
 // "tag!=~regexp".
-func parseTagExpr(expr string) (tagExpr, error) {
+func ParseTagExpr(expr string) (TagExpr, error) {
 	i := strings.IndexAny(expr, "!=")
 	if i <= 0 {
-		return tagExpr{}, fmt.Errorf("tag expression %q is not tag=value, tag!=value, tag=~regexp or tag!=~regexp", expr)
+		return TagExpr{}, fmt.Errorf("tag expression %q is not tag=value, tag!=value, tag=~regexp or tag!=~regexp", expr)
 	}
 	tag, rest := strings.TrimSpace(expr[:i]), expr[i:]
 	var op string
@@ -370,50 +377,50 @@ func parseTagExpr(expr string) (tagExpr, error) {
 		}
 	}
 	if op == "" || tag == "" {
-		return tagExpr{}, fmt.Errorf("tag expression %q is not tag=value, tag!=value, tag=~regexp or tag!=~regexp", expr)
+		return TagExpr{}, fmt.Errorf("tag expression %q is not tag=value, tag!=value, tag=~regexp or tag!=~regexp", expr)
 	}
-	return tagExpr{tag: tag, op: op, value: rest[len(op):]}, nil
+	return TagExpr{Tag: tag, Op: op, Value: rest[len(op):]}, nil
 }
 
 // matcher translates the expression. Graphite's =~ matches a regexp at the
 // start of the value (Python's re.match); Prometheus anchors both ends, so
 // the pattern gets a trailing .* .
-func (e tagExpr) matcher() (*labels.Matcher, error) {
-	name := e.tag
-	if name == nameTag {
+func (e TagExpr) matcher() (*labels.Matcher, error) {
+	name := e.Tag
+	if name == NameTag {
 		name = labels.MetricName
 	}
 	var t labels.MatchType
-	value := e.value
-	switch e.op {
+	value := e.Value
+	switch e.Op {
 	case "=":
 		t = labels.MatchEqual
 	case "!=":
 		t = labels.MatchNotEqual
 	case "=~", "!=~":
 		t = labels.MatchRegexp
-		if e.op == "!=~" {
+		if e.Op == "!=~" {
 			t = labels.MatchNotRegexp
 		}
 		if _, err := regexp.Compile(value); err != nil {
-			return nil, fmt.Errorf("regexp of tag expression %s%s%s: %w", e.tag, e.op, e.value, err)
+			return nil, fmt.Errorf("regexp of tag expression %s%s%s: %w", e.Tag, e.Op, e.Value, err)
 		}
 		value = "(?:" + value + ").*"
 	}
 	return labels.NewMatcher(t, name, value)
 }
 
-// tagMatchers translates seriesByTag expressions into matchers over tagged
+// TagMatchers translates seriesByTag expressions into matchers over tagged
 // series only (__gn__=""). At least one expression must require a non-empty
 // value, as graphite-web requires.
-func tagMatchers(exprs []string) ([]*labels.Matcher, error) {
+func TagMatchers(exprs []string) ([]*labels.Matcher, error) {
 	if len(exprs) == 0 {
 		return nil, fmt.Errorf("seriesByTag needs at least one tag expression")
 	}
 	ms := make([]*labels.Matcher, 0, len(exprs)+1)
 	nonEmpty := false
 	for _, s := range exprs {
-		e, err := parseTagExpr(s)
+		e, err := ParseTagExpr(s)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package graphite
+package carbon
 
 import (
 	"bufio"
@@ -75,8 +75,8 @@ func (f *fakeWriter) names(tenant string) []string {
 	return out
 }
 
-func testCarbonConfig() CarbonConfig {
-	var c CarbonConfig
+func testCarbonConfig() Config {
+	var c Config
 	fs := newFlagSet()
 	c.RegisterFlags(fs)
 	c.TCPListenAddress = "127.0.0.1:0"
@@ -88,7 +88,7 @@ func testCarbonConfig() CarbonConfig {
 func TestCarbonTCPKeepsGoodLinesAroundBadOnes(t *testing.T) {
 	w := &fakeWriter{}
 	reg := prometheus.NewPedanticRegistry()
-	in := NewIngester(testCarbonConfig(), w, log.NewNopLogger(), reg)
+	in := NewReceiver(testCarbonConfig(), w, log.NewNopLogger(), reg)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), in))
 	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), in)) }()
 
@@ -127,7 +127,7 @@ func TestCarbonLineTooLong(t *testing.T) {
 	w := &fakeWriter{}
 	cfg := testCarbonConfig()
 	cfg.MaxLineLength = 100
-	in := NewIngester(cfg, w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	in := NewReceiver(cfg, w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), in))
 	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), in)) }()
 	c, err := net.Dial("tcp", in.TCPAddr().String())
@@ -147,7 +147,7 @@ func TestCarbonUDP(t *testing.T) {
 	cfg := testCarbonConfig()
 	cfg.TCPListenAddress = ""
 	cfg.UDPListenAddress = "127.0.0.1:0"
-	in := NewIngester(cfg, w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	in := NewReceiver(cfg, w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), in))
 	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), in)) }()
 	c, err := net.Dial("udp", in.udp.LocalAddr().String())
@@ -161,7 +161,7 @@ func TestCarbonUDP(t *testing.T) {
 
 func TestHTTPIngest(t *testing.T) {
 	w := &fakeWriter{}
-	in := NewIngester(testCarbonConfig(), w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	in := NewReceiver(testCarbonConfig(), w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 	body := "h.a 1 1700000000\nh.b x 1700000000\nh.c 3 1700000000\nh.d 666 1700000000\n"
 	req := httptest.NewRequest(http.MethodPost, "/graphite/ingest", strings.NewReader(body))
 	req = req.WithContext(userCtx("t2"))
@@ -219,7 +219,7 @@ func TestReadLineLimits(t *testing.T) {
 		require.False(t, tooLong)
 		require.Equal(t, "next 1 2", string(line))
 	}
-	in := NewIngester(testCarbonConfig(), &fakeWriter{}, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	in := NewReceiver(testCarbonConfig(), &fakeWriter{}, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 	in.cfg.MaxLineLength = 64
 	b := in.newBatch("http", "")
 	b.result = &IngestResult{Reasons: map[string]int{}}
@@ -252,7 +252,7 @@ func (f *flakyWriter) Write(ctx context.Context, req *prompb.WriteRequest, opts 
 // that failed as a whole is retried, with the lines as sent.
 func TestCarbonRetriesFailedWrites(t *testing.T) {
 	w := &flakyWriter{fails: 2}
-	in := NewIngester(testCarbonConfig(), w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	in := NewReceiver(testCarbonConfig(), w, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), in))
 	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), in)) }()
 	c, err := net.Dial("tcp", in.TCPAddr().String())

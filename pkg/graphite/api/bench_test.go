@@ -1,4 +1,4 @@
-package graphite
+package api
 
 import (
 	"context"
@@ -12,12 +12,14 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/meridianhq/meridian/pkg/graphite/mapping"
 )
 
 // BenchmarkFind3LevelGlob: metrics/find with a glob on two of three levels
 // over 100 000 untagged paths (100 hosts × 1000 metrics) in a TSDB head.
 //
-//	go test ./pkg/graphite -run XXX -bench Find3LevelGlob -benchmem
+//	go test ./pkg/graphite/api -run XXX -bench Find3LevelGlob -benchmem
 func BenchmarkFind3LevelGlob(b *testing.B) {
 	db, err := tsdb.Open(b.TempDir(), promslog.NewNopLogger(), nil, tsdb.DefaultOptions(), nil)
 	require.NoError(b, err)
@@ -25,7 +27,7 @@ func BenchmarkFind3LevelGlob(b *testing.B) {
 	app := db.AppenderV2(context.Background())
 	for h := 0; h < 100; h++ {
 		for m := 0; m < 1000; m++ {
-			_, err := app.Append(0, PathLabels(fmt.Sprintf("bench.host%03d.metric%04d", h, m)), 0, 1000_000, 1, nil, nil, storage.AOptions{})
+			_, err := app.Append(0, mapping.PathLabels(fmt.Sprintf("bench.host%03d.metric%04d", h, m)), 0, 1000_000, 1, nil, nil, storage.AOptions{})
 			require.NoError(b, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package graphite
+package api
 
 import (
 	"math"

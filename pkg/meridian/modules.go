@@ -55,30 +55,30 @@ import (
 
 // Module names. All, Write and Read are groups for small clusters.
 const (
-	Server        = "server"
-	RuntimeConfig = "runtime-config"
-	MemberlistKV  = "memberlist-kv"
-	IngesterRing  = "ingester-ring"
-	RingForget    = "ingester-ring-auto-forget"
-	DistRing      = "distributor-ring"
-	Ingester      = "ingester"
-	Distributor   = "distributor"
-	DistributorWP = "distributor-write-path"
-	Carbon        = "graphite-carbon"
-	Querier       = "querier"
-	QueryFrontend = "query-frontend"
+	Server                 = "server"
+	RuntimeConfig          = "runtime-config"
+	MemberlistKV           = "memberlist-kv"
+	IngesterRing           = "ingester-ring"
+	IngesterRingAutoForget = "ingester-ring-auto-forget"
+	DistributorRing        = "distributor-ring"
+	Ingester               = "ingester"
+	Distributor            = "distributor"
+	DistributorWritePath   = "distributor-write-path"
+	Carbon                 = "graphite-carbon"
+	Querier                = "querier"
+	QueryFrontend          = "query-frontend"
 	// QueryScheduler is the optional queue shared by query-frontends.
 	QueryScheduler = "query-scheduler"
 	// QuerierAPI is the querier's HTTP API; Querier adds the worker that
 	// pulls queries from a query-frontend or query-scheduler.
-	QuerierAPI   = "querier-api"
-	Compactor    = "compactor"
-	SGRing       = "store-gateway-ring"
-	StoreGateway = "store-gateway"
-	All          = "all"
-	Write        = "write"
-	Read         = "read"
-	Backend      = "backend"
+	QuerierAPI       = "querier-api"
+	Compactor        = "compactor"
+	StoreGatewayRing = "store-gateway-ring"
+	StoreGateway     = "store-gateway"
+	All              = "all"
+	Write            = "write"
+	Read             = "read"
+	Backend          = "backend"
 )
 
 // Meridian is one process: its config, the components it runs and the
@@ -136,10 +136,10 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(RuntimeConfig, m.initRuntimeConfig, modules.UserInvisibleModule)
 	mm.RegisterModule(MemberlistKV, m.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, m.initIngesterRing, modules.UserInvisibleModule)
-	mm.RegisterModule(RingForget, m.initRingAutoForget, modules.UserInvisibleModule)
-	mm.RegisterModule(DistRing, m.initDistributorRing, modules.UserInvisibleModule)
+	mm.RegisterModule(IngesterRingAutoForget, m.initRingAutoForget, modules.UserInvisibleModule)
+	mm.RegisterModule(DistributorRing, m.initDistributorRing, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, m.initIngester)
-	mm.RegisterModule(DistributorWP, m.initDistributor, modules.UserInvisibleModule)
+	mm.RegisterModule(DistributorWritePath, m.initDistributor, modules.UserInvisibleModule)
 	mm.RegisterModule(Carbon, m.initCarbon, modules.UserInvisibleModule)
 	mm.RegisterModule(Distributor, nil)
 	mm.RegisterModule(QuerierAPI, m.initQuerier, modules.UserInvisibleModule)
@@ -147,7 +147,7 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(QueryFrontend, m.initQueryFrontend)
 	mm.RegisterModule(QueryScheduler, m.initQueryScheduler)
 	mm.RegisterModule(Compactor, m.initCompactor)
-	mm.RegisterModule(SGRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
+	mm.RegisterModule(StoreGatewayRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, m.initStoreGateway)
 	mm.RegisterModule(Write, nil)
 	mm.RegisterModule(Read, nil)
@@ -155,26 +155,26 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(All, nil)
 
 	deps := map[string][]string{
-		RuntimeConfig:  {Server},
-		MemberlistKV:   {Server},
-		IngesterRing:   {Server, MemberlistKV},
-		RingForget:     {Server, MemberlistKV},
-		DistRing:       {Server, MemberlistKV},
-		Ingester:       {Server, RuntimeConfig, MemberlistKV, RingForget},
-		DistributorWP:  {Server, RuntimeConfig, IngesterRing, DistRing},
-		Carbon:         {DistributorWP},
-		Distributor:    {DistributorWP, Carbon},
-		QuerierAPI:     {Server, RuntimeConfig, IngesterRing, SGRing},
-		Querier:        {Server, QuerierAPI},
-		QueryFrontend:  {Server, RuntimeConfig},
-		QueryScheduler: {Server},
-		Compactor:      {Server, RuntimeConfig, MemberlistKV},
-		SGRing:         {Server, MemberlistKV},
-		StoreGateway:   {Server, MemberlistKV, SGRing},
-		Write:          {Distributor, Ingester},
-		Read:           {Querier},
-		Backend:        {StoreGateway, Compactor},
-		All:            {Distributor, Ingester, Querier, Compactor, StoreGateway},
+		RuntimeConfig:          {Server},
+		MemberlistKV:           {Server},
+		IngesterRing:           {Server, MemberlistKV},
+		IngesterRingAutoForget: {Server, MemberlistKV},
+		DistributorRing:        {Server, MemberlistKV},
+		Ingester:               {Server, RuntimeConfig, MemberlistKV, IngesterRingAutoForget},
+		DistributorWritePath:   {Server, RuntimeConfig, IngesterRing, DistributorRing},
+		Carbon:                 {DistributorWritePath},
+		Distributor:            {DistributorWritePath, Carbon},
+		QuerierAPI:             {Server, RuntimeConfig, IngesterRing, StoreGatewayRing},
+		Querier:                {Server, QuerierAPI},
+		QueryFrontend:          {Server, RuntimeConfig},
+		QueryScheduler:         {Server},
+		Compactor:              {Server, RuntimeConfig, MemberlistKV},
+		StoreGatewayRing:       {Server, MemberlistKV},
+		StoreGateway:           {Server, MemberlistKV, StoreGatewayRing},
+		Write:                  {Distributor, Ingester},
+		Read:                   {Querier},
+		Backend:                {StoreGateway, Compactor},
+		All:                    {Distributor, Ingester, Querier, Compactor, StoreGateway},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {

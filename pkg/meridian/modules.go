@@ -29,7 +29,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/thanos-io/objstore"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"gopkg.in/yaml.v3"
 
@@ -199,10 +198,9 @@ func (m *Meridian) initServer() (services.Service, error) {
 	unary, stream := tenant.GRPCServerInterceptors(scheduler.QuerierLoopMethod)
 	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, unary)
 	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, stream)
-	cfg.GRPCOptions = append(cfg.GRPCOptions,
-		grpc.ForceServerCodecV2(grpccodec.PooledCodec{}),
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
-	)
+	// dskit's server already adds the OpenTelemetry stats handler: adding
+	// it here too made two server spans per call.
+	cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.ForceServerCodecV2(grpccodec.PooledCodec{}))
 	s, err := server.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start HTTP and gRPC servers: %w", err)

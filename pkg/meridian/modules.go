@@ -50,6 +50,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/tenant"
 	"github.com/meridianhq/meridian/pkg/util/build"
 	"github.com/meridianhq/meridian/pkg/util/grpccodec"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // Module names. All, Write and Read are groups for small clusters.
@@ -97,14 +98,14 @@ type Meridian struct {
 	Distributor     *distributor.Distributor
 	PushHandler     *distributor.PushHandler
 	Carbon          *graphite.Ingester
-	DistributorRing *distributor.DistributorRing
+	DistributorRing *ringutil.Ring
 	Frontend        *frontend.Frontend
 	Scheduler       *scheduler.Scheduler
 	// QuerierHandler serves the querier's Prometheus API (behind the tenant
 	// middleware) to the requests pulled by the querier worker.
 	QuerierHandler   http.Handler
 	Compactor        *compactor.Compactor
-	StoreGatewayRing *ring.Ring
+	StoreGatewayRing *ringutil.Ring
 	StoreGateway     *storegateway.StoreGateway
 	BlocksStore      *querier.BlocksStore
 
@@ -231,10 +232,8 @@ func (m *Meridian) initMemberlistKV() (services.Service, error) {
 	cfg.Codecs = []codec.Codec{ring.GetCodec()}
 	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_memberlist_", m.Registry))
 	m.Memberlist = memberlist.NewKVInitService(&cfg, m.Logger, dnsProvider, m.Registry)
-	// Every ring of this process shares the one gossip member.
-	m.Cfg.Ingester.Lifecycler.RingConfig.KVStore.MemberlistKV = m.Memberlist.GetMemberlistKV
 	m.API.RegisterMemberlist(m.Memberlist)
-	if m.Cfg.Ingester.Lifecycler.RingConfig.KVStore.Store != "memberlist" {
+	if m.Cfg.Common.Ring.KVStore.Store != "memberlist" {
 		// Nothing gossips: keep the page, don't join or listen.
 		return services.NewIdleService(nil, nil), nil
 	}
@@ -246,7 +245,7 @@ func (m *Meridian) initRingAutoForget() (services.Service, error) {
 	if m.Cfg.Ingester.AutoForgetUnhealthy <= 0 {
 		return services.NewIdleService(nil, nil), nil
 	}
-	kvc, err := kv.NewClient(m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, ring.GetCodec(),
+	kvc, err := kv.NewClient(m.ringKV(), ring.GetCodec(),
 		kv.RegistererWithKVName(prometheus.WrapRegistererWithPrefix("meridian_", m.Registry), "ingester-auto-forget"), m.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("create ingester ring auto-forget KV client: %w", err)
@@ -254,11 +253,27 @@ func (m *Meridian) initRingAutoForget() (services.Service, error) {
 	return ingester.NewAutoForgetter(kvc, ingester.RingKey, m.Cfg.Ingester.AutoForgetUnhealthy, 0, m.Logger, m.Registry), nil
 }
 
+// ringKV is the KV store of every ring of the process (common.ring.kvstore).
+// Every ring shares the one gossip member.
+func (m *Meridian) ringKV() kv.Config {
+	cfg := m.Cfg.Common.Ring.KVStore
+	if m.Memberlist != nil {
+		cfg.MemberlistKV = m.Memberlist.GetMemberlistKV
+	}
+	return cfg
+}
+
+// ingesterConfig is the ingester's config with the process' ring KV store.
+func (m *Meridian) ingesterConfig() ingester.Config {
+	cfg := m.Cfg.Ingester
+	cfg.Lifecycler.RingConfig.KVStore = m.ringKV()
+	return cfg
+}
+
 // initDistributorRing lets distributors count each other, so a tenant's
 // ingestion rate limit is split across the healthy ones.
 func (m *Meridian) initDistributorRing() (services.Service, error) {
-	r, err := distributor.NewDistributorRing(m.Cfg.Distributor.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore,
-		m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	r, err := distributor.NewRing(m.Cfg.Distributor.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +283,7 @@ func (m *Meridian) initDistributorRing() (services.Service, error) {
 }
 
 func (m *Meridian) initIngesterRing() (services.Service, error) {
-	r, err := ring.New(m.Cfg.Ingester.Lifecycler.RingConfig, "ingester", ingester.RingKey, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	r, err := ring.New(m.ingesterConfig().Lifecycler.RingConfig, "ingester", ingester.RingKey, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("create ingester ring client: %w", err)
 	}
@@ -314,7 +329,7 @@ func (m *Meridian) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	ing, err := ingester.New(m.Cfg.Ingester, m.Overrides, bkt, m.Logger, m.SLogger, m.Registry)
+	ing, err := ingester.New(m.ingesterConfig(), m.Overrides, bkt, m.Logger, m.SLogger, m.Registry)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +346,10 @@ func (m *Meridian) initIngester() (services.Service, error) {
 func (m *Meridian) initDistributor() (services.Service, error) {
 	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.ingesterClients(), m.Logger, m.Registry)
 	m.Distributor = d
-	rl := distributor.NewIngestionRateLimiter(m.Overrides, m.DistributorRing.HealthyInstances)
+	rl := distributor.NewIngestionRateLimiter(m.Overrides, func() int {
+		n, _ := m.DistributorRing.HealthyMembers() // below 1 counts as 1
+		return n
+	})
 	m.PushHandler = distributor.NewPushHandler(m.Cfg.Distributor.PushHandler, d, m.Overrides, rl, m.Logger, m.Registry)
 	m.API.RegisterDistributor(m.PushHandler)
 	return d, nil
@@ -352,7 +370,7 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 		return nil, err
 	}
 	pool := storegateway.NewClientPool(m.Cfg.StoreGatewayClient, m.Registry)
-	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing, pool, m.Logger, m.Registry)
+	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), pool, m.Logger, m.Registry)
 	q := querier.NewQueryable(m.IngesterRing, m.ingesterClients(), m.BlocksStore, m.Overrides, m.Logger)
 	bi := httpapi.BuildInfo{
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
@@ -381,9 +399,10 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 }
 
 // initStoreGatewayRing watches the store-gateway ring: queriers route
-// blocks with it, store-gateways decide which blocks they own.
+// blocks with it, store-gateways decide which blocks they own. A process
+// that runs a store-gateway joins it.
 func (m *Meridian) initStoreGatewayRing() (services.Service, error) {
-	r, err := storegateway.NewRingClient(m.Cfg.StoreGateway.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	r, err := storegateway.NewRing(m.Cfg.StoreGateway.Ring, m.ringKV(), m.runs(StoreGateway), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +416,7 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.StoreGatewayRing, m.Logger, m.Registry)
+	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.StoreGatewayRing, m.Logger, m.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("create store-gateway: %w", err)
 	}
@@ -409,6 +428,17 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 // targets reports whether -target names module.
 func (m *Meridian) targets(module string) bool {
 	return slices.Contains(m.Cfg.Target, module)
+}
+
+// runs reports whether this process runs module: targeted, or a
+// dependency of a target.
+func (m *Meridian) runs(module string) bool {
+	for _, t := range m.Cfg.Target {
+		if t == module || slices.Contains(m.modules.DependenciesForModule(t), module) {
+			return true
+		}
+	}
+	return false
 }
 
 // initQuerierWorker connects the querier to the queue it pulls queries
@@ -491,7 +521,7 @@ func (m *Meridian) initCompactor() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	shards, err := compactor.NewRing(m.Cfg.Compactor.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	shards, err := compactor.NewRing(m.Cfg.Compactor.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("create compactor ring: %w", err)
 	}

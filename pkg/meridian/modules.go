@@ -250,7 +250,7 @@ func (m *Meridian) initRingAutoForget() (services.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create ingester ring auto-forget KV client: %w", err)
 	}
-	return ingester.NewAutoForgetter(kvc, ingester.RingKey, m.Cfg.Ingester.AutoForgetUnhealthy, 0, m.Logger, m.Registry), nil
+	return ringutil.NewAutoForgetter(kvc, ingester.RingKey, m.Cfg.Ingester.AutoForgetUnhealthy, 0, m.Logger, m.Registry), nil
 }
 
 // ringKV is the KV store of every ring of the process (common.ring.kvstore).

@@ -2,8 +2,8 @@
 // configuration of a ring member (Config), the service that makes this
 // process a member and watches the ring (Ring), and hashing keys onto a
 // ring (Token). The distributor, store-gateway and compactor rings use all
-// of it; the ingester ring keeps dskit's classic lifecycler and shares the
-// KV store (see docs/ring.md).
+// of it; the ingester ring keeps dskit's classic lifecycler, shares the KV
+// store and forgets dead members with AutoForgetter (see docs/ring.md).
 package ringutil
 
 import "hash/fnv"

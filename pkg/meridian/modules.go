@@ -399,10 +399,9 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 }
 
 // initStoreGatewayRing watches the store-gateway ring: queriers route
-// blocks with it, store-gateways decide which blocks they own. A process
-// that runs a store-gateway joins it.
+// blocks with it, store-gateways decide which blocks they own.
 func (m *Meridian) initStoreGatewayRing() (services.Service, error) {
-	r, err := storegateway.NewRing(m.Cfg.StoreGateway.Ring, m.ringKV(), m.runs(StoreGateway), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	r, err := storegateway.NewRing(m.Cfg.StoreGateway.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, err
 	}
@@ -416,7 +415,7 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.StoreGatewayRing, m.Logger, m.Registry)
+	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.ringKV(), m.StoreGatewayRing, m.Logger, m.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("create store-gateway: %w", err)
 	}
@@ -428,17 +427,6 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 // targets reports whether -target names module.
 func (m *Meridian) targets(module string) bool {
 	return slices.Contains(m.Cfg.Target, module)
-}
-
-// runs reports whether this process runs module: targeted, or a
-// dependency of a target.
-func (m *Meridian) runs(module string) bool {
-	for _, t := range m.Cfg.Target {
-		if t == module || slices.Contains(m.modules.DependenciesForModule(t), module) {
-			return true
-		}
-	}
-	return false
 }
 
 // initQuerierWorker connects the querier to the queue it pulls queries

@@ -127,7 +127,7 @@ func newTestBlocksStore(t *testing.T) (*BlocksStore, fakeClients, []string, *pro
 	rcfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
 	rcfg.ReplicationFactor = 2
 	rcfg.HeartbeatTimeout = time.Hour
-	sgRing, err := storegateway.NewRing(rcfg, kv.Config{Mock: store}, false, log.NewNopLogger(), nil)
+	sgRing, err := storegateway.NewRing(rcfg, kv.Config{Mock: store}, log.NewNopLogger(), nil)
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), sgRing))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), sgRing) })

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/services"
 	dskittenant "github.com/grafana/dskit/tenant"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,22 +24,23 @@ import (
 type StoreGateway struct {
 	services.Service
 
-	cfg    Config
-	store  *Store
-	cache  Cache
-	ring   *ringutil.Ring // nil: own every block (tests)
-	logger log.Logger
-	m      *metrics
-	now    func() time.Time
+	cfg     Config
+	store   *Store
+	cache   Cache
+	member  *ringutil.Ring // nil: own every block (tests)
+	watcher *services.FailureWatcher
+	logger  log.Logger
+	m       *metrics
+	now     func() time.Time
 }
 
 var _ meridianpb.StoreGatewayServer = (*StoreGateway)(nil)
 
-// New creates a store-gateway over bkt, the whole bucket. It decides which
-// blocks it owns with its membership of the store-gateway ring (NewRing
-// with join), which the caller runs. With a nil ring the store-gateway
-// owns every block.
-func New(cfg Config, bkt objstore.Bucket, sgRing *ringutil.Ring, logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
+// New creates a store-gateway over bkt, the whole bucket. It joins the
+// ring stored in kvCfg and decides which blocks it owns through sgRing
+// (NewRing), which the caller runs. With a nil sgRing the store-gateway
+// joins no ring and owns every block.
+func New(cfg Config, bkt objstore.Bucket, kvCfg kv.Config, sgRing *ringutil.Ring, logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -52,13 +54,19 @@ func New(cfg Config, bkt objstore.Bucket, sgRing *ringutil.Ring, logger log.Logg
 		return nil, err
 	}
 	g := &StoreGateway{
-		cfg:    cfg,
-		store:  NewStore(bkt, cache, cfg.DataDir, int64(cfg.MaxLoadedBytes), logger, m),
-		cache:  cache,
-		ring:   sgRing,
-		logger: logger,
-		m:      m,
-		now:    time.Now,
+		cfg:     cfg,
+		store:   NewStore(bkt, cache, cfg.DataDir, int64(cfg.MaxLoadedBytes), logger, m),
+		cache:   cache,
+		watcher: services.NewFailureWatcher(),
+		logger:  logger,
+		m:       m,
+		now:     time.Now,
+	}
+	if sgRing != nil {
+		g.member, err = newMembership(cfg.Ring, kvCfg, sgRing, logger, prometheus.WrapRegistererWithPrefix("meridian_", reg))
+		if err != nil {
+			return nil, err
+		}
 	}
 	g.Service = services.NewTimerService(cfg.SyncInterval, g.starting, g.iteration, g.stopping).WithName("store-gateway")
 	return g, nil
@@ -68,6 +76,12 @@ func New(cfg Config, bkt objstore.Bucket, sgRing *ringutil.Ring, logger log.Logg
 func (g *StoreGateway) Store() *Store { return g.store }
 
 func (g *StoreGateway) starting(ctx context.Context) error {
+	if g.member != nil {
+		if err := services.StartAndAwaitRunning(ctx, g.member); err != nil {
+			return err
+		}
+		g.watcher.WatchService(g.member)
+	}
 	// Object storage that refuses the listing (wrong credentials, no such
 	// bucket) is a configuration error: fail at start, naming it.
 	if _, err := g.store.finder.Tenants(ctx); err != nil {
@@ -83,6 +97,11 @@ func (g *StoreGateway) starting(ctx context.Context) error {
 }
 
 func (g *StoreGateway) iteration(ctx context.Context) error {
+	select {
+	case err := <-g.watcher.Chan():
+		return err
+	default:
+	}
 	if err := g.SyncNow(ctx); err != nil {
 		level.Warn(g.logger).Log("msg", "sync with object storage incomplete; loaded blocks stay, retrying next interval", "err", err)
 	}
@@ -91,15 +110,18 @@ func (g *StoreGateway) iteration(ctx context.Context) error {
 
 func (g *StoreGateway) stopping(_ error) error {
 	g.cache.Stop()
+	if g.member != nil {
+		return services.StopAndAwaitTerminated(context.Background(), g.member)
+	}
 	return nil
 }
 
 // owns tells whether this store-gateway is one of the block's owners.
 func (g *StoreGateway) owns(k blockKey) bool {
-	if g.ring == nil {
+	if g.member == nil {
 		return true
 	}
-	own, err := g.ring.Owns(BlockToken(k.tenant, k.id), RingOp)
+	own, err := g.member.Owns(BlockToken(k.tenant, k.id), RingOp)
 	if err != nil {
 		return true // keep what we have while the ring is unusable
 	}

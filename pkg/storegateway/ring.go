@@ -47,15 +47,22 @@ func (c *RingConfig) Validate() error {
 	return nil
 }
 
-// NewRing returns the store-gateway ring: queriers route blocks with it
-// and store-gateways decide which blocks they own. join makes this process
-// a member (it runs a store-gateway). Lookups ignore unhealthy members
-// instead of failing on them: a block is served as long as one of its
-// owners is alive.
-func NewRing(cfg RingConfig, kvCfg kv.Config, join bool, logger log.Logger, reg prometheus.Registerer) (*ringutil.Ring, error) {
+// NewRing returns a watcher of the store-gateway ring: queriers route
+// blocks with it, store-gateways decide with it which blocks they own (New
+// joins through it). Lookups ignore unhealthy members instead of failing
+// on them: a block is served as long as one of its owners is alive.
+func NewRing(cfg RingConfig, kvCfg kv.Config, logger log.Logger, reg prometheus.Registerer) (*ringutil.Ring, error) {
 	return ringutil.NewRing(ringName, RingKey, cfg.Config, kvCfg, ringutil.Options{
-		Join:              join,
 		ReplicationFactor: cfg.ReplicationFactor,
+	}, logger, reg)
+}
+
+// newMembership makes this store-gateway a member of the ring, looking up
+// through sgRing's client.
+func newMembership(cfg RingConfig, kvCfg kv.Config, sgRing *ringutil.Ring, logger log.Logger, reg prometheus.Registerer) (*ringutil.Ring, error) {
+	return ringutil.NewRing(ringName, RingKey, cfg.Config, kvCfg, ringutil.Options{
+		Join:   true,
+		Client: sgRing.Client(),
 	}, logger, reg)
 }
 

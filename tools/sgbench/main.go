@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/labels"
@@ -203,7 +204,7 @@ func runQueries(dir string, bkt objstore.Bucket, cacheMB int) error {
 	cfg.RegisterFlags(fs)
 	cfg.DataDir = hdrDir
 	_ = fs.Set("store-gateway.cache.inmemory.max-size-bytes", fmt.Sprint(cacheMB<<20))
-	g, err := storegateway.New(cfg, bkt, nil, log.NewNopLogger(), reg)
+	g, err := storegateway.New(cfg, bkt, kv.Config{}, nil, log.NewNopLogger(), reg)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,11 @@ type Options struct {
 	// Strategy of lookups; nil means ignoring unhealthy members, so a key
 	// is served as long as one of its owners is alive.
 	Strategy ring.ReplicationStrategy
+	// Client, when set, is a client of the same ring that its owner runs
+	// and watches (a process registers one client per ring name): the Ring
+	// looks up through it instead of running its own, and ReplicationFactor
+	// and Strategy are the client's.
+	Client *ring.Ring
 }
 
 // Ring is a process' view of one ring and, with Options.Join, its
@@ -51,6 +56,7 @@ type Ring struct {
 	opts       Options
 	lifecycler *ring.BasicLifecycler // nil: not a member
 	client     *ring.Ring
+	ownClient  bool // started, stopped and watched here
 	watcher    *services.FailureWatcher
 	logger     log.Logger
 }
@@ -77,19 +83,24 @@ func NewRing(name, key string, cfg Config, kvCfg kv.Config, opts Options, logger
 		r.lifecycler = lc
 		r.watcher.WatchService(lc)
 	}
-	store, err := kv.NewClient(kvCfg, ring.GetCodec(), kv.RegistererWithKVName(reg, name+"-client"), logger)
-	if err != nil {
-		return nil, fmt.Errorf("create the %s ring KV client: %w", name, err)
+	if opts.Client != nil {
+		r.client = opts.Client
+	} else {
+		store, err := kv.NewClient(kvCfg, ring.GetCodec(), kv.RegistererWithKVName(reg, name+"-client"), logger)
+		if err != nil {
+			return nil, fmt.Errorf("create the %s ring KV client: %w", name, err)
+		}
+		r.client, err = ring.NewWithStoreClientAndStrategy(ring.Config{
+			KVStore:           kvCfg,
+			HeartbeatTimeout:  cfg.HeartbeatTimeout,
+			ReplicationFactor: opts.ReplicationFactor,
+		}, name, key, store, opts.Strategy, reg, logger)
+		if err != nil {
+			return nil, fmt.Errorf("create the %s ring client: %w", name, err)
+		}
+		r.ownClient = true
+		r.watcher.WatchService(r.client)
 	}
-	r.client, err = ring.NewWithStoreClientAndStrategy(ring.Config{
-		KVStore:           kvCfg,
-		HeartbeatTimeout:  cfg.HeartbeatTimeout,
-		ReplicationFactor: opts.ReplicationFactor,
-	}, name, key, store, opts.Strategy, reg, logger)
-	if err != nil {
-		return nil, fmt.Errorf("create the %s ring client: %w", name, err)
-	}
-	r.watcher.WatchService(r.client)
 	r.Service = services.NewBasicService(r.starting, r.running, r.stopping).WithName(name + " ring")
 	return r, nil
 }
@@ -135,10 +146,12 @@ func (r *Ring) starting(ctx context.Context) error {
 			return fmt.Errorf("join the %s ring: %w", r.name, err)
 		}
 	}
-	if err := services.StartAndAwaitRunning(ctx, r.client); err != nil {
-		// Leave again: stopping is not called when starting fails.
-		r.stopLifecycler()
-		return fmt.Errorf("watch the %s ring: %w", r.name, err)
+	if r.ownClient {
+		if err := services.StartAndAwaitRunning(ctx, r.client); err != nil {
+			// Leave again: stopping is not called when starting fails.
+			_ = r.stopLifecycler()
+			return fmt.Errorf("watch the %s ring: %w", r.name, err)
+		}
 	}
 	if r.lifecycler == nil {
 		return nil
@@ -168,7 +181,10 @@ func (r *Ring) running(ctx context.Context) error {
 func (r *Ring) stopping(_ error) error {
 	begin := time.Now()
 	errLC := r.stopLifecycler()
-	errClient := services.StopAndAwaitTerminated(context.Background(), r.client)
+	var errClient error
+	if r.ownClient {
+		errClient = services.StopAndAwaitTerminated(context.Background(), r.client)
+	}
 	if err := errors.Join(errLC, errClient); err != nil {
 		return fmt.Errorf("leave the %s ring: %w", r.name, err)
 	}

@@ -189,3 +189,21 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestRingMemberWithSharedClient: a member that looks up through another
+// Ring's client (one client per ring name and registry) neither starts nor
+// stops it.
+func TestRingMemberWithSharedClient(t *testing.T) {
+	store := newTestKV(t)
+	reg := prometheus.NewPedanticRegistry()
+	watcher := startRing(t, testConfig("member-1"), store, Options{}, reg)
+	member := startRing(t, testConfig("member-1"), store, Options{Join: true, Client: watcher.Client(), WaitActiveTimeout: 5 * time.Second}, prometheus.WrapRegistererWithPrefix("member_", reg))
+	require.Same(t, watcher.Client(), member.Client())
+	own, err := member.Owns(1, ring.Write)
+	require.NoError(t, err)
+	require.True(t, own, "the only member owns every key")
+
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), member))
+	require.Equal(t, services.Running, watcher.Client().State(), "the shared client keeps running")
+	requireHealthy(t, watcher, 0)
+}

@@ -21,6 +21,7 @@ const ringName = "distributor"
 // One token is enough: the ring only counts its members.
 func registerRingFlags(c *ringutil.Config, f *flag.FlagSet) {
 	c.RegisterFlagsWithPrefix(f, "distributor.ring.", ringName, 1)
+	f.Lookup("distributor.ring.num-tokens").Usage = "Tokens this distributor owns in the distributor ring. The ring only counts its members, so 1 is enough."
 	f.Lookup("distributor.ring.heartbeat-timeout").Usage = "How long after its last heartbeat a distributor stops counting as healthy, so the others take over its share of the ingestion rate limits. Distributors unhealthy for 10 timeouts are removed from the ring."
 }
 

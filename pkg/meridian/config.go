@@ -222,7 +222,7 @@ func (c *Config) resolveRingKV() {
 	if ing := c.Ingester.Lifecycler.RingConfig.KVStore; !reflect.DeepEqual(ing, c.ingesterKVDefault) {
 		if reflect.DeepEqual(*common, c.commonKVDefault) {
 			*common = ing
-			c.warn("the ingester ring KV settings (-ingester.store, -ingester.consul.*, -ingester.etcd.*, -ingester.multi.*, -ingester.prefix; YAML ingester.lifecycler.ring.kvstore) are deprecated and now apply to every ring; use -common.ring.* (YAML common.ring.kvstore) instead")
+			c.warn("the ingester ring KV settings (-ingester.store, -ingester.consul.*, -ingester.etcd.*, -ingester.multi.*, -ingester.prefix; YAML ingester.lifecycler.ring.kvstore) are deprecated; they still apply to every ring; use -common.ring.* (YAML common.ring.kvstore) instead")
 		} else {
 			c.warn("both the deprecated ingester ring KV settings and -common.ring.* are set; every ring uses -common.ring.* (YAML common.ring.kvstore), the ingester ring KV settings are ignored")
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/meridianhq/meridian/pkg/storage/bucket"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // Reasons a block is marked for deletion (label of
@@ -44,8 +45,10 @@ type TenantLimits interface {
 type Compactor struct {
 	services.Service
 
-	cfg     Config
-	shards  *Ring // nil: every tenant
+	cfg    Config
+	shards *ringutil.Ring // nil: every tenant
+	// watcher fails the compactor when its ring membership fails.
+	watcher *services.FailureWatcher
 	ranges  []int64
 	bkt     objstore.Bucket
 	limits  TenantLimits
@@ -73,7 +76,7 @@ type Compactor struct {
 //
 // shards is the compactor ring, or nil to process every tenant (one
 // compactor, tests).
-func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *Ring, logger log.Logger, slogger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
+func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *ringutil.Ring, logger log.Logger, slogger *slog.Logger, reg prometheus.Registerer) (*Compactor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("compactor config: %w", err)
 	}
@@ -87,6 +90,7 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *Ring, log
 	c := &Compactor{
 		cfg:     cfg,
 		shards:  shards,
+		watcher: services.NewFailureWatcher(),
 		ranges:  cfg.rangesMillis(),
 		bkt:     bkt,
 		limits:  limits,
@@ -157,10 +161,7 @@ func (c *Compactor) stopping(error) error {
 	if c.shards == nil {
 		return nil
 	}
-	if err := c.shards.stop(); err != nil {
-		return fmt.Errorf("leave the compactor ring: %w", err)
-	}
-	return nil
+	return services.StopAndAwaitTerminated(context.Background(), c.shards)
 }
 
 func (c *Compactor) workDir() string { return filepath.Join(c.cfg.DataDir, compactorWorkDirname) }
@@ -169,14 +170,17 @@ func (c *Compactor) starting(ctx context.Context) error {
 	if err := os.MkdirAll(c.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create compactor data directory: %w", err)
 	}
-	if c.shards != nil {
-		if err := c.shards.start(ctx); err != nil {
-			return err
-		}
-	}
 	// Leftovers of a compactor killed mid-run.
 	if err := os.RemoveAll(c.workDir()); err != nil {
 		return fmt.Errorf("remove leftover compactor work directory: %w", err)
+	}
+	// Joined last: stopping, which leaves the ring, is not called when
+	// starting fails.
+	if c.shards != nil {
+		if err := services.StartAndAwaitRunning(ctx, c.shards); err != nil {
+			return err
+		}
+		c.watcher.WatchService(c.shards)
 	}
 	return nil
 }
@@ -189,6 +193,8 @@ func (c *Compactor) running(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-c.watcher.Chan():
+			return err
 		case <-t.C:
 			c.runAndLog(ctx)
 		}
@@ -240,9 +246,9 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 			break
 		}
 		if c.shards != nil {
-			own, err := c.shards.OwnsTenant(tenant)
+			own, err := c.shards.Owns(ringutil.Token([]byte(tenant)), ringOp)
 			if err != nil {
-				errs = append(errs, err)
+				errs = append(errs, fmt.Errorf("look up tenant %s in the compactor ring: %w", tenant, err))
 				continue
 			}
 			if !own {

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore/providers/filesystem"
+
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // TestCompactorRingShardsTenants: two compactors sharing a ring split the
@@ -54,7 +56,7 @@ func TestCompactorRingShardsTenants(t *testing.T) {
 	// Both see both in the ring.
 	for _, c := range cs {
 		require.Eventually(t, func() bool {
-			n, err := c.shards.client.GetAllHealthy(ringOp)
+			n, err := c.shards.Client().GetAllHealthy(ringOp)
 			return err == nil && len(n.Instances) == 2
 		}, 10*time.Second, 50*time.Millisecond)
 	}
@@ -63,7 +65,7 @@ func TestCompactorRingShardsTenants(t *testing.T) {
 	for i := 0; i < tenants; i++ {
 		tenant := fmt.Sprintf("tenant-%02d", i)
 		for _, c := range cs {
-			own, err := c.shards.OwnsTenant(tenant)
+			own, err := c.shards.Owns(ringutil.Token([]byte(tenant)), ringOp)
 			require.NoError(t, err)
 			if own {
 				owners[tenant]++

@@ -23,19 +23,20 @@ import (
 
 	ingclient "github.com/meridianhq/meridian/pkg/ingester/client"
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // Config configures the distributor.
 type Config struct {
 	PushHandler      PushHandlerConfig `yaml:"push"`
-	Ring             RingConfig        `yaml:"ring"`
+	Ring             ringutil.Config   `yaml:"ring"`
 	ReplicaWaitGrace time.Duration     `yaml:"replica_wait_grace"`
 }
 
 // RegisterFlags registers the distributor flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.PushHandler.RegisterFlags(f)
-	c.Ring.RegisterFlags(f)
+	registerRingFlags(&c.Ring, f)
 	f.DurationVar(&c.ReplicaWaitGrace, "distributor.replica-wait-grace", 200*time.Millisecond, "After a quorum of ingesters stored a write, how long to wait for the remaining replicas before answering. The next request of the same sender could otherwise reach a slower replica first, which would then reject the earlier samples as out of order.")
 }
 
@@ -45,7 +46,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("distributor: %w", err)
 	}
 	if err := c.Ring.Validate(); err != nil {
-		return fmt.Errorf("distributor: %w", err)
+		return fmt.Errorf("distributor: distributor ring: %w", err)
 	}
 	return nil
 }

@@ -38,7 +38,7 @@ type RateLimiter struct {
 
 // NewIngestionRateLimiter returns the limiter of tenants' ingestion rates.
 // healthy returns the number of healthy distributors sharing the limits
-// (DistributorRing.HealthyInstances); a result below 1 counts as 1.
+// (the distributor ring's healthy members); a result below 1 counts as 1.
 func NewIngestionRateLimiter(lim TenantLimits, healthy func() int) *RateLimiter {
 	return &RateLimiter{
 		limiter: limiter.NewRateLimiter(ingestionRateStrategy{limits: lim, healthy: healthy}, rateLimitRecheckPeriod),

@@ -103,6 +103,13 @@ type Ingester struct {
 
 	metrics        *metrics
 	shipperMetrics *ShipperMetrics
+
+	// flushMtx guards flushStopped and the Add of backgroundFlushes, so
+	// stopping waits for every flush started over HTTP before closing the
+	// TSDBs under it.
+	flushMtx          sync.Mutex
+	flushStopped      bool
+	backgroundFlushes sync.WaitGroup
 }
 
 type metrics struct {
@@ -223,6 +230,10 @@ func (i *Ingester) running(ctx context.Context) error {
 }
 
 func (i *Ingester) stopping(_ error) error {
+	i.flushMtx.Lock()
+	i.flushStopped = true
+	i.flushMtx.Unlock()
+	i.backgroundFlushes.Wait()
 	// The lifecycler moves us to LEAVING, calls Flush (when flush on shutdown
 	// is on), then leaves the ring.
 	if err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler); err != nil {
@@ -370,7 +381,7 @@ func (i *Ingester) closeIdle(ctx context.Context, db *tenantDB) {
 		db.appendMtx.Unlock()
 		return
 	}
-	err := db.flushHead()
+	err := db.flushHead(ctx)
 	if err == nil && db.shipper != nil {
 		_, err = db.shipper.Sync(ctx)
 	}
@@ -418,7 +429,7 @@ func (i *Ingester) flushAll(ctx context.Context) error {
 		db.appendMtx.Lock()
 		var err error
 		if !db.closed.Load() {
-			err = db.flushHead()
+			err = db.flushHead(ctx)
 		}
 		db.appendMtx.Unlock()
 		if err != nil {
@@ -447,7 +458,16 @@ func (i *Ingester) FlushHandler(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("flushed and shipped\n"))
 		return
 	}
+	i.flushMtx.Lock()
+	if i.flushStopped {
+		i.flushMtx.Unlock()
+		http.Error(w, "the ingester is stopping; it flushes on the way out if -ingester.flush-on-shutdown is set", http.StatusServiceUnavailable)
+		return
+	}
+	i.backgroundFlushes.Add(1)
+	i.flushMtx.Unlock()
 	go func() {
+		defer i.backgroundFlushes.Done()
 		if err := i.flushAll(context.Background()); err != nil {
 			level.Error(i.logger).Log("msg", "flush requested over HTTP did not complete", "err", err)
 		}
@@ -475,7 +495,8 @@ type tenantDB struct {
 // flushHead compacts the whole head into blocks. Caller holds appendMtx.
 // The range starts where the blocks already cut end, so the flushed block
 // never overlaps them; out-of-order samples are compacted from their own head.
-func (t *tenantDB) flushHead() error {
+// A cancelled ctx stops it between steps; what was cut stays cut.
+func (t *tenantDB) flushHead(ctx context.Context) error {
 	h := t.db.Head()
 	if h.NumSeries() == 0 {
 		return nil
@@ -486,7 +507,7 @@ func (t *tenantDB) flushHead() error {
 	// had already chosen, and both were shipped (overlapping blocks). After
 	// this the head spans less than a compactable range and appends are
 	// held off, so the TSDB has nothing left to cut under the flush.
-	if err := t.db.Compact(context.Background()); err != nil {
+	if err := t.db.Compact(ctx); err != nil {
 		return fmt.Errorf("cut the head's complete 2h blocks before the flush: %w", err)
 	}
 	mint, maxt := h.MinTime(), h.MaxTime()
@@ -495,12 +516,15 @@ func (t *tenantDB) flushHead() error {
 			mint = m.MaxTime
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("flush the head: %w", err)
+	}
 	if mint <= maxt {
 		if err := t.db.CompactHead(tsdb.NewRangeHead(h, mint, maxt)); err != nil {
 			return err
 		}
 	}
-	return t.db.CompactOOOHead(context.Background())
+	return t.db.CompactOOOHead(ctx)
 }
 
 // blocksToDelete keeps local blocks until they are shipped (when shipping is

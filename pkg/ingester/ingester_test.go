@@ -2,11 +2,13 @@ package ingester
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -394,4 +396,74 @@ func TestQueriesDuringFlushes(t *testing.T) {
 		require.NoError(t, <-done)
 		require.Equal(t, want, queryAll(t, ing, "team-f", 0, now+1)[`{__name__="f", job="test"}`], "round %d", round)
 	}
+}
+
+// gatedBucket holds every upload until release is closed.
+type gatedBucket struct {
+	objstore.Bucket
+	uploading chan struct{} // closed at the first upload
+	once      sync.Once
+	release   chan struct{}
+}
+
+func (b *gatedBucket) Upload(ctx context.Context, name string, r io.Reader, opts ...objstore.ObjectUploadOption) error {
+	b.once.Do(func() { close(b.uploading) })
+	<-b.release
+	return b.Bucket.Upload(ctx, name, r, opts...)
+}
+
+// TestStoppingWaitsForFlushStartedOverHTTP: /ingester/flush without
+// wait=true flushes in the background; stopping must not close the TSDBs
+// under that flush, and later requests are refused.
+func TestStoppingWaitsForFlushStartedOverHTTP(t *testing.T) {
+	fs, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	bkt := &gatedBucket{Bucket: fs, uploading: make(chan struct{}), release: make(chan struct{})}
+	cfg := testConfig(t, t.TempDir())
+	cfg.FlushOnShutdown = false
+	ing := startIngester(t, cfg, defaultLimits(t), bkt)
+	now := time.Now().UnixMilli()
+	_, err = ing.Push(user.InjectOrgID(context.Background(), "team-a"), &prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{series("d", prompb.Sample{Timestamp: now, Value: 1})},
+	})
+	require.NoError(t, err)
+
+	w := httptest.NewRecorder()
+	ing.FlushHandler(w, httptest.NewRequest(http.MethodPost, "/ingester/flush", nil))
+	require.Equal(t, http.StatusNoContent, w.Code)
+	<-bkt.uploading
+
+	ing.StopAsync()
+	require.Never(t, func() bool { return ing.State() == services.Terminated }, 300*time.Millisecond, 10*time.Millisecond,
+		"stopping returned while a flush was shipping")
+	w = httptest.NewRecorder()
+	ing.FlushHandler(w, httptest.NewRequest(http.MethodPost, "/ingester/flush", nil))
+	require.Equal(t, http.StatusServiceUnavailable, w.Code, "a stopping ingester starts no new flush")
+
+	close(bkt.release)
+	require.NoError(t, ing.AwaitTerminated(context.Background()))
+	var blocks []string
+	require.NoError(t, fs.Iter(context.Background(), "team-a/", func(name string) error {
+		blocks = append(blocks, name)
+		return nil
+	}))
+	require.Len(t, blocks, 1, "the background flush shipped its block")
+}
+
+func TestFlushHeadHonoursContext(t *testing.T) {
+	ing := startIngester(t, testConfig(t, t.TempDir()), defaultLimits(t), nil)
+	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing)) })
+	now := time.Now().UnixMilli()
+	_, err := ing.Push(user.InjectOrgID(context.Background(), "team-a"), &prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{series("d", prompb.Sample{Timestamp: now, Value: 1})},
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, ing.flushAll(ctx), context.Canceled)
+	db, err := ing.getDB("team-a")
+	require.NoError(t, err)
+	require.Empty(t, db.db.Blocks(), "a cancelled flush cuts no block")
+	require.NoError(t, ing.flushAll(context.Background()))
+	require.Len(t, db.db.Blocks(), 1)
 }

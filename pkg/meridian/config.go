@@ -10,10 +10,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/server"
 	"gopkg.in/yaml.v3"
@@ -31,16 +34,29 @@ import (
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
 	"github.com/meridianhq/meridian/pkg/tenant"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // CommonConfig holds settings several components share.
 type CommonConfig struct {
-	DataDir string `yaml:"data_dir"`
+	DataDir string           `yaml:"data_dir"`
+	Ring    CommonRingConfig `yaml:"ring"`
+}
+
+// CommonRingConfig is what every ring of the process shares: the
+// ingester, distributor, store-gateway and compactor rings all live in
+// this one KV store, each under its own key.
+type CommonRingConfig struct {
+	KVStore kv.Config `yaml:"kvstore"`
 }
 
 // RegisterFlags registers the common flags.
 func (c *CommonConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.DataDir, "common.data-dir", "./data", "Directory for all local state: TSDBs under tsdb/, the filesystem bucket under bucket/, the store-gateway's index headers under store-gateway/.")
+	// Rings gossip over memberlist unless this is a single process (see
+	// ApplyDerivedDefaults), which uses an in-memory ring.
+	c.Ring.KVStore.Store = "memberlist"
+	c.Ring.KVStore.RegisterFlagsWithPrefix("common.ring.", "collectors/", f)
 }
 
 // Config is the whole configuration of a Meridian process.
@@ -66,13 +82,20 @@ type Config struct {
 	StoreGateway   storegateway.Config    `yaml:"store_gateway"`
 	// StoreGatewayClient configures the queriers' connections to store-gateways.
 	StoreGatewayClient storegateway.ClientConfig `yaml:"store_gateway_client"`
+
+	// The KV configs as registered, to tell which ones were set.
+	commonKVDefault, ingesterKVDefault kv.Config
+	// logger reports deprecated settings while the config is resolved.
+	logger log.Logger
 }
 
 // RegisterFlags registers every flag with its default.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
+	c.logger = logger
 	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
+	c.commonKVDefault = c.Common.Ring.KVStore
 	c.Server.RegisterFlags(f)
 	c.MemberlistKV.RegisterFlags(f)
 	c.Auth.RegisterFlags(f)
@@ -80,10 +103,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.RuntimeConfig.RegisterFlags(f)
 	c.BlocksStorage.RegisterFlags(f)
 	c.Distributor.RegisterFlags(f)
-	// Rings gossip over memberlist unless this is a single process (see
-	// ApplyDerivedDefaults), which uses an in-memory ring.
+	// The ingester ring's own KV settings (-ingester.store, ...) are a
+	// deprecated alias of -common.ring.*; see resolveRingKV.
 	c.Ingester.Lifecycler.RingConfig.KVStore.Store = "memberlist"
 	c.Ingester.RegisterFlags(f, logger)
+	c.ingesterKVDefault = c.Ingester.Lifecycler.RingConfig.KVStore
 	c.IngesterClient.RegisterFlags(f)
 	c.Querier.RegisterFlags(f)
 	c.API.RegisterFlags(f)
@@ -165,11 +189,8 @@ func (c *Config) ApplyDerivedDefaults() {
 	if c.StoreGateway.DataDir == "" {
 		c.StoreGateway.DataDir = filepath.Join(c.Common.DataDir, "store-gateway")
 	}
+	c.resolveRingKV()
 	lc := &c.Ingester.Lifecycler
-	if lc.RingConfig.KVStore.Store == "memberlist" && len(c.MemberlistKV.JoinMembers) == 0 && len(c.Target) == 1 && c.Target[0] == All {
-		// One process and no peers to join: nothing to gossip with.
-		lc.RingConfig.KVStore.Store = "inmemory"
-	}
 	if lc.Addr == "" {
 		switch {
 		case c.Server.GRPCListenAddress != "" && c.Server.GRPCListenAddress != "0.0.0.0" && c.Server.GRPCListenAddress != "::":
@@ -180,26 +201,42 @@ func (c *Config) ApplyDerivedDefaults() {
 		}
 	}
 	lc.ListenPort = c.Server.GRPCListenPort
-	cr := &c.Compactor.Ring
-	if cr.InstanceAddr == "" {
-		cr.InstanceAddr = lc.Addr
+	// The other rings advertise the ingester's address and the gRPC port
+	// unless told otherwise.
+	for _, r := range []*ringutil.Config{&c.Compactor.Ring.Config, &c.StoreGateway.Ring.Config, &c.Distributor.Ring} {
+		if r.InstanceAddr == "" {
+			r.InstanceAddr = lc.Addr
+		}
+		if r.InstancePort == 0 {
+			r.InstancePort = c.Server.GRPCListenPort
+		}
 	}
-	if cr.InstancePort == 0 {
-		cr.InstancePort = c.Server.GRPCListenPort
+}
+
+// resolveRingKV settles the one KV store of every ring: -common.ring.*
+// (common.ring.kvstore), or the deprecated ingester ring KV settings
+// (-ingester.store, -ingester.consul.*, ..., ingester.lifecycler.ring.kvstore)
+// when only those were set. The ingester's lifecycler is given the result.
+func (c *Config) resolveRingKV() {
+	common := &c.Common.Ring.KVStore
+	if ing := c.Ingester.Lifecycler.RingConfig.KVStore; !reflect.DeepEqual(ing, c.ingesterKVDefault) {
+		if reflect.DeepEqual(*common, c.commonKVDefault) {
+			*common = ing
+			c.warn("the ingester ring KV settings (-ingester.store, -ingester.consul.*, -ingester.etcd.*, -ingester.multi.*, -ingester.prefix; YAML ingester.lifecycler.ring.kvstore) are deprecated; they still apply to every ring; use -common.ring.* (YAML common.ring.kvstore) instead")
+		} else {
+			c.warn("both the deprecated ingester ring KV settings and -common.ring.* are set; every ring uses -common.ring.* (YAML common.ring.kvstore), the ingester ring KV settings are ignored")
+		}
 	}
-	sr := &c.StoreGateway.Ring
-	if sr.InstanceAddr == "" {
-		sr.InstanceAddr = lc.Addr
+	if common.Store == "memberlist" && len(c.MemberlistKV.JoinMembers) == 0 && len(c.Target) == 1 && c.Target[0] == All {
+		// One process and no peers to join: nothing to gossip with.
+		common.Store = "inmemory"
 	}
-	if sr.InstancePort == 0 {
-		sr.InstancePort = c.Server.GRPCListenPort
-	}
-	dr := &c.Distributor.Ring
-	if dr.InstanceAddr == "" {
-		dr.InstanceAddr = lc.Addr
-	}
-	if dr.InstancePort == 0 {
-		dr.InstancePort = c.Server.GRPCListenPort
+	c.Ingester.Lifecycler.RingConfig.KVStore = *common
+}
+
+func (c *Config) warn(msg string) {
+	if c.logger != nil {
+		level.Warn(c.logger).Log("msg", msg)
 	}
 }
 

@@ -8,9 +8,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 func newFlagSet(cfg *Config) *flag.FlagSet {
@@ -111,4 +115,95 @@ func TestDocumentedConfigParses(t *testing.T) {
 	var cfg Config
 	require.NoError(t, ParseArgs(newFlagSet(&cfg), []string{"-config.file=" + path}, &cfg))
 	require.NoError(t, cfg.Validate())
+}
+
+// TestRingKVIsShared: every ring uses common.ring.kvstore; the ingester
+// ring's own KV settings are a deprecated alias that logs a warning.
+func TestRingKVIsShared(t *testing.T) {
+	cluster := []string{"-target=ingester", "-memberlist.join=peer:7946"}
+	for _, tc := range []struct {
+		name      string
+		yaml      string
+		args      []string
+		wantStore string
+		wantHost  string
+		wantWarn  string
+	}{
+		{name: "defaults", args: cluster, wantStore: "memberlist"},
+		{name: "common flag", args: append([]string{"-common.ring.store=consul", "-common.ring.consul.hostname=c:8500"}, cluster...), wantStore: "consul", wantHost: "c:8500"},
+		{name: "common YAML", yaml: "common:\n  ring:\n    kvstore:\n      store: consul\n      consul:\n        host: c:8500\n", args: cluster, wantStore: "consul", wantHost: "c:8500"},
+		{name: "deprecated ingester flags", args: append([]string{"-ingester.store=consul", "-ingester.consul.hostname=old:8500"}, cluster...), wantStore: "consul", wantHost: "old:8500", wantWarn: "deprecated"},
+		{name: "deprecated ingester YAML", yaml: "ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: etcd\n", args: cluster, wantStore: "etcd", wantWarn: "deprecated"},
+		{name: "common wins over the deprecated flags", args: append([]string{"-common.ring.store=etcd", "-ingester.store=consul"}, cluster...), wantStore: "etcd", wantWarn: "ignored"},
+		{name: "single process", wantStore: "inmemory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg Config
+			var logs bytes.Buffer
+			fs := flag.NewFlagSet("meridian", flag.ContinueOnError)
+			cfg.RegisterFlags(fs, log.NewLogfmtLogger(&logs))
+			args := tc.args
+			if tc.yaml != "" {
+				args = append([]string{"-config.file=" + writeFile(t, tc.yaml)}, args...)
+			}
+			require.NoError(t, ParseArgs(fs, args, &cfg))
+			require.NoError(t, cfg.Validate())
+			require.Equal(t, tc.wantStore, cfg.Common.Ring.KVStore.Store)
+			require.Equal(t, cfg.Common.Ring.KVStore, cfg.Ingester.Lifecycler.RingConfig.KVStore, "the ingester's lifecycler uses the common KV store")
+			if tc.wantHost != "" {
+				require.Equal(t, tc.wantHost, cfg.Common.Ring.KVStore.Consul.Host)
+			}
+			if tc.wantWarn == "" {
+				require.Empty(t, logs.String())
+			} else {
+				require.Contains(t, logs.String(), "level=warn")
+				require.Contains(t, logs.String(), tc.wantWarn)
+			}
+		})
+	}
+}
+
+// TestRingYAMLKeysUnchanged: the rings' YAML keys are those of before the
+// ring settings moved into one type.
+func TestRingYAMLKeysUnchanged(t *testing.T) {
+	path := writeFile(t, `
+distributor:
+  ring:
+    heartbeat_period: 2s
+    heartbeat_timeout: 20s
+    instance_id: d1
+    instance_addr: 10.0.0.1
+    instance_port: 1234
+compactor:
+  ring:
+    heartbeat_period: 3s
+    heartbeat_timeout: 30s
+    num_tokens: 64
+    instance_id: c1
+    instance_addr: 10.0.0.2
+    instance_port: 2345
+    wait_active_timeout: 5s
+store_gateway:
+  ring:
+    replication_factor: 2
+    heartbeat_period: 4s
+    heartbeat_timeout: 40s
+    num_tokens: 32
+    instance_id: s1
+    instance_addr: 10.0.0.3
+    instance_port: 3456
+`)
+	var cfg Config
+	require.NoError(t, ParseArgs(newFlagSet(&cfg), []string{"-config.file=" + path, "-compactor.ring.num-tokens=65"}, &cfg))
+	require.NoError(t, cfg.Validate())
+	require.Equal(t, ringutil.Config{HeartbeatPeriod: 2 * time.Second, HeartbeatTimeout: 20 * time.Second, NumTokens: 1, InstanceID: "d1", InstanceAddr: "10.0.0.1", InstancePort: 1234}, cfg.Distributor.Ring)
+	require.Equal(t, ringutil.Config{HeartbeatPeriod: 3 * time.Second, HeartbeatTimeout: 30 * time.Second, NumTokens: 65, InstanceID: "c1", InstanceAddr: "10.0.0.2", InstancePort: 2345}, cfg.Compactor.Ring.Config)
+	require.Equal(t, 5*time.Second, cfg.Compactor.Ring.WaitActiveTimeout)
+	require.Equal(t, ringutil.Config{HeartbeatPeriod: 4 * time.Second, HeartbeatTimeout: 40 * time.Second, NumTokens: 32, InstanceID: "s1", InstanceAddr: "10.0.0.3", InstancePort: 3456}, cfg.StoreGateway.Ring.Config)
+	require.Equal(t, 2, cfg.StoreGateway.Ring.ReplicationFactor)
+
+	out, err := yaml.Marshal(cfg)
+	require.NoError(t, err)
+	require.Contains(t, string(out), "    wait_active_timeout: 5s\n", "/config shows the ring settings at their old places")
+	require.NotRegexp(t, `(?m)^\s+config:$`, string(out), "the shared ring settings are inline")
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/thanos-io/objstore"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"gopkg.in/yaml.v3"
@@ -54,37 +53,38 @@ import (
 	"github.com/meridianhq/meridian/pkg/tenant"
 	"github.com/meridianhq/meridian/pkg/util/build"
 	"github.com/meridianhq/meridian/pkg/util/grpccodec"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // Module names. All, Write and Read are groups for small clusters.
 const (
-	Server        = "server"
-	RuntimeConfig = "runtime-config"
-	MemberlistKV  = "memberlist-kv"
-	IngesterRing  = "ingester-ring"
-	RingForget    = "ingester-ring-auto-forget"
-	DistRing      = "distributor-ring"
+	Server                 = "server"
+	RuntimeConfig          = "runtime-config"
+	MemberlistKV           = "memberlist-kv"
+	IngesterRing           = "ingester-ring"
+	IngesterRingAutoForget = "ingester-ring-auto-forget"
+	DistributorRing        = "distributor-ring"
 	// IngesterClients is the pool of ingester connections that
 	// distributors and queriers share.
-	IngesterClients = "ingester-clients"
-	Ingester        = "ingester"
-	Distributor     = "distributor"
-	DistributorWP   = "distributor-write-path"
-	Carbon          = "graphite-carbon"
-	Querier         = "querier"
-	QueryFrontend   = "query-frontend"
+	IngesterClients      = "ingester-clients"
+	Ingester             = "ingester"
+	Distributor          = "distributor"
+	DistributorWritePath = "distributor-write-path"
+	Carbon               = "graphite-carbon"
+	Querier              = "querier"
+	QueryFrontend        = "query-frontend"
 	// QueryScheduler is the optional queue shared by query-frontends.
 	QueryScheduler = "query-scheduler"
 	// QuerierAPI is the querier's HTTP API; Querier adds the worker that
 	// pulls queries from a query-frontend or query-scheduler.
-	QuerierAPI   = "querier-api"
-	Compactor    = "compactor"
-	SGRing       = "store-gateway-ring"
-	StoreGateway = "store-gateway"
-	All          = "all"
-	Write        = "write"
-	Read         = "read"
-	Backend      = "backend"
+	QuerierAPI       = "querier-api"
+	Compactor        = "compactor"
+	StoreGatewayRing = "store-gateway-ring"
+	StoreGateway     = "store-gateway"
+	All              = "all"
+	Write            = "write"
+	Read             = "read"
+	Backend          = "backend"
 )
 
 // Meridian is one process: its config, the components it runs and the
@@ -104,14 +104,14 @@ type Meridian struct {
 	Distributor     *distributor.Distributor
 	PushHandler     *distributor.PushHandler
 	Carbon          *carbon.Receiver
-	DistributorRing *distributor.DistributorRing
+	DistributorRing *ringutil.Ring
 	Frontend        *frontend.Frontend
 	Scheduler       *scheduler.Scheduler
 	// QuerierHandler serves the querier's Prometheus API (behind the tenant
 	// middleware) to the requests pulled by the querier worker.
 	QuerierHandler   http.Handler
 	Compactor        *compactor.Compactor
-	StoreGatewayRing *ring.Ring
+	StoreGatewayRing *ringutil.Ring
 	StoreGateway     *storegateway.StoreGateway
 	BlocksStore      *querier.BlocksStore
 
@@ -142,11 +142,11 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(RuntimeConfig, m.initRuntimeConfig, modules.UserInvisibleModule)
 	mm.RegisterModule(MemberlistKV, m.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, m.initIngesterRing, modules.UserInvisibleModule)
-	mm.RegisterModule(RingForget, m.initRingAutoForget, modules.UserInvisibleModule)
-	mm.RegisterModule(DistRing, m.initDistributorRing, modules.UserInvisibleModule)
+	mm.RegisterModule(IngesterRingAutoForget, m.initRingAutoForget, modules.UserInvisibleModule)
+	mm.RegisterModule(DistributorRing, m.initDistributorRing, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterClients, m.initIngesterClients, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, m.initIngester)
-	mm.RegisterModule(DistributorWP, m.initDistributor, modules.UserInvisibleModule)
+	mm.RegisterModule(DistributorWritePath, m.initDistributor, modules.UserInvisibleModule)
 	mm.RegisterModule(Carbon, m.initCarbon, modules.UserInvisibleModule)
 	mm.RegisterModule(Distributor, nil)
 	mm.RegisterModule(QuerierAPI, m.initQuerier, modules.UserInvisibleModule)
@@ -154,7 +154,7 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(QueryFrontend, m.initQueryFrontend)
 	mm.RegisterModule(QueryScheduler, m.initQueryScheduler)
 	mm.RegisterModule(Compactor, m.initCompactor)
-	mm.RegisterModule(SGRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
+	mm.RegisterModule(StoreGatewayRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, m.initStoreGateway)
 	mm.RegisterModule(Write, nil)
 	mm.RegisterModule(Read, nil)
@@ -162,27 +162,27 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(All, nil)
 
 	deps := map[string][]string{
-		RuntimeConfig:   {Server},
-		MemberlistKV:    {Server},
-		IngesterRing:    {Server, MemberlistKV},
-		RingForget:      {Server, MemberlistKV},
-		DistRing:        {Server, MemberlistKV},
-		Ingester:        {Server, RuntimeConfig, MemberlistKV, RingForget},
-		IngesterClients: {IngesterRing},
-		DistributorWP:   {Server, RuntimeConfig, IngesterRing, DistRing, IngesterClients},
-		Carbon:          {DistributorWP},
-		Distributor:     {DistributorWP, Carbon},
-		QuerierAPI:      {Server, RuntimeConfig, IngesterRing, SGRing, IngesterClients},
-		Querier:         {Server, QuerierAPI},
-		QueryFrontend:   {Server, RuntimeConfig},
-		QueryScheduler:  {Server},
-		Compactor:       {Server, RuntimeConfig, MemberlistKV},
-		SGRing:          {Server, MemberlistKV},
-		StoreGateway:    {Server, MemberlistKV, SGRing},
-		Write:           {Distributor, Ingester},
-		Read:            {Querier},
-		Backend:         {StoreGateway, Compactor},
-		All:             {Distributor, Ingester, Querier, Compactor, StoreGateway},
+		RuntimeConfig:          {Server},
+		MemberlistKV:           {Server},
+		IngesterRing:           {Server, MemberlistKV},
+		IngesterRingAutoForget: {Server, MemberlistKV},
+		DistributorRing:        {Server, MemberlistKV},
+		Ingester:               {Server, RuntimeConfig, MemberlistKV, IngesterRingAutoForget},
+		IngesterClients:        {IngesterRing},
+		DistributorWritePath:   {Server, RuntimeConfig, IngesterRing, DistributorRing, IngesterClients},
+		Carbon:                 {DistributorWritePath},
+		Distributor:            {DistributorWritePath, Carbon},
+		QuerierAPI:             {Server, RuntimeConfig, IngesterRing, StoreGatewayRing, IngesterClients},
+		Querier:                {Server, QuerierAPI},
+		QueryFrontend:          {Server, RuntimeConfig},
+		QueryScheduler:         {Server},
+		Compactor:              {Server, RuntimeConfig, MemberlistKV},
+		StoreGatewayRing:       {Server, MemberlistKV},
+		StoreGateway:           {Server, MemberlistKV, StoreGatewayRing},
+		Write:                  {Distributor, Ingester},
+		Read:                   {Querier},
+		Backend:                {StoreGateway, Compactor},
+		All:                    {Distributor, Ingester, Querier, Compactor, StoreGateway},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -207,10 +207,9 @@ func (m *Meridian) initServer() (services.Service, error) {
 	unary, stream := tenant.GRPCServerInterceptors(scheduler.QuerierLoopMethod)
 	cfg.GRPCMiddleware = append(cfg.GRPCMiddleware, unary)
 	cfg.GRPCStreamMiddleware = append(cfg.GRPCStreamMiddleware, stream)
-	cfg.GRPCOptions = append(cfg.GRPCOptions,
-		grpc.ForceServerCodecV2(grpccodec.PooledCodec{}),
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
-	)
+	// dskit's server already adds the OpenTelemetry stats handler: adding
+	// it here too made two server spans per call.
+	cfg.GRPCOptions = append(cfg.GRPCOptions, grpc.ForceServerCodecV2(grpccodec.PooledCodec{}))
 	s, err := server.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start HTTP and gRPC servers: %w", err)
@@ -243,10 +242,8 @@ func (m *Meridian) initMemberlistKV() (services.Service, error) {
 	cfg.Codecs = []codec.Codec{ring.GetCodec()}
 	dnsProvider := dns.NewProvider(dns.GolangResolverType, 0, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_memberlist_", m.Registry))
 	m.Memberlist = memberlist.NewKVInitService(&cfg, m.Logger, dnsProvider, m.Registry)
-	// Every ring of this process shares the one gossip member.
-	m.Cfg.Ingester.Lifecycler.RingConfig.KVStore.MemberlistKV = m.Memberlist.GetMemberlistKV
 	m.API.RegisterMemberlist(m.Memberlist)
-	if m.Cfg.Ingester.Lifecycler.RingConfig.KVStore.Store != "memberlist" {
+	if m.Cfg.Common.Ring.KVStore.Store != "memberlist" {
 		// Nothing gossips: keep the page, don't join or listen.
 		return services.NewIdleService(nil, nil), nil
 	}
@@ -258,19 +255,35 @@ func (m *Meridian) initRingAutoForget() (services.Service, error) {
 	if m.Cfg.Ingester.AutoForgetUnhealthy <= 0 {
 		return services.NewIdleService(nil, nil), nil
 	}
-	kvc, err := kv.NewClient(m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, ring.GetCodec(),
+	kvc, err := kv.NewClient(m.ringKV(), ring.GetCodec(),
 		kv.RegistererWithKVName(prometheus.WrapRegistererWithPrefix("meridian_", m.Registry), "ingester-auto-forget"), m.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("create ingester ring auto-forget KV client: %w", err)
 	}
-	return ingester.NewAutoForgetter(kvc, ingester.RingKey, m.Cfg.Ingester.AutoForgetUnhealthy, 0, m.Logger, m.Registry), nil
+	return ringutil.NewAutoForgetter(kvc, ingester.RingKey, m.Cfg.Ingester.AutoForgetUnhealthy, 0, m.Logger, m.Registry), nil
+}
+
+// ringKV is the KV store of every ring of the process (common.ring.kvstore).
+// Every ring shares the one gossip member.
+func (m *Meridian) ringKV() kv.Config {
+	cfg := m.Cfg.Common.Ring.KVStore
+	if m.Memberlist != nil {
+		cfg.MemberlistKV = m.Memberlist.GetMemberlistKV
+	}
+	return cfg
+}
+
+// ingesterConfig is the ingester's config with the process' ring KV store.
+func (m *Meridian) ingesterConfig() ingester.Config {
+	cfg := m.Cfg.Ingester
+	cfg.Lifecycler.RingConfig.KVStore = m.ringKV()
+	return cfg
 }
 
 // initDistributorRing lets distributors count each other, so a tenant's
 // ingestion rate limit is split across the healthy ones.
 func (m *Meridian) initDistributorRing() (services.Service, error) {
-	r, err := distributor.NewDistributorRing(m.Cfg.Distributor.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore,
-		m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	r, err := distributor.NewRing(m.Cfg.Distributor.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +293,7 @@ func (m *Meridian) initDistributorRing() (services.Service, error) {
 }
 
 func (m *Meridian) initIngesterRing() (services.Service, error) {
-	r, err := ring.New(m.Cfg.Ingester.Lifecycler.RingConfig, "ingester", ingester.RingKey, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	r, err := ring.New(m.ingesterConfig().Lifecycler.RingConfig, "ingester", ingester.RingKey, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("create ingester ring client: %w", err)
 	}
@@ -325,7 +338,7 @@ func (m *Meridian) initIngester() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	ing, err := ingester.New(m.Cfg.Ingester, m.Overrides, bkt, m.Logger, m.SLogger, m.Registry)
+	ing, err := ingester.New(m.ingesterConfig(), m.Overrides, bkt, m.Logger, m.SLogger, m.Registry)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +355,10 @@ func (m *Meridian) initIngester() (services.Service, error) {
 func (m *Meridian) initDistributor() (services.Service, error) {
 	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.clientPool, m.Logger, m.Registry)
 	m.Distributor = d
-	rl := distributor.NewIngestionRateLimiter(m.Overrides, m.DistributorRing.HealthyInstances)
+	rl := distributor.NewIngestionRateLimiter(m.Overrides, func() int {
+		n, _ := m.DistributorRing.HealthyMembers() // below 1 counts as 1
+		return n
+	})
 	m.PushHandler = distributor.NewPushHandler(m.Cfg.Distributor.PushHandler, d, m.Overrides, rl, m.Logger, m.Registry)
 	m.API.RegisterDistributor(m.PushHandler)
 	return d, nil
@@ -362,8 +378,8 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := storegateway.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing, m.Logger, m.Registry)
-	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing, pool, m.Logger, m.Registry)
+	pool := storegateway.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing.Client(), m.Logger, m.Registry)
+	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), pool, m.Logger, m.Registry)
 	q := querier.NewQueryable(m.IngesterRing, m.clientPool, m.BlocksStore, m.Overrides, m.Logger)
 	bi := httpapi.BuildInfo{
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
@@ -394,7 +410,7 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 // initStoreGatewayRing watches the store-gateway ring: queriers route
 // blocks with it, store-gateways decide which blocks they own.
 func (m *Meridian) initStoreGatewayRing() (services.Service, error) {
-	r, err := storegateway.NewRingClient(m.Cfg.StoreGateway.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	r, err := storegateway.NewRing(m.Cfg.StoreGateway.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +424,7 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.StoreGatewayRing, m.Logger, m.Registry)
+	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.ringKV(), m.StoreGatewayRing, m.Logger, m.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("create store-gateway: %w", err)
 	}
@@ -502,7 +518,7 @@ func (m *Meridian) initCompactor() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	shards, err := compactor.NewRing(m.Cfg.Compactor.Ring, m.Cfg.Ingester.Lifecycler.RingConfig.KVStore, m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	shards, err := compactor.NewRing(m.Cfg.Compactor.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, fmt.Errorf("create compactor ring: %w", err)
 	}

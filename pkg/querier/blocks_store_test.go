@@ -3,6 +3,7 @@ package querier
 import (
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"strings"
 	"sync"
@@ -119,12 +120,14 @@ func newTestBlocksStore(t *testing.T) (*BlocksStore, fakeClients, []string, *pro
 	desc.AddIngester("sg-2", "sg-2:9095", "", []uint32{1_500_000_000, 4_000_000_000}, ring.ACTIVE, time.Now(), false, time.Time{}, nil)
 	require.NoError(t, store.CAS(context.Background(), storegateway.RingKey, func(any) (any, bool, error) { return desc, true, nil }))
 	var rcfg storegateway.RingConfig
+	rcfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
 	rcfg.ReplicationFactor = 2
 	rcfg.HeartbeatTimeout = time.Hour
-	r, err := storegateway.NewRingClient(rcfg, kv.Config{Mock: store}, log.NewNopLogger(), nil)
+	sgRing, err := storegateway.NewRing(rcfg, kv.Config{Mock: store}, log.NewNopLogger(), nil)
 	require.NoError(t, err)
-	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
-	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), sgRing))
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), sgRing) })
+	r := sgRing.Client()
 	require.Eventually(t, func() bool {
 		rs, err := r.GetAllHealthy(storegateway.RingOp)
 		return err == nil && len(rs.Instances) == 2

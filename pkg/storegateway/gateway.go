@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/kv"
-	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	dskittenant "github.com/grafana/dskit/tenant"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,30 +17,30 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // StoreGateway is the store-gateway service and its gRPC server.
 type StoreGateway struct {
 	services.Service
 
-	cfg        Config
-	store      *Store
-	cache      Cache
-	ring       ring.ReadRing // nil: own every block (tests)
-	lifecycler *ring.BasicLifecycler
-	watcher    *services.FailureWatcher
-	logger     log.Logger
-	m          *metrics
-	now        func() time.Time
+	cfg     Config
+	store   *Store
+	cache   Cache
+	member  *ringutil.Ring // nil: own every block (tests)
+	watcher *services.FailureWatcher
+	logger  log.Logger
+	m       *metrics
+	now     func() time.Time
 }
 
 var _ meridianpb.StoreGatewayServer = (*StoreGateway)(nil)
 
 // New creates a store-gateway over bkt, the whole bucket. It joins the
-// ring stored in kvCfg and decides which blocks it owns with ringClient,
-// which the caller runs. With a nil ringClient the store-gateway joins no
-// ring and owns every block.
-func New(cfg Config, bkt objstore.Bucket, kvCfg kv.Config, ringClient ring.ReadRing, logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
+// ring stored in kvCfg and decides which blocks it owns through sgRing
+// (NewRing), which the caller runs. With a nil sgRing the store-gateway
+// joins no ring and owns every block.
+func New(cfg Config, bkt objstore.Bucket, kvCfg kv.Config, sgRing *ringutil.Ring, logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -59,18 +57,16 @@ func New(cfg Config, bkt objstore.Bucket, kvCfg kv.Config, ringClient ring.ReadR
 		cfg:     cfg,
 		store:   NewStore(bkt, cache, cfg.DataDir, int64(cfg.MaxLoadedBytes), logger, m),
 		cache:   cache,
-		ring:    ringClient,
 		watcher: services.NewFailureWatcher(),
 		logger:  logger,
 		m:       m,
 		now:     time.Now,
 	}
-	if ringClient != nil {
-		g.lifecycler, err = newLifecycler(cfg.Ring, kvCfg, logger, prometheus.WrapRegistererWithPrefix("meridian_", reg))
+	if sgRing != nil {
+		g.member, err = newMembership(cfg.Ring, kvCfg, sgRing, logger, prometheus.WrapRegistererWithPrefix("meridian_", reg))
 		if err != nil {
-			return nil, fmt.Errorf("create the store-gateway ring lifecycler: %w", err)
+			return nil, err
 		}
-		g.watcher.WatchService(g.lifecycler)
 	}
 	g.Service = services.NewTimerService(cfg.SyncInterval, g.starting, g.iteration, g.stopping).WithName("store-gateway")
 	return g, nil
@@ -80,10 +76,11 @@ func New(cfg Config, bkt objstore.Bucket, kvCfg kv.Config, ringClient ring.ReadR
 func (g *StoreGateway) Store() *Store { return g.store }
 
 func (g *StoreGateway) starting(ctx context.Context) error {
-	if g.lifecycler != nil {
-		if err := services.StartAndAwaitRunning(ctx, g.lifecycler); err != nil {
-			return fmt.Errorf("join the store-gateway ring: %w", err)
+	if g.member != nil {
+		if err := services.StartAndAwaitRunning(ctx, g.member); err != nil {
+			return err
 		}
+		g.watcher.WatchService(g.member)
 	}
 	// Object storage that refuses the listing (wrong credentials, no such
 	// bucket) is a configuration error: fail at start, naming it.
@@ -102,7 +99,7 @@ func (g *StoreGateway) starting(ctx context.Context) error {
 func (g *StoreGateway) iteration(ctx context.Context) error {
 	select {
 	case err := <-g.watcher.Chan():
-		return fmt.Errorf("store-gateway ring: %w", err)
+		return err
 	default:
 	}
 	if err := g.SyncNow(ctx); err != nil {
@@ -113,24 +110,22 @@ func (g *StoreGateway) iteration(ctx context.Context) error {
 
 func (g *StoreGateway) stopping(_ error) error {
 	g.cache.Stop()
-	if g.lifecycler != nil {
-		if err := services.StopAndAwaitTerminated(context.Background(), g.lifecycler); err != nil {
-			return fmt.Errorf("leave the store-gateway ring: %w", err)
-		}
+	if g.member != nil {
+		return services.StopAndAwaitTerminated(context.Background(), g.member)
 	}
 	return nil
 }
 
 // owns tells whether this store-gateway is one of the block's owners.
 func (g *StoreGateway) owns(k blockKey) bool {
-	if g.ring == nil || g.lifecycler == nil {
+	if g.member == nil {
 		return true
 	}
-	rs, err := g.ring.Get(BlockToken(k.tenant, k.id), RingOp, nil, nil, nil)
+	own, err := g.member.Owns(BlockToken(k.tenant, k.id), RingOp)
 	if err != nil {
 		return true // keep what we have while the ring is unusable
 	}
-	return rs.Includes(g.lifecycler.GetInstanceAddr())
+	return own
 }
 
 // SyncNow lists the tenants and their blocks and drops, from memory and
@@ -256,13 +251,4 @@ func (g *StoreGateway) LabelValues(ctx context.Context, req *meridianpb.StoreLab
 	}
 	resp, err = g.store.LabelValues(ctx, t, req)
 	return resp, grpcError(err)
-}
-
-// ServeHTTP serves the ring page of the lifecycler's view.
-func (g *StoreGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, ok := g.ring.(http.Handler); ok {
-		h.ServeHTTP(w, r)
-		return
-	}
-	http.Error(w, "no store-gateway ring", http.StatusNotFound)
 }

@@ -8,7 +8,7 @@ local k = import 'k.libsonnet';
   // The Meridian YAML configuration (the -config.file), shared by every
   // component; per-component settings are flags in each container's args.
   meridian_config:: {
-    common: { data_dir: '/data' },
+    common: { data_dir: '/data', ring: { kvstore: { store: 'memberlist' } } },
     server: {
       http_listen_port: cfg.http_port,
       grpc_listen_port: cfg.grpc_port,
@@ -39,7 +39,6 @@ local k = import 'k.libsonnet';
     ingester: {
       lifecycler: {
         ring: {
-          kvstore: { store: 'memberlist' },
           replication_factor: cfg.replication_factor,
           zone_awareness_enabled: std.length(cfg.zones) > 1,
           heartbeat_timeout: '1m',

@@ -19,7 +19,7 @@ local k = import 'k.libsonnet';
 
   meridian_config+:: {
     memberlist: {},
-    ingester+: { lifecycler+: { ring+: { kvstore: { store: 'inmemory' } } } },
+    common+: { ring: { kvstore: { store: 'inmemory' } } },
     frontend: {},
   },
 

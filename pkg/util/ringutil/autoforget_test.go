@@ -1,4 +1,4 @@
-package ingester
+package ringutil
 
 import (
 	"context"
@@ -15,6 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// ingesterKey is the key of the ring these tests forget members of.
+const ingesterKey = "ingester"
+
 // forgetRing writes a ring whose members last heartbeated at the given times.
 func forgetRing(t testing.TB, store *consul.Client, heartbeats map[string]time.Time, states map[string]ring.InstanceState) {
 	t.Helper()
@@ -29,13 +32,13 @@ func forgetRing(t testing.TB, store *consul.Client, heartbeats map[string]time.T
 		inst.Timestamp = hb.Unix()
 		desc.Ingesters[id] = inst
 	}
-	require.NoError(t, store.CAS(context.Background(), RingKey, func(any) (any, bool, error) { return desc, false, nil }))
+	require.NoError(t, store.CAS(context.Background(), ingesterKey, func(any) (any, bool, error) { return desc, false, nil }))
 }
 
 // ringMembers returns the IDs in the stored ring.
 func ringMembers(t testing.TB, store *consul.Client) []string {
 	t.Helper()
-	v, err := store.Get(context.Background(), RingKey)
+	v, err := store.Get(context.Background(), ingesterKey)
 	require.NoError(t, err)
 	if v == nil {
 		return nil
@@ -105,7 +108,7 @@ func TestAutoForgetter(t *testing.T) {
 			forgetRing(t, store, tc.heartbeats, tc.states)
 
 			reg := prometheus.NewPedanticRegistry()
-			a := NewAutoForgetter(store, RingKey, tc.forgetAfter, time.Minute, log.NewNopLogger(), reg)
+			a := NewAutoForgetter(store, ingesterKey, tc.forgetAfter, time.Minute, log.NewNopLogger(), reg)
 			a.now = func() time.Time { return now }
 
 			removed, err := a.forgetStale(context.Background())
@@ -133,7 +136,7 @@ func nilIfEmpty(s []string) []string {
 func TestAutoForgetterNoRing(t *testing.T) {
 	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
 	t.Cleanup(func() { _ = closer.Close() })
-	a := NewAutoForgetter(store, RingKey, time.Minute, time.Minute, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	a := NewAutoForgetter(store, ingesterKey, time.Minute, time.Minute, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 	removed, err := a.forgetStale(context.Background())
 	require.NoError(t, err)
 	require.Empty(t, removed)
@@ -150,7 +153,7 @@ func TestAutoForgetterService(t *testing.T) {
 	forgetRing(t, store, map[string]time.Time{"dead": now.Add(-time.Hour), "alive": now}, nil)
 
 	reg := prometheus.NewPedanticRegistry()
-	a := NewAutoForgetter(store, RingKey, 10*time.Minute, 10*time.Millisecond, log.NewNopLogger(), reg)
+	a := NewAutoForgetter(store, ingesterKey, 10*time.Minute, 10*time.Millisecond, log.NewNopLogger(), reg)
 	a.now = func() time.Time { return now }
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), a))
 	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), a)) })
@@ -174,7 +177,7 @@ func TestAutoForgetterDisabled(t *testing.T) {
 	forgetRing(t, store, map[string]time.Time{"dead": now.Add(-24 * time.Hour), "alive": now}, nil)
 
 	reg := prometheus.NewPedanticRegistry()
-	a := NewAutoForgetter(store, RingKey, 0, time.Millisecond, log.NewNopLogger(), reg)
+	a := NewAutoForgetter(store, ingesterKey, 0, time.Millisecond, log.NewNopLogger(), reg)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), a))
 
 	// Give a (wrongly) running timer many chances to fire.

@@ -1,4 +1,4 @@
-package ingester
+package ringutil
 
 import (
 	"context"
@@ -21,10 +21,12 @@ const DefaultAutoForgetCheckInterval = time.Minute
 
 // AutoForgetter removes from a ring the instances that have not heartbeated
 // for longer than a period, as if an operator pressed "Forget" on the ring
-// page. dskit's ring.Lifecycler (which the ingester ring uses) only manages
-// its own entry, so without this an ingester that died without leaving
-// stays in the ring, unhealthy, for ever: its tokens keep a replica of every
-// series it owned out of reach and count against the write quorum.
+// page. It is for rings whose members run dskit's classic ring.Lifecycler
+// (the ingester ring), which only manages its own entry: without it an
+// ingester that died without leaving stays in the ring, unhealthy, for
+// ever: its tokens keep a replica of every series it owned out of reach and
+// count against the write quorum. Members run by Ring forget dead peers
+// through dskit's AutoForgetDelegate instead.
 //
 // Safety:
 //   - LEFT entries (memberlist tombstones) are not members and are skipped.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/scheduler"
+	"github.com/meridianhq/meridian/pkg/util/promtime"
 )
 
 // ErrIDMaxOutstanding is the stable ID of the 429 a tenant gets when its
@@ -367,26 +368,37 @@ type rangeQuery struct {
 
 // parseRangeQuery reads a range query the frontend may split; false means
 // proxy it unchanged (the querier then answers any error in its own words).
+// It reads and checks start, end and step as the querier does (package
+// promtime), so it splits exactly the queries the querier would run. The
+// split works on the engine's millisecond grid: times and steps finer than
+// a millisecond, and times whose milliseconds the engine does not compute
+// exactly (such as promtime.MinTime and MaxTime), are left to the querier.
 func (f *Frontend) parseRangeQuery(form url.Values, lim TenantLimits) (rangeQuery, bool) {
 	for k := range form {
 		if !splittableParams[k] {
 			return rangeQuery{}, false
 		}
 	}
-	start, err1 := parseTime(form.Get("start"))
-	end, err2 := parseTime(form.Get("end"))
-	step, err3 := parseDuration(form.Get("step"))
-	if err1 != nil || err2 != nil || err3 != nil || end < start || step <= 0 {
+	startT, err1 := promtime.ParseTime(form.Get("start"))
+	endT, err2 := promtime.ParseTime(form.Get("end"))
+	stepD, err3 := promtime.ParseDuration(form.Get("step"))
+	if err1 != nil || err2 != nil || err3 != nil || endT.Before(startT) || stepD <= 0 {
 		return rangeQuery{}, false
 	}
 	maxPoints := lim.MaxPointsPerTimeseries
 	if maxPoints <= 0 {
 		maxPoints = defaultMaxPoints
 	}
-	if (end-start)/step > int64(maxPoints) {
+	if endT.Sub(startT)/stepD > time.Duration(maxPoints) {
 		return rangeQuery{}, false
 	}
-	if lim.MaxQueryLength > 0 && end-start > lim.MaxQueryLength.Milliseconds() {
+	if lim.MaxQueryLength > 0 && endT.Sub(startT) > lim.MaxQueryLength {
+		return rangeQuery{}, false
+	}
+	start, ok1 := promtime.Millis(startT)
+	end, ok2 := promtime.Millis(endT)
+	step, ok3 := promtime.DurationMillis(stepD)
+	if !ok1 || !ok2 || !ok3 {
 		return rangeQuery{}, false
 	}
 	expr, err := f.parser.ParseExpr(form.Get("query"))
@@ -588,9 +600,9 @@ loop:
 func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, r timeRange) (*apiResponse, *answer) {
 	form := url.Values{}
 	form.Set("query", q.query)
-	form.Set("start", formatMillis(r.start))
-	form.Set("end", formatMillis(r.end))
-	form.Set("step", formatMillis(q.step))
+	form.Set("start", promtime.FormatMillis(r.start))
+	form.Set("end", promtime.FormatMillis(r.end))
+	form.Set("step", promtime.FormatDurationMillis(q.step))
 	if q.lookback != "" {
 		form.Set("lookback_delta", q.lookback)
 	}
@@ -611,45 +623,6 @@ func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q range
 		return nil, errorAnswer(http.StatusBadGateway, "internal", msg)
 	}
 	return &resp, nil
-}
-
-// formatMillis writes a Unix millisecond time (or duration) as seconds.
-func formatMillis(ms int64) string {
-	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
-}
-
-// parseTime reads a Prometheus API time (Unix seconds with an optional
-// fraction, or RFC 3339) as Unix milliseconds.
-func parseTime(s string) (int64, error) {
-	if t, err := strconv.ParseFloat(s, 64); err == nil {
-		sec, frac := math.Modf(t)
-		if math.IsNaN(t) || math.Abs(sec) > math.MaxInt64/1000-1 {
-			return 0, fmt.Errorf("time %q out of range", s)
-		}
-		return int64(sec)*1000 + int64(math.Round(frac*1000)), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return 0, fmt.Errorf("cannot parse %q to a valid timestamp", s)
-	}
-	return t.UnixMilli(), nil
-}
-
-// parseDuration reads a step (seconds as a float, or a Prometheus duration)
-// as milliseconds.
-func parseDuration(s string) (int64, error) {
-	if d, err := strconv.ParseFloat(s, 64); err == nil {
-		ms := d * 1000
-		if math.IsNaN(ms) || ms >= math.MaxInt64 || ms <= math.MinInt64 {
-			return 0, fmt.Errorf("duration %q out of range", s)
-		}
-		return int64(math.Round(ms)), nil
-	}
-	d, err := model.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
-	}
-	return time.Duration(d).Milliseconds(), nil
 }
 
 // queryLog is what the query log line reports.

@@ -43,22 +43,17 @@ const defaultMaxPoints = 11000
 type Frontend struct {
 	services.Service
 
-	cfg        Config
-	limits     Limits
-	logger     log.Logger
-	downstream *url.URL     // nil when queriers pull
-	client     *http.Client // for downstream
-	// exec runs requests on pulling queriers: the in-process queue
-	// (localQueue) or a query-scheduler client. nil with a downstream URL.
-	exec        executor
-	localQueue  *scheduler.Queue
-	schedClient *scheduler.Client
+	cfg    Config
+	limits Limits
+	logger log.Logger
+	exec   executor
+	// queueServer serves the frontend's queue to pulling queriers; nil
+	// unless they pull from this frontend.
+	queueServer meridianpb.QueryQueueServer
 	parser      parser.Parser
-	queue       *fairQueue
 	cache       extentCache  // nil when caching is off
 	remoteCache *remoteCache // the shared backend, stopped with the frontend
 	now         func() time.Time
-	workers     sync.WaitGroup
 
 	requests           *prometheus.CounterVec
 	duration           *prometheus.HistogramVec
@@ -72,11 +67,6 @@ type Frontend struct {
 	queriersGone       prometheus.Counter
 	graphiteUnsplit    *prometheus.CounterVec
 	graphiteRefetched  prometheus.Counter
-}
-
-// executor runs one request on a querier that pulls work.
-type executor interface {
-	Do(ctx context.Context, tenant string, req *meridianpb.HTTPRequest, maxOutstanding, maxQueriers int) (*meridianpb.HTTPResponse, error)
 }
 
 // New returns a frontend. With cfg.DownstreamURL it sends to that URL over
@@ -93,7 +83,6 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 		limits: lim,
 		logger: logger,
 		parser: parser.NewParser(parser.Options{}),
-		queue:  newFairQueue(reg),
 		now:    time.Now,
 		requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_frontend_requests_total",
@@ -161,22 +150,21 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 	}
 	switch {
 	case cfg.DownstreamURL != "":
-		u, err := url.Parse(cfg.DownstreamURL)
+		d, err := newHTTPDownstream(cfg, f.downstreamDuration, reg)
 		if err != nil {
-			return nil, fmt.Errorf("parse -frontend.downstream-url: %w", err)
+			return nil, err
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
-		f.downstream, f.client = u, &http.Client{Transport: tr}
+		f.exec = d
 	case cfg.SchedulerAddress != "":
 		c, err := scheduler.NewClient(cfg.SchedulerAddress)
 		if err != nil {
 			return nil, err
 		}
-		f.schedClient, f.exec = c, c
+		f.exec = &pulled{queue: c, close: c.Close, timeout: cfg.DownstreamTimeout, duration: f.downstreamDuration}
 	default:
-		f.localQueue = scheduler.NewQueue(reg)
-		f.exec = f.localQueue
+		q := scheduler.NewQueue(scheduler.NewQueueMetrics(reg))
+		f.queueServer = scheduler.Server{Queue: q}
+		f.exec = &pulled{queue: q, close: q.Close, timeout: cfg.DownstreamTimeout, duration: f.downstreamDuration}
 	}
 	if cfg.CacheResults {
 		if cfg.ResultsCache.Backend == CacheBackendInMemory {
@@ -196,19 +184,11 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 // QueueServer is the gRPC service queriers pull work from; false when the
 // frontend sends to a downstream URL or to a query-scheduler.
 func (f *Frontend) QueueServer() (meridianpb.QueryQueueServer, bool) {
-	if f.localQueue == nil {
-		return nil, false
-	}
-	return scheduler.Server{Queue: f.localQueue}, true
+	return f.queueServer, f.queueServer != nil
 }
 
 func (f *Frontend) starting(context.Context) error {
-	if f.exec != nil {
-		return nil // queriers pull; the queue of the executor is fair
-	}
-	for range f.cfg.MaxConcurrent {
-		f.workers.Go(f.queue.work)
-	}
+	f.exec.start()
 	return nil
 }
 
@@ -222,16 +202,7 @@ func (f *Frontend) stopping(error) error {
 	if f.remoteCache != nil {
 		defer f.remoteCache.stop()
 	}
-	f.queue.close()
-	f.workers.Wait()
-	switch {
-	case f.client != nil:
-		f.client.CloseIdleConnections()
-	case f.localQueue != nil:
-		f.localQueue.Close()
-	case f.schedClient != nil:
-		f.schedClient.Close()
-	}
+	f.exec.stop()
 	level.Info(f.logger).Log("msg", "query-frontend stopped", "duration", time.Since(start))
 	return nil
 }
@@ -269,7 +240,7 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case "graphite_render":
 			ans = f.graphiteRender(r, ds, lim, &ql)
 		default:
-			ans = f.proxy(r.Context(), ds, lim)
+			ans = f.proxy(r.Context(), ds)
 			ql.downstream = 1
 		}
 	}
@@ -311,32 +282,9 @@ func endpointOf(path string) string {
 	return "other"
 }
 
-// proxy queues the request and forwards it as it is.
-func (f *Frontend) proxy(ctx context.Context, ds downstreamRequest, lim TenantLimits) *answer {
-	return f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
-}
-
-// queued runs fn through the tenant's queue. When queriers pull, the
-// executor's queue is the fair queue and fn runs at once.
-func (f *Frontend) queued(ctx context.Context, tenantID string, lim TenantLimits, fn func(context.Context) *answer) *answer {
-	if f.exec != nil {
-		return fn(ctx)
-	}
-	var out *answer
-	err := f.queue.do(ctx, tenantID, lim.MaxOutstanding, func(ctx context.Context) { out = fn(ctx) })
-	switch {
-	case errors.Is(err, errTooManyOutstanding):
-		f.rejected.WithLabelValues("too_many_outstanding").Inc()
-		return tooManyOutstanding(tenantID, lim.MaxOutstanding)
-	case errors.Is(err, errQueueStopped):
-		return errorAnswer(http.StatusServiceUnavailable, "unavailable", err.Error())
-	case err != nil:
-		if clientGone(ctx) {
-			f.canceled.WithLabelValues("queued").Inc()
-		}
-		return canceledAnswer(ctx)
-	}
-	return out
+// proxy forwards the request as it is.
+func (f *Frontend) proxy(ctx context.Context, ds downstreamRequest) *answer {
+	return f.roundTrip(ctx, ds)
 }
 
 func tooManyOutstanding(tenantID string, limit int) *answer {
@@ -429,7 +377,7 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 	q, ok := f.parseRangeQuery(r.Form, lim)
 	if !ok {
 		ql.downstream = 1
-		return f.proxy(ctx, ds, lim)
+		return f.proxy(ctx, ds)
 	}
 	ql.points = (q.end-q.start)/q.step + 1
 	useCache := f.cache != nil && !noStore(r.Header)
@@ -543,7 +491,7 @@ func sortParts(ps []part) {
 func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, *answer) {
 	parts := make([]part, len(jobs))
 	fail := runJobs(ctx, lim.MaxQueryParallelism, len(jobs), func(ctx context.Context, i int) *answer {
-		resp, a := f.fetchRange(ctx, ds, q, lim, jobs[i])
+		resp, a := f.fetchRange(ctx, ds, q, jobs[i])
 		if a != nil {
 			return a
 		}
@@ -597,7 +545,7 @@ loop:
 }
 
 // fetchRange runs q for the points of r downstream.
-func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, r timeRange) (*apiResponse, *answer) {
+func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q rangeQuery, r timeRange) (*apiResponse, *answer) {
 	form := url.Values{}
 	form.Set("query", q.query)
 	form.Set("start", promtime.FormatMillis(r.start))
@@ -610,7 +558,7 @@ func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q range
 		form.Set("timeout", q.timeout)
 	}
 	ds.method, ds.form = http.MethodPost, form
-	ans := f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
+	ans := f.roundTrip(ctx, ds)
 	if ans.status != http.StatusOK {
 		return nil, ans
 	}

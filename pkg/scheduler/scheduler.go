@@ -80,7 +80,7 @@ type Scheduler struct {
 
 // New returns a query-scheduler; register Server() on the gRPC server.
 func New(logger log.Logger, reg prometheus.Registerer) *Scheduler {
-	s := &Scheduler{queue: NewQueue(reg), logger: logger}
+	s := &Scheduler{queue: NewQueue(NewQueueMetrics(reg)), logger: logger}
 	s.Service = services.NewIdleService(nil, func(error) error {
 		s.queue.Close()
 		level.Info(logger).Log("msg", "query-scheduler stopped")

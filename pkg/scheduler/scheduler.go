@@ -5,10 +5,11 @@
 // query-frontend or to a query-scheduler and answers the HTTP requests it
 // receives one at a time. A Queue keeps a FIFO per tenant, served
 // round-robin across tenants, so the sender needs no querier addresses and
-// queriers can come and go. A query-frontend without a downstream URL and
-// without a scheduler runs a Queue in process; with
-// -frontend.scheduler-address it enqueues to a query-scheduler over gRPC
-// (Enqueue) instead, so several frontends share one queue.
+// queriers can come and go. A query-frontend without a scheduler runs a
+// Queue in process (with a downstream URL its own workers pull from it
+// with Work and send over HTTP); with -frontend.scheduler-address it
+// enqueues to a query-scheduler over gRPC (Enqueue) instead, so several
+// frontends share one queue.
 //
 // When the client of a request goes away, a queued request is dropped and
 // a running one is canceled by ending its querier's stream; the querier

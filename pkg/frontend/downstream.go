@@ -80,10 +80,10 @@ type downstreamRequest struct {
 //
 //   - httpDownstream (-frontend.downstream-url): the frontend's own fair
 //     queue, served by -frontend.max-concurrent workers that send over HTTP;
-//   - localQueue (the default): the frontend's own fair queue, served by the
-//     queriers that pull from it over gRPC;
-//   - schedulerClient (-frontend.scheduler-address): a query-scheduler's
-//     fair queue, served by the queriers that pull from it.
+//   - pulled over the frontend's own scheduler.Queue (the default): served
+//     by the queriers that pull from it over gRPC (Frontend.QueueServer);
+//   - pulled over a scheduler.Client (-frontend.scheduler-address): a
+//     query-scheduler's fair queue, served by the queriers that pull from it.
 //
 // The fair queue is scheduler.Queue in every case, so all three keep a FIFO
 // per tenant served round-robin, answer scheduler.ErrTooManyOutstanding
@@ -157,8 +157,8 @@ func canceledAnswer(ctx context.Context) *answer {
 	return errorAnswer(statusClientClosedRequest, "canceled", "query canceled: "+context.Cause(ctx).Error())
 }
 
-// errFrontendStopping answers the requests queued when the frontend stops.
-var errFrontendStopping = errors.New("the query-frontend is stopping")
+// msgFrontendStopping answers the requests queued when the frontend stops.
+const msgFrontendStopping = "the query-frontend is stopping"
 
 // send makes one attempt. The queue's refusals are answers, not errors, so
 // that they are not retried.
@@ -185,7 +185,7 @@ func (f *Frontend) send(ctx context.Context, req downstreamRequest) (*answer, er
 		f.rejected.WithLabelValues("too_many_outstanding").Inc()
 		return tooManyOutstanding(req.tenant, req.maxOutstanding), nil
 	case errors.Is(err, scheduler.ErrStopped):
-		return errorAnswer(http.StatusServiceUnavailable, "unavailable", errFrontendStopping.Error()), nil
+		return errorAnswer(http.StatusServiceUnavailable, "unavailable", msgFrontendStopping), nil
 	case err != nil:
 		return nil, err
 	}
@@ -199,8 +199,8 @@ func (f *Frontend) send(ctx context.Context, req downstreamRequest) (*answer, er
 	return &answer{status: int(resp.Code), header: ah, body: resp.Body}, nil
 }
 
-// pulled is a queue the queriers pull from: the frontend's own (localQueue)
-// or a query-scheduler's (schedulerClient). The time of an attempt and its
+// pulled is a queue the queriers pull from: the frontend's own or a
+// query-scheduler's. The time of an attempt and its
 // timeout include the wait in the queue: the frontend cannot tell when a
 // querier takes the request.
 type pulled struct {

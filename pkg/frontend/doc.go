@@ -15,13 +15,25 @@
 //   - Every other endpoint (query, series, labels, ...) goes through the fair
 //     queue and is proxied as it is.
 //
-// Downstream is, by default, the queriers that pull work over gRPC (package
-// scheduler): from the frontend's own queue, or from a query-scheduler's
-// with -frontend.scheduler-address. With -frontend.downstream-url it is
-// plain HTTP to that querier or monolith instead. Either way the tenant of
-// the request context is sent as X-Scope-OrgID.
+// Downstream is an executor that New picks once from the configuration: by
+// default the queriers that pull work over gRPC from the frontend's own
+// queue; with -frontend.scheduler-address, those that pull from a
+// query-scheduler's; with -frontend.downstream-url, -frontend.max-concurrent
+// in-process workers that pull from the frontend's own queue and send over
+// HTTP to that querier or monolith. The queue is scheduler.Queue in every
+// case. Either way the tenant of the request context is sent as
+// X-Scope-OrgID.
 //
 // # Splitting
+//
+// The frontend reads start, end and step with package promtime, the
+// parser the querier uses, so both see the same points; it splits on the
+// engine's millisecond grid (promtime.Millis) and proxies unsplit what it
+// cannot place on it exactly: times or steps finer than a millisecond, and
+// times outside the years 1678-2262, such as Prometheus' sentinel MinTime
+// and MaxTime. It also applies the querier's checks (end before start,
+// points per series, max_query_length) to the same values, so it never
+// splits a query the querier would refuse.
 //
 // A range query has points at start + k*step, k >= 0, up to end. A split
 // never moves a point: each sub-query covers the points of one interval
@@ -57,14 +69,16 @@
 //
 // # Queue
 //
-// Downstream requests wait in per-tenant FIFO queues served round-robin by
-// the pulling queriers' streams (or, with a downstream URL,
-// -frontend.max-concurrent workers), so a tenant with many queued requests
-// delays another tenant's request by at most a few slots. A tenant with
-// max_outstanding_requests_per_tenant requests queued gets 429. When the
-// client goes away its queued requests are dropped and its in-flight
-// downstream requests canceled; meridian_frontend_canceled_requests_total
-// counts them by stage ("queued", "in_flight"). Sub-queries canceled
+// Downstream requests (each attempt, retries included) wait in per-tenant
+// FIFO queues served round-robin by the pulling queriers' streams (or, with
+// a downstream URL, -frontend.max-concurrent workers), so a tenant with many
+// queued requests delays another tenant's request by at most a few slots.
+// A tenant with max_outstanding_requests_per_tenant requests queued gets
+// 429. When the client goes away its queued requests are dropped and its
+// in-flight downstream requests canceled;
+// meridian_frontend_canceled_requests_total counts them by stage ("queued",
+// "in_flight"; with a query-scheduler a request canceled while queued there
+// counts as in flight, since the frontend cannot tell). Sub-queries canceled
 // because a sibling failed, and timeouts, are not counted.
 //
 // # Retries and logs

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,10 +11,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/user"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/scheduler"
@@ -71,6 +75,28 @@ type downstreamRequest struct {
 	maxOutstanding, maxQueriers int
 }
 
+// executor runs one attempt of a request on a querier. New picks one of
+// three implementations from the configuration, once:
+//
+//   - httpDownstream (-frontend.downstream-url): the frontend's own fair
+//     queue, served by -frontend.max-concurrent workers that send over HTTP;
+//   - pulled over the frontend's own scheduler.Queue (the default): served
+//     by the queriers that pull from it over gRPC (Frontend.QueueServer);
+//   - pulled over a scheduler.Client (-frontend.scheduler-address): a
+//     query-scheduler's fair queue, served by the queriers that pull from it.
+//
+// The fair queue is scheduler.Queue in every case, so all three keep a FIFO
+// per tenant served round-robin, answer scheduler.ErrTooManyOutstanding
+// when a tenant's queue is full, and drop a queued request whose context
+// ends (the error wraps scheduler.ErrCanceledQueued).
+type executor interface {
+	Do(ctx context.Context, tenant string, req *meridianpb.HTTPRequest, maxOutstanding, maxQueriers int) (*meridianpb.HTTPResponse, error)
+	// start starts what serves the queue; stop stops it and lets go of
+	// its connections.
+	start()
+	stop()
+}
+
 // roundTrip sends req downstream, retrying 5xx answers and transport errors
 // up to MaxRetries times. It returns the last answer.
 func (f *Frontend) roundTrip(ctx context.Context, req downstreamRequest) *answer {
@@ -91,20 +117,25 @@ func (f *Frontend) roundTrip(ctx context.Context, req downstreamRequest) *answer
 		ans, err := f.send(ctx, req)
 		if ctx.Err() != nil {
 			if clientGone(ctx) {
-				f.canceled.WithLabelValues("in_flight").Inc()
+				stage := "in_flight"
+				if errors.Is(err, scheduler.ErrCanceledQueued) {
+					stage = "queued"
+				}
+				f.canceled.WithLabelValues(stage).Inc()
 			}
 			return canceledAnswer(ctx)
 		}
 		if err != nil {
 			level.Warn(f.logger).Log("msg", "downstream request failed; retrying if attempts are left", "tenant", req.tenant, "path", req.path, "attempt", attempt+1, "err", err)
+			var unreachable *unreachableError
 			switch {
 			case errors.Is(err, scheduler.ErrQuerierGone):
 				f.queriersGone.Inc()
 				last = errorAnswer(http.StatusBadGateway, "unavailable", fmt.Sprintf(
 					"%s: the querier running this query died or disconnected before answering, %d time(s) in a row; the query may crash queriers (a query of death), so it is not retried further (-frontend.max-retries=%d) (%s)",
 					ErrIDQueryOfDeath, attempt+1, f.cfg.MaxRetries, err))
-			case f.downstream != nil:
-				last = errorAnswer(http.StatusBadGateway, "unavailable", fmt.Sprintf("query-frontend could not reach the querier at %s: %v", f.cfg.DownstreamURL, err))
+			case errors.As(err, &unreachable):
+				last = errorAnswer(http.StatusBadGateway, "unavailable", fmt.Sprintf("query-frontend could not reach the querier at %s: %v", unreachable.url, unreachable.err))
 			default:
 				last = errorAnswer(http.StatusBadGateway, "unavailable", fmt.Sprintf("query-frontend could not run the query on a querier: %v", err))
 			}
@@ -126,54 +157,12 @@ func canceledAnswer(ctx context.Context) *answer {
 	return errorAnswer(statusClientClosedRequest, "canceled", "query canceled: "+context.Cause(ctx).Error())
 }
 
-// send makes one attempt.
-func (f *Frontend) send(ctx context.Context, req downstreamRequest) (*answer, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.DownstreamTimeout)
-	defer cancel()
-	if f.exec != nil {
-		return f.sendPulled(ctx, req)
-	}
-	u := *f.downstream
-	u.Path = strings.TrimSuffix(u.Path, "/") + req.path
-	var body io.Reader
-	enc := req.form.Encode()
-	if req.method == http.MethodGet {
-		u.RawQuery = enc
-	} else {
-		body = strings.NewReader(enc)
-	}
-	hr, err := http.NewRequestWithContext(ctx, req.method, u.String(), body)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		hr.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	hr.Header.Set(user.OrgIDHeaderName, req.tenant)
-	if req.auth != "" {
-		hr.Header.Set("Authorization", req.auth)
-	}
-	start := time.Now()
-	resp, err := f.client.Do(hr)
-	if err != nil {
-		f.downstreamDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	f.downstreamDuration.WithLabelValues(strconv.Itoa(resp.StatusCode)).Observe(time.Since(start).Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("read the answer: %w", err)
-	}
-	h := resp.Header.Clone()
-	for _, k := range []string{"Content-Length", "Content-Encoding", "Connection", "Transfer-Encoding"} {
-		h.Del(k)
-	}
-	return &answer{status: resp.StatusCode, header: h, body: b}, nil
-}
+// msgFrontendStopping answers the requests queued when the frontend stops.
+const msgFrontendStopping = "the query-frontend is stopping"
 
-// sendPulled makes one attempt through the queue the queriers pull from.
-func (f *Frontend) sendPulled(ctx context.Context, req downstreamRequest) (*answer, error) {
+// send makes one attempt. The queue's refusals are answers, not errors, so
+// that they are not retried.
+func (f *Frontend) send(ctx context.Context, req downstreamRequest) (*answer, error) {
 	hr := &meridianpb.HTTPRequest{Method: req.method, Url: req.path}
 	enc := req.form.Encode()
 	h := http.Header{}
@@ -190,17 +179,16 @@ func (f *Frontend) sendPulled(ctx context.Context, req downstreamRequest) (*answ
 	for k, vs := range h {
 		hr.Headers = append(hr.Headers, &meridianpb.HTTPHeader{Key: k, Values: vs})
 	}
-	start := time.Now()
 	resp, err := f.exec.Do(ctx, req.tenant, hr, req.maxOutstanding, req.maxQueriers)
-	if err != nil {
-		f.downstreamDuration.WithLabelValues("error").Observe(time.Since(start).Seconds())
-		if errors.Is(err, scheduler.ErrTooManyOutstanding) {
-			f.rejected.WithLabelValues("too_many_outstanding").Inc()
-			return tooManyOutstanding(req.tenant, req.maxOutstanding), nil
-		}
+	switch {
+	case errors.Is(err, scheduler.ErrTooManyOutstanding):
+		f.rejected.WithLabelValues("too_many_outstanding").Inc()
+		return tooManyOutstanding(req.tenant, req.maxOutstanding), nil
+	case errors.Is(err, scheduler.ErrStopped):
+		return errorAnswer(http.StatusServiceUnavailable, "unavailable", msgFrontendStopping), nil
+	case err != nil:
 		return nil, err
 	}
-	f.downstreamDuration.WithLabelValues(strconv.Itoa(int(resp.Code))).Observe(time.Since(start).Seconds())
 	ah := http.Header{}
 	for _, hh := range resp.Headers {
 		ah[hh.Key] = hh.Values
@@ -209,4 +197,135 @@ func (f *Frontend) sendPulled(ctx context.Context, req downstreamRequest) (*answ
 		ah.Del(k)
 	}
 	return &answer{status: int(resp.Code), header: ah, body: resp.Body}, nil
+}
+
+// pulled is a queue the queriers pull from: the frontend's own or a
+// query-scheduler's. The time of an attempt and its
+// timeout include the wait in the queue: the frontend cannot tell when a
+// querier takes the request.
+type pulled struct {
+	queue interface {
+		Do(ctx context.Context, tenant string, req *meridianpb.HTTPRequest, maxOutstanding, maxQueriers int) (*meridianpb.HTTPResponse, error)
+	}
+	close    func()
+	timeout  time.Duration
+	duration *prometheus.HistogramVec
+}
+
+func (p *pulled) Do(ctx context.Context, tenant string, req *meridianpb.HTTPRequest, maxOutstanding, maxQueriers int) (*meridianpb.HTTPResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := p.queue.Do(ctx, tenant, req, maxOutstanding, maxQueriers)
+	if err != nil {
+		p.duration.WithLabelValues("error").Observe(time.Since(start).Seconds())
+		return nil, err
+	}
+	p.duration.WithLabelValues(strconv.Itoa(int(resp.Code))).Observe(time.Since(start).Seconds())
+	return resp, nil
+}
+
+func (p *pulled) start() {}
+func (p *pulled) stop()  { p.close() }
+
+// httpDownstreamID is the one "querier" the HTTP workers pull as: a
+// downstream URL has no shuffle shards.
+const httpDownstreamID = "downstream-url"
+
+// httpDownstream queues requests in the frontend's fair queue, from which
+// its workers send them to one querier (or monolith) over HTTP. The
+// timeout and the time of an attempt cover the HTTP request only.
+type httpDownstream struct {
+	url      *url.URL
+	rawURL   string // as configured, for messages
+	client   *http.Client
+	queue    *scheduler.Queue
+	workers  int
+	wg       sync.WaitGroup
+	timeout  time.Duration
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPDownstream(cfg Config, duration *prometheus.HistogramVec, reg prometheus.Registerer) (*httpDownstream, error) {
+	u, err := url.Parse(cfg.DownstreamURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse -frontend.downstream-url: %w", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
+	// Only the queue length is exported, under the name it always had;
+	// the querier-side metrics of the queue say nothing with one URL.
+	m := scheduler.NewQueueMetrics(nil)
+	m.Length = promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
+		Name: "meridian_frontend_queue_length",
+		Help: "Downstream requests waiting in the query-frontend queue, per tenant.",
+	}, []string{"tenant"})
+	return &httpDownstream{
+		url: u, rawURL: cfg.DownstreamURL, client: &http.Client{Transport: tr}, queue: scheduler.NewQueue(m),
+		workers: cfg.MaxConcurrent, timeout: cfg.DownstreamTimeout, duration: duration,
+	}, nil
+}
+
+func (d *httpDownstream) Do(ctx context.Context, tenant string, req *meridianpb.HTTPRequest, maxOutstanding, _ int) (*meridianpb.HTTPResponse, error) {
+	return d.queue.Do(ctx, tenant, req, maxOutstanding, 0)
+}
+
+func (d *httpDownstream) start() {
+	for range d.workers {
+		d.wg.Go(func() { d.queue.Work(context.Background(), httpDownstreamID, d.send) })
+	}
+}
+
+// stop lets the workers send what is queued, then closes the connections.
+func (d *httpDownstream) stop() {
+	d.queue.Drain()
+	d.wg.Wait()
+	d.client.CloseIdleConnections()
+}
+
+// unreachableError is a transport error of the HTTP downstream.
+type unreachableError struct {
+	url string
+	err error
+}
+
+func (e *unreachableError) Error() string { return fmt.Sprintf("send to %s: %v", e.url, e.err) }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// send makes one HTTP request.
+func (d *httpDownstream) send(ctx context.Context, _ string, req *meridianpb.HTTPRequest) (*meridianpb.HTTPResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	u := *d.url
+	path, query, _ := strings.Cut(req.Url, "?")
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = query
+	var body io.Reader
+	if req.Method != http.MethodGet {
+		body = bytes.NewReader(req.Body)
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, u.String(), body)
+	if err != nil {
+		return nil, &unreachableError{url: d.rawURL, err: err}
+	}
+	for _, h := range req.Headers {
+		hr.Header[h.Key] = h.Values
+	}
+	start := time.Now()
+	resp, err := d.client.Do(hr)
+	if err != nil {
+		d.duration.WithLabelValues("error").Observe(time.Since(start).Seconds())
+		return nil, &unreachableError{url: d.rawURL, err: err}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	d.duration.WithLabelValues(strconv.Itoa(resp.StatusCode)).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, &unreachableError{url: d.rawURL, err: fmt.Errorf("read the answer: %w", err)}
+	}
+	out := &meridianpb.HTTPResponse{Code: int32(resp.StatusCode), Body: b}
+	for k, vs := range resp.Header {
+		out.Headers = append(out.Headers, &meridianpb.HTTPHeader{Key: k, Values: vs})
+	}
+	return out, nil
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/scheduler"
+	"github.com/meridianhq/meridian/pkg/util/promtime"
 )
 
 // ErrIDMaxOutstanding is the stable ID of the 429 a tenant gets when its
@@ -42,22 +43,17 @@ const defaultMaxPoints = 11000
 type Frontend struct {
 	services.Service
 
-	cfg        Config
-	limits     Limits
-	logger     log.Logger
-	downstream *url.URL     // nil when queriers pull
-	client     *http.Client // for downstream
-	// exec runs requests on pulling queriers: the in-process queue
-	// (localQueue) or a query-scheduler client. nil with a downstream URL.
-	exec        executor
-	localQueue  *scheduler.Queue
-	schedClient *scheduler.Client
+	cfg    Config
+	limits Limits
+	logger log.Logger
+	exec   executor
+	// queueServer serves the frontend's queue to pulling queriers; nil
+	// unless they pull from this frontend.
+	queueServer meridianpb.QueryQueueServer
 	parser      parser.Parser
-	queue       *fairQueue
 	cache       extentCache  // nil when caching is off
 	remoteCache *remoteCache // the shared backend, stopped with the frontend
 	now         func() time.Time
-	workers     sync.WaitGroup
 
 	requests           *prometheus.CounterVec
 	duration           *prometheus.HistogramVec
@@ -71,11 +67,6 @@ type Frontend struct {
 	queriersGone       prometheus.Counter
 	graphiteUnsplit    *prometheus.CounterVec
 	graphiteRefetched  prometheus.Counter
-}
-
-// executor runs one request on a querier that pulls work.
-type executor interface {
-	Do(ctx context.Context, tenant string, req *meridianpb.HTTPRequest, maxOutstanding, maxQueriers int) (*meridianpb.HTTPResponse, error)
 }
 
 // New returns a frontend. With cfg.DownstreamURL it sends to that URL over
@@ -92,7 +83,6 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 		limits: lim,
 		logger: logger,
 		parser: parser.NewParser(parser.Options{}),
-		queue:  newFairQueue(reg),
 		now:    time.Now,
 		requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_frontend_requests_total",
@@ -160,22 +150,21 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 	}
 	switch {
 	case cfg.DownstreamURL != "":
-		u, err := url.Parse(cfg.DownstreamURL)
+		d, err := newHTTPDownstream(cfg, f.downstreamDuration, reg)
 		if err != nil {
-			return nil, fmt.Errorf("parse -frontend.downstream-url: %w", err)
+			return nil, err
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = cfg.MaxConcurrent
-		f.downstream, f.client = u, &http.Client{Transport: tr}
+		f.exec = d
 	case cfg.SchedulerAddress != "":
 		c, err := scheduler.NewClient(cfg.SchedulerAddress)
 		if err != nil {
 			return nil, err
 		}
-		f.schedClient, f.exec = c, c
+		f.exec = &pulled{queue: c, close: c.Close, timeout: cfg.DownstreamTimeout, duration: f.downstreamDuration}
 	default:
-		f.localQueue = scheduler.NewQueue(reg)
-		f.exec = f.localQueue
+		q := scheduler.NewQueue(scheduler.NewQueueMetrics(reg))
+		f.queueServer = scheduler.Server{Queue: q}
+		f.exec = &pulled{queue: q, close: q.Close, timeout: cfg.DownstreamTimeout, duration: f.downstreamDuration}
 	}
 	if cfg.CacheResults {
 		if cfg.ResultsCache.Backend == CacheBackendInMemory {
@@ -195,19 +184,11 @@ func New(cfg Config, lim Limits, logger log.Logger, reg prometheus.Registerer) (
 // QueueServer is the gRPC service queriers pull work from; false when the
 // frontend sends to a downstream URL or to a query-scheduler.
 func (f *Frontend) QueueServer() (meridianpb.QueryQueueServer, bool) {
-	if f.localQueue == nil {
-		return nil, false
-	}
-	return scheduler.Server{Queue: f.localQueue}, true
+	return f.queueServer, f.queueServer != nil
 }
 
 func (f *Frontend) starting(context.Context) error {
-	if f.exec != nil {
-		return nil // queriers pull; the queue of the executor is fair
-	}
-	for range f.cfg.MaxConcurrent {
-		f.workers.Go(f.queue.work)
-	}
+	f.exec.start()
 	return nil
 }
 
@@ -221,16 +202,7 @@ func (f *Frontend) stopping(error) error {
 	if f.remoteCache != nil {
 		defer f.remoteCache.stop()
 	}
-	f.queue.close()
-	f.workers.Wait()
-	switch {
-	case f.client != nil:
-		f.client.CloseIdleConnections()
-	case f.localQueue != nil:
-		f.localQueue.Close()
-	case f.schedClient != nil:
-		f.schedClient.Close()
-	}
+	f.exec.stop()
 	level.Info(f.logger).Log("msg", "query-frontend stopped", "duration", time.Since(start))
 	return nil
 }
@@ -268,7 +240,7 @@ func (f *Frontend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case "graphite_render":
 			ans = f.graphiteRender(r, ds, lim, &ql)
 		default:
-			ans = f.proxy(r.Context(), ds, lim)
+			ans = f.proxy(r.Context(), ds)
 			ql.downstream = 1
 		}
 	}
@@ -310,32 +282,9 @@ func endpointOf(path string) string {
 	return "other"
 }
 
-// proxy queues the request and forwards it as it is.
-func (f *Frontend) proxy(ctx context.Context, ds downstreamRequest, lim TenantLimits) *answer {
-	return f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
-}
-
-// queued runs fn through the tenant's queue. When queriers pull, the
-// executor's queue is the fair queue and fn runs at once.
-func (f *Frontend) queued(ctx context.Context, tenantID string, lim TenantLimits, fn func(context.Context) *answer) *answer {
-	if f.exec != nil {
-		return fn(ctx)
-	}
-	var out *answer
-	err := f.queue.do(ctx, tenantID, lim.MaxOutstanding, func(ctx context.Context) { out = fn(ctx) })
-	switch {
-	case errors.Is(err, errTooManyOutstanding):
-		f.rejected.WithLabelValues("too_many_outstanding").Inc()
-		return tooManyOutstanding(tenantID, lim.MaxOutstanding)
-	case errors.Is(err, errQueueStopped):
-		return errorAnswer(http.StatusServiceUnavailable, "unavailable", err.Error())
-	case err != nil:
-		if clientGone(ctx) {
-			f.canceled.WithLabelValues("queued").Inc()
-		}
-		return canceledAnswer(ctx)
-	}
-	return out
+// proxy forwards the request as it is.
+func (f *Frontend) proxy(ctx context.Context, ds downstreamRequest) *answer {
+	return f.roundTrip(ctx, ds)
 }
 
 func tooManyOutstanding(tenantID string, limit int) *answer {
@@ -367,26 +316,37 @@ type rangeQuery struct {
 
 // parseRangeQuery reads a range query the frontend may split; false means
 // proxy it unchanged (the querier then answers any error in its own words).
+// It reads and checks start, end and step as the querier does (package
+// promtime), so it splits exactly the queries the querier would run. The
+// split works on the engine's millisecond grid: times and steps finer than
+// a millisecond, and times whose milliseconds the engine does not compute
+// exactly (such as promtime.MinTime and MaxTime), are left to the querier.
 func (f *Frontend) parseRangeQuery(form url.Values, lim TenantLimits) (rangeQuery, bool) {
 	for k := range form {
 		if !splittableParams[k] {
 			return rangeQuery{}, false
 		}
 	}
-	start, err1 := parseTime(form.Get("start"))
-	end, err2 := parseTime(form.Get("end"))
-	step, err3 := parseDuration(form.Get("step"))
-	if err1 != nil || err2 != nil || err3 != nil || end < start || step <= 0 {
+	startT, err1 := promtime.ParseTime(form.Get("start"))
+	endT, err2 := promtime.ParseTime(form.Get("end"))
+	stepD, err3 := promtime.ParseDuration(form.Get("step"))
+	if err1 != nil || err2 != nil || err3 != nil || endT.Before(startT) || stepD <= 0 {
 		return rangeQuery{}, false
 	}
 	maxPoints := lim.MaxPointsPerTimeseries
 	if maxPoints <= 0 {
 		maxPoints = defaultMaxPoints
 	}
-	if (end-start)/step > int64(maxPoints) {
+	if endT.Sub(startT)/stepD > time.Duration(maxPoints) {
 		return rangeQuery{}, false
 	}
-	if lim.MaxQueryLength > 0 && end-start > lim.MaxQueryLength.Milliseconds() {
+	if lim.MaxQueryLength > 0 && endT.Sub(startT) > lim.MaxQueryLength {
+		return rangeQuery{}, false
+	}
+	start, ok1 := promtime.Millis(startT)
+	end, ok2 := promtime.Millis(endT)
+	step, ok3 := promtime.DurationMillis(stepD)
+	if !ok1 || !ok2 || !ok3 {
 		return rangeQuery{}, false
 	}
 	expr, err := f.parser.ParseExpr(form.Get("query"))
@@ -417,7 +377,7 @@ func (f *Frontend) queryRange(r *http.Request, ds downstreamRequest, lim TenantL
 	q, ok := f.parseRangeQuery(r.Form, lim)
 	if !ok {
 		ql.downstream = 1
-		return f.proxy(ctx, ds, lim)
+		return f.proxy(ctx, ds)
 	}
 	ql.points = (q.end-q.start)/q.step + 1
 	useCache := f.cache != nil && !noStore(r.Header)
@@ -531,7 +491,7 @@ func sortParts(ps []part) {
 func (f *Frontend) runParallel(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, jobs []timeRange) ([]part, *answer) {
 	parts := make([]part, len(jobs))
 	fail := runJobs(ctx, lim.MaxQueryParallelism, len(jobs), func(ctx context.Context, i int) *answer {
-		resp, a := f.fetchRange(ctx, ds, q, lim, jobs[i])
+		resp, a := f.fetchRange(ctx, ds, q, jobs[i])
 		if a != nil {
 			return a
 		}
@@ -585,12 +545,12 @@ loop:
 }
 
 // fetchRange runs q for the points of r downstream.
-func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q rangeQuery, lim TenantLimits, r timeRange) (*apiResponse, *answer) {
+func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q rangeQuery, r timeRange) (*apiResponse, *answer) {
 	form := url.Values{}
 	form.Set("query", q.query)
-	form.Set("start", formatMillis(r.start))
-	form.Set("end", formatMillis(r.end))
-	form.Set("step", formatMillis(q.step))
+	form.Set("start", promtime.FormatMillis(r.start))
+	form.Set("end", promtime.FormatMillis(r.end))
+	form.Set("step", promtime.FormatDurationMillis(q.step))
 	if q.lookback != "" {
 		form.Set("lookback_delta", q.lookback)
 	}
@@ -598,7 +558,7 @@ func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q range
 		form.Set("timeout", q.timeout)
 	}
 	ds.method, ds.form = http.MethodPost, form
-	ans := f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
+	ans := f.roundTrip(ctx, ds)
 	if ans.status != http.StatusOK {
 		return nil, ans
 	}
@@ -611,45 +571,6 @@ func (f *Frontend) fetchRange(ctx context.Context, ds downstreamRequest, q range
 		return nil, errorAnswer(http.StatusBadGateway, "internal", msg)
 	}
 	return &resp, nil
-}
-
-// formatMillis writes a Unix millisecond time (or duration) as seconds.
-func formatMillis(ms int64) string {
-	return strconv.FormatFloat(float64(ms)/1000, 'f', -1, 64)
-}
-
-// parseTime reads a Prometheus API time (Unix seconds with an optional
-// fraction, or RFC 3339) as Unix milliseconds.
-func parseTime(s string) (int64, error) {
-	if t, err := strconv.ParseFloat(s, 64); err == nil {
-		sec, frac := math.Modf(t)
-		if math.IsNaN(t) || math.Abs(sec) > math.MaxInt64/1000-1 {
-			return 0, fmt.Errorf("time %q out of range", s)
-		}
-		return int64(sec)*1000 + int64(math.Round(frac*1000)), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return 0, fmt.Errorf("cannot parse %q to a valid timestamp", s)
-	}
-	return t.UnixMilli(), nil
-}
-
-// parseDuration reads a step (seconds as a float, or a Prometheus duration)
-// as milliseconds.
-func parseDuration(s string) (int64, error) {
-	if d, err := strconv.ParseFloat(s, 64); err == nil {
-		ms := d * 1000
-		if math.IsNaN(ms) || ms >= math.MaxInt64 || ms <= math.MinInt64 {
-			return 0, fmt.Errorf("duration %q out of range", s)
-		}
-		return int64(math.Round(ms)), nil
-	}
-	d, err := model.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
-	}
-	return time.Duration(d).Milliseconds(), nil
 }
 
 // queryLog is what the query log line reports.

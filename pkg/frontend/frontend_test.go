@@ -15,6 +15,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/meridianhq/meridian/pkg/util/promtime"
 )
 
 // testData covers 10h at one sample a minute, with series that end, gaps,
@@ -86,6 +88,59 @@ func TestSplitMatchesUnsplit(t *testing.T) {
 	require.Greater(t, len(calls), 2*len(queries)*len(windows))
 }
 
+// TestFrontendAndQuerierReadTimesAlike: both read start, end and step with
+// package promtime, so the frontend splits on the very grid the querier
+// evaluates, and leaves to the querier (one unsplit request) what it
+// cannot split exactly: sub-millisecond times and steps, and times such as
+// Prometheus' sentinel MinTime and MaxTime whose milliseconds the engine
+// does not compute exactly. Either way the answers are the querier's.
+func TestFrontendAndQuerierReadTimesAlike(t *testing.T) {
+	d := newPromQLDownstream(t, testData)
+	cfg := testConfig(t, d.srv.URL)
+	cfg.SplitInterval = time.Hour
+	cfg.CacheResults = false
+	f, _ := startFrontend(t, cfg, testLimits, nil, nil)
+	minT, maxT := promtime.MinTime.Format(time.RFC3339Nano), promtime.MaxTime.Format(time.RFC3339Nano)
+
+	tests := []struct {
+		start, end, step string
+		split            bool // more than one request downstream
+	}{
+		{start: "1234.5675", end: "36000.0004", step: "60", split: true}, // fractions round to milliseconds
+		{start: "1.0005", end: "7300", step: "60", split: true},          // 1.0005 rounds down (binary)
+		{start: "-1800.0015", end: "9000", step: "60", split: true},      // negative, rounds away from zero
+		{start: "0", end: "10800", step: "1001ms", split: true},          // a millisecond step
+		{start: "0", end: "10800", step: "1.001", split: false},          // 1.000999999s: finer than a millisecond
+		{start: "0", end: "7200", step: "60.0000005", split: false},      // likewise
+		{start: "1970-01-01T00:20:34.567Z", end: "1970-01-01T10:00:00Z", step: "90s", split: true},
+		{start: "1970-01-01T00:20:34.5675Z", end: "1970-01-01T10:00:00Z", step: "90s", split: false},
+		{start: "1969-12-31T23:59:59.9995Z", end: "1970-01-01T02:00:00Z", step: "60", split: false},
+		{start: minT, end: maxT, step: "60", split: false}, // too many points: the querier's 400
+		{start: minT, end: minT, step: "60", split: false}, // one point the engine cannot place exactly
+		{start: maxT, end: maxT, step: "60", split: false},
+		{start: "1e11", end: "1e11", step: "60", split: false},   // year 5138
+		{start: "0", end: maxT, step: "1e15", split: false},      // step overflows
+		{start: "36000", end: "0", step: "60", split: false},     // end before start
+		{start: "0", end: "36000", step: "0.0005", split: false}, // a step of 0.5ms
+		{start: "0", end: "360000", step: "30", split: false},    // more than 11,000 points
+	}
+	for _, tc := range tests {
+		t.Run(tc.start+" "+tc.end+" "+tc.step, func(t *testing.T) {
+			params := rangeParams(`count_over_time(metric[5m]) + time()`, tc.start, tc.end, tc.step)
+			wantCode, wantBody := direct(t, d, "t1", rangePath, params)
+			d.takeCalls()
+			code, body := do(context.Background(), f.Handler(), "t1", rangePath, params, nil)
+			require.Equal(t, wantCode, code, string(body))
+			require.Equal(t, decode(t, wantBody), decode(t, body))
+			calls := d.takeCalls()
+			require.Equal(t, tc.split, len(calls) > 1, "%d requests downstream", len(calls))
+			if !tc.split {
+				require.Equal(t, params, calls[0].form, "proxied as it came")
+			}
+		})
+	}
+}
+
 // TestSubQueryRanges checks the ranges sent downstream.
 func TestSubQueryRanges(t *testing.T) {
 	d := newPromQLDownstream(t, testData)
@@ -133,13 +188,13 @@ func TestCache(t *testing.T) {
 		t.Helper()
 		lo, hi := int64(1<<62), int64(-1<<62)
 		for _, c := range calls {
-			s, err := parseTime(c.form.Get("start"))
+			s, err := promtime.ParseTime(c.form.Get("start"))
 			require.NoError(t, err)
-			e, err := parseTime(c.form.Get("end"))
+			e, err := promtime.ParseTime(c.form.Get("end"))
 			require.NoError(t, err)
-			lo, hi = min(lo, s), max(hi, e)
+			lo, hi = min(lo, s.Unix()), max(hi, e.Unix())
 		}
-		return lo / 1000, hi / 1000, len(calls)
+		return lo, hi, len(calls)
 	}
 
 	ask("t1", 0, 5*3600, nil)

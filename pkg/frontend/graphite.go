@@ -105,7 +105,7 @@ func (f *Frontend) graphiteRender(r *http.Request, ds downstreamRequest, lim Ten
 	if !ok {
 		f.graphiteUnsplit.WithLabelValues("not_pointwise").Inc()
 		ql.downstream = 1
-		return f.proxy(ctx, ds, lim)
+		return f.proxy(ctx, ds)
 	}
 	useCache := f.cache != nil && !noStore(r.Header)
 	points := (q.end - q.start) / q.step
@@ -170,7 +170,7 @@ func (f *Frontend) graphiteRender(r *http.Request, ds downstreamRequest, lim Ten
 			// depends on more than it should): answer unsplit.
 			f.graphiteUnsplit.WithLabelValues("series_differ").Inc()
 			ql.downstream++
-			return f.proxy(ctx, ds, lim)
+			return f.proxy(ctx, ds)
 		}
 		fetches = append(fetches, fetched...)
 		all = append(all, series...)
@@ -309,7 +309,7 @@ func (f *Frontend) fetchGraphiteTargets(ctx context.Context, ds downstreamReques
 	fail := runJobs(ctx, lim.MaxQueryParallelism, len(jobs), func(ctx context.Context, i int) *answer {
 		j := jobs[i]
 		rng := j.t.jobs[j.i]
-		m, a := f.fetchGraphitePart(ctx, ds, lim, j.t.target, rng, q)
+		m, a := f.fetchGraphitePart(ctx, ds, j.t.target, rng, q)
 		if a != nil {
 			return a
 		}
@@ -319,7 +319,7 @@ func (f *Frontend) fetchGraphiteTargets(ctx context.Context, ds downstreamReques
 	if fail == errGraphiteUnsplit {
 		f.graphiteUnsplit.WithLabelValues("part_refused").Inc()
 		ql.downstream++
-		return f.proxy(ctx, ds, lim)
+		return f.proxy(ctx, ds)
 	}
 	return fail
 }
@@ -347,7 +347,7 @@ func graphiteBudget(lim TenantLimits, fetches [][]string, points int64) error {
 // fetchGraphitePart renders target for the intervals whose starts are the
 // points of r (Unix milliseconds) downstream, in render.FormatPart, as a
 // matrix the results cache can keep (see graphitePartMatrix).
-func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, lim TenantLimits, target string, r timeRange, q graphiteRenderQuery) (model.Matrix, *answer) {
+func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, target string, r timeRange, q graphiteRenderQuery) (model.Matrix, *answer) {
 	step := q.step
 	first, last := r.start/1000, r.end/1000
 	form := url.Values{}
@@ -361,7 +361,7 @@ func (f *Frontend) fetchGraphitePart(ctx context.Context, ds downstreamRequest, 
 	form.Set("seriesUntil", strconv.FormatInt(q.end-step, 10))
 	seriesRange := q.seriesRange()
 	ds.method, ds.form = http.MethodPost, form
-	ans := f.queued(ctx, ds.tenant, lim, func(ctx context.Context) *answer { return f.roundTrip(ctx, ds) })
+	ans := f.roundTrip(ctx, ds)
 	if ans.status != http.StatusOK {
 		if ans.msg == "" && ans.status >= 400 && ans.status < 500 && ans.status != http.StatusTooManyRequests && ans.status != statusClientClosedRequest {
 			return nil, errGraphiteUnsplit

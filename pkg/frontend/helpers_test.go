@@ -230,10 +230,10 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
+// queueLen is the length of tenant's queue in the frontend's own queue
+// with a downstream URL.
 func queueLen(f *Frontend, tenant string) int {
-	f.queue.mu.Lock()
-	defer f.queue.mu.Unlock()
-	return len(f.queue.queues[tenant])
+	return f.exec.(*httpDownstream).queue.Len(tenant)
 }
 
 func (d *downstream) numCalls() int {

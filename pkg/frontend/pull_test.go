@@ -21,6 +21,9 @@ func (d *dyingQueriers) Do(context.Context, string, *meridianpb.HTTPRequest, int
 	return nil, scheduler.ErrQuerierGone
 }
 
+func (d *dyingQueriers) start() {}
+func (d *dyingQueriers) stop()  {}
+
 // TestQueryOfDeathNotRetriedForever: a request whose querier dies is
 // retried -frontend.max-retries times, then answered 502 with the error ID.
 func TestQueryOfDeathNotRetriedForever(t *testing.T) {

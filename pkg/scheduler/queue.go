@@ -25,6 +25,9 @@ var (
 	ErrQuerierGone = errors.New("the querier running the request disconnected before answering (it may have crashed on this query)")
 	// ErrStopped: the queue is shutting down.
 	ErrStopped = errors.New("the query queue is stopping")
+	// ErrCanceledQueued: the request's context ended while it waited in
+	// the queue, so no querier ran it. It wraps the context's error.
+	ErrCanceledQueued = errors.New("canceled while queued")
 )
 
 // QuerierLoopMethod is the full gRPC method name of the querier stream,
@@ -47,11 +50,16 @@ type result struct {
 
 func (j *job) finish(resp *meridianpb.HTTPResponse, err error) { j.done <- result{resp, err} }
 
-// Queue holds a FIFO of requests per tenant and hands them to the querier
-// streams connected to it, round-robin across tenants. With a tenant's
-// max_queriers set, only that many of the connected queriers (chosen by a
-// hash of the tenant) take its requests: shuffle sharding, so one tenant's
-// queries of death reach only its share of queriers.
+// Queue holds a FIFO of requests per tenant and hands them to the
+// queriers that pull from it (QuerierLoop streams, or Work loops),
+// round-robin across tenants, so a tenant with many queued requests delays
+// another tenant's by at most a few. With a tenant's max_queriers set, only
+// that many of the connected queriers (chosen by a hash of the tenant) take
+// its requests: shuffle sharding, so one tenant's queries of death reach
+// only its share of queriers.
+//
+// It is the one fair queue of Meridian: the query-scheduler's, and the
+// query-frontend's own in every mode but -frontend.scheduler-address.
 type Queue struct {
 	mu       sync.Mutex
 	queues   map[string][]*job
@@ -66,24 +74,44 @@ type Queue struct {
 	outcomes  *prometheus.CounterVec
 }
 
-// NewQueue returns an empty queue with its metrics registered on reg.
-func NewQueue(reg prometheus.Registerer) *Queue {
-	q := &Queue{
-		queues:   map[string][]*job{},
-		queriers: map[string]int{},
-		changed:  make(chan struct{}),
-		length: promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
+// QueueMetrics are the metrics a Queue keeps up to date.
+type QueueMetrics struct {
+	// Length is the number of queued requests, by tenant.
+	Length *prometheus.GaugeVec
+	// Connected is the number of distinct queriers pulling.
+	Connected prometheus.Gauge
+	// Outcomes counts the requests that left the queue, by outcome.
+	Outcomes *prometheus.CounterVec
+}
+
+// NewQueueMetrics makes the query queue's metrics, meridian_query_queue_*,
+// registered on reg.
+func NewQueueMetrics(reg prometheus.Registerer) QueueMetrics {
+	return QueueMetrics{
+		Length: promauto.With(reg).NewGaugeVec(prometheus.GaugeOpts{
 			Name: "meridian_query_queue_length",
 			Help: "Requests waiting for a querier in the query queue (frontend or scheduler), per tenant.",
 		}, []string{"tenant"}),
-		connected: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Connected: promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 			Name: "meridian_query_queue_connected_queriers",
 			Help: "Distinct queriers with at least one worker stream connected to the query queue.",
 		}),
-		outcomes: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Outcomes: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_query_queue_requests_total",
 			Help: "Requests that left the query queue, by outcome: answered, canceled, querier_gone, rejected, stopped.",
 		}, []string{"outcome"}),
+	}
+}
+
+// NewQueue returns an empty queue that keeps m.
+func NewQueue(m QueueMetrics) *Queue {
+	q := &Queue{
+		queues:    map[string][]*job{},
+		queriers:  map[string]int{},
+		changed:   make(chan struct{}),
+		length:    m.Length,
+		connected: m.Connected,
+		outcomes:  m.Outcomes,
 	}
 	for _, o := range []string{"answered", "canceled", "querier_gone", "rejected", "stopped"} {
 		q.outcomes.WithLabelValues(o)
@@ -100,7 +128,8 @@ func (q *Queue) notify() {
 // Do queues req for tenant and waits for a querier's answer. maxOutstanding
 // (0: no limit) bounds the tenant's queued requests; maxQueriers (0: all) is
 // the tenant's shuffle-shard size. When ctx is done first, a queued request
-// is dropped and a running one canceled on its querier.
+// is dropped (the error wraps ErrCanceledQueued) and a running one canceled
+// on its querier.
 func (q *Queue) Do(ctx context.Context, tenant string, req *meridianpb.HTTPRequest, maxOutstanding, maxQueriers int) (*meridianpb.HTTPResponse, error) {
 	j := &job{ctx: ctx, tenant: tenant, req: req, maxQueriers: maxQueriers, done: make(chan result, 1)}
 	if err := q.enqueue(j, maxOutstanding); err != nil {
@@ -112,7 +141,7 @@ func (q *Queue) Do(ctx context.Context, tenant string, req *meridianpb.HTTPReque
 	case <-ctx.Done():
 		if q.remove(j) {
 			q.outcomes.WithLabelValues("canceled").Inc()
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("%w: %w", ErrCanceledQueued, ctx.Err())
 		}
 		// A querier has it: it notices ctx and finishes the job.
 		r := <-j.done
@@ -172,22 +201,23 @@ func (q *Queue) take(tenant string, k int) {
 }
 
 // dequeue returns the next job querierID may run, waiting until there is
-// one. It returns ErrStopped once the queue is closed, or ctx's error.
+// one. It returns ErrStopped once the queue is closed and holds nothing for
+// querierID, or ctx's error.
 func (q *Queue) dequeue(ctx context.Context, querierID string) (*job, error) {
 	for {
 		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return nil, ErrStopped
-		}
 		if j := q.pick(querierID); j != nil {
 			q.mu.Unlock()
 			if j.ctx.Err() != nil {
 				q.outcomes.WithLabelValues("canceled").Inc()
-				j.finish(nil, j.ctx.Err())
+				j.finish(nil, fmt.Errorf("%w: %w", ErrCanceledQueued, j.ctx.Err()))
 				continue
 			}
 			return j, nil
+		}
+		if q.closed {
+			q.mu.Unlock()
+			return nil, ErrStopped
 		}
 		ch := q.changed
 		q.mu.Unlock()
@@ -276,14 +306,28 @@ func (q *Queue) disconnect(id string) {
 	q.notify()
 }
 
+// Len is the number of requests of tenant waiting in the queue.
+func (q *Queue) Len(tenant string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queues[tenant])
+}
+
+// Drain stops taking requests (Do fails with ErrStopped) but still hands
+// out the queued ones: the pulling queriers return once nothing is left
+// for them.
+func (q *Queue) Drain() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	q.notify()
+}
+
 // Close fails every queued request with ErrStopped and ends the querier
 // streams once their current request is answered.
 func (q *Queue) Close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return
-	}
 	q.closed = true
 	for _, t := range q.tenants {
 		for _, j := range q.queues[t] {
@@ -294,6 +338,31 @@ func (q *Queue) Close() {
 	}
 	q.queues, q.tenants, q.next = map[string][]*job{}, nil, 0
 	q.notify()
+}
+
+// Work pulls requests as querier querierID and runs them with run, one at
+// a time, until ctx is done or the queue is closed and holds nothing for
+// querierID. run gets the request's context: it is canceled when the
+// request's client goes away.
+func (q *Queue) Work(ctx context.Context, querierID string, run func(ctx context.Context, tenant string, req *meridianpb.HTTPRequest) (*meridianpb.HTTPResponse, error)) {
+	q.connect(querierID)
+	defer q.disconnect(querierID)
+	for {
+		j, err := q.dequeue(ctx, querierID)
+		if err != nil {
+			return
+		}
+		resp, err := run(j.ctx, j.tenant, j.req)
+		switch {
+		case err == nil:
+			q.outcomes.WithLabelValues("answered").Inc()
+		case j.ctx.Err() != nil:
+			q.outcomes.WithLabelValues("canceled").Inc()
+		default:
+			q.outcomes.WithLabelValues("querier_gone").Inc()
+		}
+		j.finish(resp, err)
+	}
 }
 
 // QuerierLoop serves one querier worker stream: it sends the worker one

@@ -45,7 +45,7 @@ func waitLength(t *testing.T, q *Queue, n int) {
 }
 
 func TestQueueRoundRobinAcrossTenants(t *testing.T) {
-	q := NewQueue(prometheus.NewRegistry())
+	q := NewQueue(NewQueueMetrics(prometheus.NewRegistry()))
 	defer q.Close()
 	ctx := context.Background()
 	var errs []<-chan error
@@ -72,7 +72,7 @@ func TestQueueRoundRobinAcrossTenants(t *testing.T) {
 }
 
 func TestQueueMaxOutstanding(t *testing.T) {
-	q := NewQueue(prometheus.NewRegistry())
+	q := NewQueue(NewQueueMetrics(prometheus.NewRegistry()))
 	defer q.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	first := enqueueAsync(t, q, ctx, "a", "a0", 0)
@@ -86,7 +86,7 @@ func TestQueueMaxOutstanding(t *testing.T) {
 }
 
 func TestQueueShuffleSharding(t *testing.T) {
-	q := NewQueue(prometheus.NewRegistry())
+	q := NewQueue(NewQueueMetrics(prometheus.NewRegistry()))
 	defer q.Close()
 	for _, id := range []string{"q1", "q2", "q3", "q4"} {
 		q.connect(id)
@@ -128,11 +128,52 @@ func TestQueueShuffleSharding(t *testing.T) {
 }
 
 func TestQueueCloseFailsQueued(t *testing.T) {
-	q := NewQueue(prometheus.NewRegistry())
+	q := NewQueue(NewQueueMetrics(prometheus.NewRegistry()))
 	errc := enqueueAsync(t, q, context.Background(), "a", "a0", 0)
 	waitLength(t, q, 1)
 	q.Close()
 	require.ErrorIs(t, <-errc, ErrStopped)
 	_, err := q.Do(context.Background(), "a", &meridianpb.HTTPRequest{}, 0, 0)
 	require.ErrorIs(t, err, ErrStopped)
+}
+
+func TestQueueCanceledWhileQueued(t *testing.T) {
+	q := NewQueue(NewQueueMetrics(prometheus.NewRegistry()))
+	defer q.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := enqueueAsync(t, q, ctx, "a", "a0", 0)
+	waitLength(t, q, 1)
+	cancel()
+	err := <-errc
+	require.ErrorIs(t, err, ErrCanceledQueued)
+	require.ErrorIs(t, err, context.Canceled)
+	require.Zero(t, q.Len("a"))
+}
+
+// TestQueueWork: a Work loop answers requests round-robin across tenants,
+// and after Drain sends what is queued before it returns.
+func TestQueueWork(t *testing.T) {
+	q := NewQueue(NewQueueMetrics(prometheus.NewRegistry()))
+	defer q.Close()
+	ctx := context.Background()
+	var errs []<-chan error
+	for i := range 3 {
+		errs = append(errs, enqueueAsync(t, q, ctx, "a", fmt.Sprintf("a%d", i), 0))
+		waitLength(t, q, i+1)
+	}
+	errs = append(errs, enqueueAsync(t, q, ctx, "b", "b0", 0))
+	waitLength(t, q, 4)
+	q.Drain()
+	_, err := q.Do(ctx, "c", &meridianpb.HTTPRequest{}, 0, 0)
+	require.ErrorIs(t, err, ErrStopped, "a draining queue takes nothing new")
+
+	var order []string
+	q.Work(ctx, "w", func(_ context.Context, tenant string, req *meridianpb.HTTPRequest) (*meridianpb.HTTPResponse, error) {
+		order = append(order, req.Url)
+		return &meridianpb.HTTPResponse{Code: 200}, nil
+	})
+	require.Equal(t, []string{"a0", "b0", "a1", "a2"}, order)
+	for _, e := range errs {
+		require.NoError(t, <-e)
+	}
 }

@@ -5,10 +5,11 @@
 // query-frontend or to a query-scheduler and answers the HTTP requests it
 // receives one at a time. A Queue keeps a FIFO per tenant, served
 // round-robin across tenants, so the sender needs no querier addresses and
-// queriers can come and go. A query-frontend without a downstream URL and
-// without a scheduler runs a Queue in process; with
-// -frontend.scheduler-address it enqueues to a query-scheduler over gRPC
-// (Enqueue) instead, so several frontends share one queue.
+// queriers can come and go. A query-frontend without a scheduler runs a
+// Queue in process (with a downstream URL its own workers pull from it
+// with Work and send over HTTP); with -frontend.scheduler-address it
+// enqueues to a query-scheduler over gRPC (Enqueue) instead, so several
+// frontends share one queue.
 //
 // When the client of a request goes away, a queued request is dropped and
 // a running one is canceled by ending its querier's stream; the querier
@@ -80,7 +81,7 @@ type Scheduler struct {
 
 // New returns a query-scheduler; register Server() on the gRPC server.
 func New(logger log.Logger, reg prometheus.Registerer) *Scheduler {
-	s := &Scheduler{queue: NewQueue(reg), logger: logger}
+	s := &Scheduler{queue: NewQueue(NewQueueMetrics(reg)), logger: logger}
 	s.Service = services.NewIdleService(nil, func(error) error {
 		s.queue.Close()
 		level.Info(logger).Log("msg", "query-scheduler stopped")

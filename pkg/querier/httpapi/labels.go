@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/meridianhq/meridian/pkg/util/promtime"
 )
 
 // checkContextEvery is how many series the series endpoint reads between
@@ -39,10 +41,10 @@ func (a *API) parseLookup(r *http.Request, matchErr func(error) *apiError) (look
 	if p.limit, apiErr = parseLimit(r); apiErr != nil {
 		return p, apiErr
 	}
-	if p.start, apiErr = parseTimeParam(r, "start", minTime); apiErr != nil {
+	if p.start, apiErr = parseTimeParam(r, "start", promtime.MinTime); apiErr != nil {
 		return p, apiErr
 	}
-	if p.end, apiErr = parseTimeParam(r, "end", maxTime); apiErr != nil {
+	if p.end, apiErr = parseTimeParam(r, "end", promtime.MaxTime); apiErr != nil {
 		return p, apiErr
 	}
 	sets, err := parseMatchers(a.parser, r.Form["match[]"])

@@ -15,58 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestParseTime(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    time.Time
-		wantErr bool
-	}{
-		{in: "0", want: time.Unix(0, 0).UTC()},
-		{in: "1700000000.123", want: time.Unix(1700000000, 123*int64(time.Millisecond)).UTC()},
-		{in: "1700000000.1234", want: time.Unix(1700000000, 123*int64(time.Millisecond)).UTC()},
-		{in: "2026-01-02T03:04:05Z", want: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
-		{in: "2026-01-02T03:04:05.5+01:00", want: time.Date(2026, 1, 2, 2, 4, 5, 5e8, time.UTC)},
-		{in: minTimeFormatted, want: minTime},
-		{in: maxTimeFormatted, want: maxTime},
-		{in: "", wantErr: true},
-		{in: "tomorrow", wantErr: true},
-	}
-	for _, tc := range tests {
-		got, err := parseTime(tc.in)
-		if tc.wantErr {
-			require.Error(t, err, tc.in)
-			continue
-		}
-		require.NoError(t, err, tc.in)
-		require.True(t, tc.want.Equal(got), "%s: got %s want %s", tc.in, got, tc.want)
-	}
-}
-
-func TestParseDuration(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    time.Duration
-		wantErr string
-	}{
-		{in: "15", want: 15 * time.Second},
-		{in: "0.5", want: 500 * time.Millisecond},
-		{in: "5m", want: 5 * time.Minute},
-		{in: "1h30m", want: 90 * time.Minute},
-		{in: "1e30", wantErr: "overflows int64"},
-		{in: "NaN", wantErr: "overflows int64"},
-		{in: "soon", wantErr: `cannot parse "soon" to a valid duration`},
-	}
-	for _, tc := range tests {
-		got, err := parseDuration(tc.in)
-		if tc.wantErr != "" {
-			require.ErrorContains(t, err, tc.wantErr, tc.in)
-			continue
-		}
-		require.NoError(t, err, tc.in)
-		require.Equal(t, tc.want, got, tc.in)
-	}
-}
-
 func TestFormatThousands(t *testing.T) {
 	for in, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 11000: "11,000", 1234567: "1,234,567", -1500: "-1,500"} {
 		require.Equal(t, want, formatThousands(in))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/limits"
 	"github.com/meridianhq/meridian/pkg/util/logging"
+	"github.com/meridianhq/meridian/pkg/util/promtime"
 )
 
 const (
@@ -94,7 +95,7 @@ func maxSamples(l limits.Limits) int {
 func queryContext(r *http.Request, l limits.Limits) (context.Context, context.CancelFunc, *apiError) {
 	timeout := time.Duration(l.QueryTimeout)
 	if v := r.FormValue("timeout"); v != "" {
-		d, err := parseDuration(v)
+		d, err := promtime.ParseDuration(v)
 		if err != nil {
 			return nil, nil, invalidParam("timeout", err)
 		}
@@ -116,7 +117,7 @@ func queryContext(r *http.Request, l limits.Limits) (context.Context, context.Ca
 func queryOpts(r *http.Request) (promql.QueryOpts, *apiError) {
 	var lookback time.Duration
 	if v := r.FormValue("lookback_delta"); v != "" {
-		d, err := parseDuration(v)
+		d, err := promtime.ParseDuration(v)
 		if err != nil {
 			return nil, badData(fmt.Errorf("error parsing lookback delta duration: %w", err))
 		}
@@ -236,18 +237,18 @@ func (a *API) queryRange(r *http.Request, tenantID string) result {
 	if apiErr != nil {
 		return result{err: apiErr}
 	}
-	start, err := parseTime(r.FormValue("start"))
+	start, err := promtime.ParseTime(r.FormValue("start"))
 	if err != nil {
 		return result{err: invalidParam("start", err)}
 	}
-	end, err := parseTime(r.FormValue("end"))
+	end, err := promtime.ParseTime(r.FormValue("end"))
 	if err != nil {
 		return result{err: invalidParam("end", err)}
 	}
 	if end.Before(start) {
 		return result{err: invalidParam("end", errors.New("end timestamp must not be before start time"))}
 	}
-	step, err := parseDuration(r.FormValue("step"))
+	step, err := promtime.ParseDuration(r.FormValue("step"))
 	if err != nil {
 		return result{err: invalidParam("step", err)}
 	}
@@ -296,11 +297,11 @@ func (a *API) formatQuery(r *http.Request, _ string) result {
 // queryExemplars validates like Prometheus and answers no exemplars:
 // Meridian does not store exemplars yet.
 func (a *API) queryExemplars(r *http.Request, _ string) result {
-	start, apiErr := parseTimeParam(r, "start", minTime)
+	start, apiErr := parseTimeParam(r, "start", promtime.MinTime)
 	if apiErr != nil {
 		return result{err: apiErr}
 	}
-	end, apiErr := parseTimeParam(r, "end", maxTime)
+	end, apiErr := parseTimeParam(r, "end", promtime.MaxTime)
 	if apiErr != nil {
 		return result{err: apiErr}
 	}

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 // interceptors of a Meridian server.
 func startQueue(t *testing.T) (*scheduler.Queue, string) {
 	t.Helper()
-	q := scheduler.NewQueue(prometheus.NewRegistry())
+	q := scheduler.NewQueue(scheduler.NewQueueMetrics(prometheus.NewRegistry()))
 	unary, stream := tenant.GRPCServerInterceptors(scheduler.QuerierLoopMethod)
 	srv := grpc.NewServer(grpc.ForceServerCodec(grpccodec.Codec{}), grpc.UnaryInterceptor(unary), grpc.StreamInterceptor(stream))
 	meridianpb.RegisterQueryQueueServer(srv, scheduler.Server{Queue: q})

@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -34,9 +33,8 @@ func TestGRPCServerMakesOneSpanPerCall(t *testing.T) {
 	}, &cfg))
 	m, err := New(cfg, log.NewNopLogger(), nil)
 	require.NoError(t, err)
-	svc, err := m.initServer()
+	svc, err := m.initServer() // registers the gRPC health service this test calls
 	require.NoError(t, err)
-	healthpb.RegisterHealthServer(m.Server.GRPC, health.NewServer())
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), svc))
 	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), svc)) })
 

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc/codes"
 
+	"github.com/meridianhq/meridian/pkg/limits"
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 )
 
@@ -73,7 +74,7 @@ const (
 type PushHandler struct {
 	cfg    PushHandlerConfig
 	pusher Pusher
-	limits TenantLimits
+	limits limits.Source
 	rate   IngestionLimiter // nil: no rate limit
 	logger log.Logger
 	now    func() time.Time
@@ -106,7 +107,7 @@ type PushHandler struct {
 // httpgrpc 429 or as SeriesErrors.
 //
 // rate, when not nil, caps each tenant's ingestion rate (429 past it).
-func NewPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, rate IngestionLimiter, logger log.Logger, reg prometheus.Registerer) *PushHandler {
+func NewPushHandler(cfg PushHandlerConfig, pusher Pusher, lim limits.Source, rate IngestionLimiter, logger log.Logger, reg prometheus.Registerer) *PushHandler {
 	h := newPushHandler(cfg, pusher, lim, logger, reg, time.Now)
 	h.rate = rate
 	return h
@@ -118,7 +119,7 @@ type IngestionLimiter interface {
 	RejectionMessage(tenant string, samples int) string
 }
 
-func newPushHandler(cfg PushHandlerConfig, pusher Pusher, lim TenantLimits, logger log.Logger, reg prometheus.Registerer, now func() time.Time) *PushHandler {
+func newPushHandler(cfg PushHandlerConfig, pusher Pusher, lim limits.Source, logger log.Logger, reg prometheus.Registerer, now func() time.Time) *PushHandler {
 	f := promauto.With(reg)
 	return &PushHandler{
 		cfg:    cfg,

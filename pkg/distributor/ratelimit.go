@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/limiter"
+
+	"github.com/meridianhq/meridian/pkg/limits"
 )
 
 // ErrIDIngestionRateLimited rejects a whole request (HTTP 429) because the
@@ -32,14 +34,14 @@ const rateLimitRecheckPeriod = 10 * time.Second
 // to the burst size whatever the number of distributors.
 type RateLimiter struct {
 	limiter *limiter.RateLimiter
-	limits  TenantLimits
+	limits  limits.Source
 	healthy func() int
 }
 
 // NewIngestionRateLimiter returns the limiter of tenants' ingestion rates.
 // healthy returns the number of healthy distributors sharing the limits
 // (the distributor ring's healthy members); a result below 1 counts as 1.
-func NewIngestionRateLimiter(lim TenantLimits, healthy func() int) *RateLimiter {
+func NewIngestionRateLimiter(lim limits.Source, healthy func() int) *RateLimiter {
 	return &RateLimiter{
 		limiter: limiter.NewRateLimiter(ingestionRateStrategy{limits: lim, healthy: healthy}, rateLimitRecheckPeriod),
 		limits:  lim,
@@ -82,7 +84,7 @@ func BurstExceededError(burst, samples int) string {
 // ingestionRateStrategy gives each tenant's limit and burst in this
 // distributor.
 type ingestionRateStrategy struct {
-	limits  TenantLimits
+	limits  limits.Source
 	healthy func() int
 }
 

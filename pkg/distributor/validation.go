@@ -14,11 +14,6 @@ import (
 	"github.com/meridianhq/meridian/pkg/limits"
 )
 
-// TenantLimits gives the limits that apply to a tenant's writes.
-type TenantLimits interface {
-	Limits(tenant string) limits.Limits
-}
-
 // maxShownRejections is how many rejected series a response lists.
 const maxShownRejections = 5
 

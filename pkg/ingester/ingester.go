@@ -80,11 +80,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// TenantLimits is what the ingester reads of the per-tenant limits.
-type TenantLimits interface {
-	Limits(tenant string) limits.Limits
-}
-
 // Ingester is the ingester service.
 type Ingester struct {
 	services.Service
@@ -93,7 +88,7 @@ type Ingester struct {
 	cfg        Config
 	lifecycler *ring.Lifecycler
 	bucket     objstore.Bucket // nil: shipping disabled
-	limits     TenantLimits
+	limits     limits.Source
 	logger     log.Logger
 	slogger    *slog.Logger
 	now        func() time.Time
@@ -125,7 +120,7 @@ type metrics struct {
 }
 
 // New creates an ingester. bucket may be nil to disable shipping.
-func New(cfg Config, lim TenantLimits, bucket objstore.Bucket, logger log.Logger, slogger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
+func New(cfg Config, lim limits.Source, bucket objstore.Bucket, logger log.Logger, slogger *slog.Logger, reg prometheus.Registerer) (*Ingester, error) {
 	i := &Ingester{
 		cfg:            cfg,
 		bucket:         bucket,

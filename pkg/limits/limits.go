@@ -97,3 +97,10 @@ func (l *Limits) Validate() error {
 	}
 	return nil
 }
+
+// Source gives the limits in force for a tenant: Overrides in a running
+// process, fixed limits in tests. Every component that reads per-tenant
+// limits takes one, read on each request so runtime overrides apply at once.
+type Source interface {
+	Limits(tenant string) Limits
+}

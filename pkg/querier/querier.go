@@ -64,24 +64,19 @@ type BlockQuerier interface {
 	Querier(tenant string, mint, maxt int64) (storage.Querier, error)
 }
 
-// TenantLimits is what the querier reads of the per-tenant limits.
-type TenantLimits interface {
-	Limits(tenant string) limits.Limits
-}
-
 // Queryable is the tenant-aware storage.Queryable the PromQL engine runs on.
 type Queryable struct {
 	ring    ring.ReadRing
 	clients ClientPool
 	blocks  BlockQuerier // nil: ingesters only
-	limits  TenantLimits
+	limits  limits.Source
 	logger  log.Logger
 }
 
 var _ storage.Queryable = (*Queryable)(nil)
 
 // NewQueryable creates the merged queryable. blocks may be nil.
-func NewQueryable(ingesterRing ring.ReadRing, clients ClientPool, blocks BlockQuerier, lim TenantLimits, logger log.Logger) *Queryable {
+func NewQueryable(ingesterRing ring.ReadRing, clients ClientPool, blocks BlockQuerier, lim limits.Source, logger log.Logger) *Queryable {
 	return &Queryable{ring: ingesterRing, clients: clients, blocks: blocks, limits: lim, logger: logger}
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/graphite/mapping"
 	"github.com/meridianhq/meridian/pkg/graphite/parser"
 	"github.com/meridianhq/meridian/pkg/graphite/render"
+	"github.com/meridianhq/meridian/pkg/limits"
 )
 
 // Version is what /graphite/version answers: the graphite-web release whose
@@ -47,7 +48,7 @@ type EvalFunc func(ctx context.Context, req *functions.Request, target *parser.E
 // storage.Queryable whose tenant comes from the request context.
 type API struct {
 	queryable storage.Queryable
-	limits    TenantLimits
+	limits    limits.Source
 	logger    log.Logger
 	now       func() time.Time
 	eval      EvalFunc
@@ -62,7 +63,7 @@ type API struct {
 const valuesPoolBytes = 10_000_000 * 8
 
 // New creates the Graphite API.
-func New(q storage.Queryable, lim TenantLimits, logger log.Logger, reg prometheus.Registerer) *API {
+func New(q storage.Queryable, lim limits.Source, logger log.Logger, reg prometheus.Registerer) *API {
 	f := promauto.With(reg)
 	return &API{
 		queryable: q,

@@ -25,11 +25,6 @@ import (
 	"github.com/meridianhq/meridian/pkg/limits"
 )
 
-// TenantLimits gives a tenant's limits.
-type TenantLimits interface {
-	Limits(tenant string) limits.Limits
-}
-
 // alignedRange returns the intervals a fetch of (from, until] covers, as
 // whisper does: from the first interval start after from, up to the end of
 // the interval holding until. Start and end are multiples of step.

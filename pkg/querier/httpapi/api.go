@@ -29,12 +29,6 @@ import (
 	"github.com/meridianhq/meridian/pkg/limits"
 )
 
-// TenantLimits is what the API needs from per-tenant limits.
-type TenantLimits interface {
-	// Limits returns a copy of the tenant's limits.
-	Limits(tenant string) limits.Limits
-}
-
 // MetadataSource answers /api/v1/metadata for the tenant in ctx.
 type MetadataSource interface {
 	// MetricsMetadata returns the metadata of metric, or of all metrics when
@@ -53,7 +47,7 @@ type API struct {
 	cfg       Config
 	queryable storage.Queryable
 	metadata  MetadataSource
-	limits    TenantLimits
+	limits    limits.Source
 	buildInfo *v1.PrometheusVersion
 	logger    log.Logger
 	parser    parser.Parser
@@ -67,7 +61,7 @@ type API struct {
 }
 
 // New returns an API over q. cfg must have passed Validate.
-func New(cfg Config, q storage.Queryable, md MetadataSource, lim TenantLimits, bi BuildInfo, logger log.Logger, reg prometheus.Registerer) *API {
+func New(cfg Config, q storage.Queryable, md MetadataSource, lim limits.Source, bi BuildInfo, logger log.Logger, reg prometheus.Registerer) *API {
 	p := parser.NewParser(parser.Options{})
 	a := &API{
 		cfg:       cfg,

@@ -1,4 +1,4 @@
-package storegateway
+package clientpool
 
 import (
 	"context"
@@ -9,16 +9,19 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/grpcclient"
 	ringclient "github.com/grafana/dskit/ring/client"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
 )
 
-// A store-gateway that left the ring loses its connection at the next
+// An instance that left the ring loses its connection at the next
 // check; stopping the pool closes the rest.
-func TestClientPoolEvictsAddressesThatLeftTheRing(t *testing.T) {
-	var cfg ClientConfig
+func TestPoolEvictsAddressesThatLeftTheRing(t *testing.T) {
+	var cfg grpcclient.Config
 	flagext.DefaultValues(&cfg)
 	var mu sync.Mutex
 	inRing := []string{"127.0.0.1:1", "127.0.0.1:2"}
@@ -27,7 +30,11 @@ func TestClientPoolEvictsAddressesThatLeftTheRing(t *testing.T) {
 		defer mu.Unlock()
 		return slices.Clone(inRing), nil
 	}
-	p := newClientPool(cfg, discovery, ringclient.PoolConfig{CheckInterval: 10 * time.Millisecond}, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	target := Target{Name: "store-gateway", MetricNoun: "storegateway", Plural: "store-gateways"}
+	newClient := func(_ string, conn *grpc.ClientConn) (ringclient.PoolClient, error) {
+		return &healthClient{HealthClient: grpc_health_v1.NewHealthClient(conn), conn: conn}, nil
+	}
+	p := newPool(target, cfg, discovery, ringclient.PoolConfig{CheckInterval: 10 * time.Millisecond}, newClient, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), p))
 	for _, addr := range inRing {
 		_, err := p.Get(addr)
@@ -45,3 +52,10 @@ func TestClientPoolEvictsAddressesThatLeftTheRing(t *testing.T) {
 	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), p))
 	require.Zero(t, p.pool.Count())
 }
+
+type healthClient struct {
+	grpc_health_v1.HealthClient
+	conn *grpc.ClientConn
+}
+
+func (c *healthClient) Close() error { return c.conn.Close() }

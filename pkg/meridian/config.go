@@ -33,6 +33,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/querier/worker"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
+	sgclient "github.com/meridianhq/meridian/pkg/storegateway/client"
 	"github.com/meridianhq/meridian/pkg/tenant"
 	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
@@ -81,7 +82,7 @@ type Config struct {
 	Graphite       graphite.Config        `yaml:"graphite"`
 	StoreGateway   storegateway.Config    `yaml:"store_gateway"`
 	// StoreGatewayClient configures the queriers' connections to store-gateways.
-	StoreGatewayClient storegateway.ClientConfig `yaml:"store_gateway_client"`
+	StoreGatewayClient sgclient.ClientConfig `yaml:"store_gateway_client"`
 
 	// The KV configs as registered, to tell which ones were set.
 	commonKVDefault, ingesterKVDefault kv.Config

@@ -50,6 +50,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/scheduler"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
+	sgclient "github.com/meridianhq/meridian/pkg/storegateway/client"
 	"github.com/meridianhq/meridian/pkg/tenant"
 	"github.com/meridianhq/meridian/pkg/util/build"
 	"github.com/meridianhq/meridian/pkg/util/grpccodec"
@@ -378,7 +379,7 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool := storegateway.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing.Client(), m.Logger, m.Registry)
+	pool := sgclient.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing.Client(), m.Logger, m.Registry)
 	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), pool, m.Logger, m.Registry)
 	q := querier.NewQueryable(m.IngesterRing, m.clientPool, m.BlocksStore, m.Overrides, m.Logger)
 	bi := httpapi.BuildInfo{

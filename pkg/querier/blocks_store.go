@@ -25,7 +25,7 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/storage/bucket"
-	"github.com/meridianhq/meridian/pkg/storegateway"
+	sgclient "github.com/meridianhq/meridian/pkg/storegateway/client"
 	"github.com/meridianhq/meridian/pkg/util/matchers"
 )
 
@@ -244,7 +244,7 @@ func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call
 	for attempt := 0; len(remaining) > 0; attempt++ {
 		byAddr := map[string][]string{}
 		for id, meta := range remaining {
-			rs, err := q.s.ring.Get(storegateway.BlockToken(q.tenant, meta.ULID), storegateway.RingOp, nil, nil, nil)
+			rs, err := q.s.ring.Get(sgclient.BlockToken(q.tenant, meta.ULID), sgclient.RingOp, nil, nil, nil)
 			if err != nil {
 				ownerErrs[id] = append(ownerErrs[id], fmt.Errorf("no store-gateway owns it (%w); run at least one with -target=store-gateway", err))
 				continue

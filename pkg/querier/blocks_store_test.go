@@ -30,6 +30,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/storage/bucket"
 	"github.com/meridianhq/meridian/pkg/storegateway"
+	sgclient "github.com/meridianhq/meridian/pkg/storegateway/client"
 )
 
 // fakeGateway answers Series for the blocks it has, or fails.
@@ -129,7 +130,7 @@ func newTestBlocksStore(t *testing.T) (*BlocksStore, fakeClients, []string, *pro
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), sgRing) })
 	r := sgRing.Client()
 	require.Eventually(t, func() bool {
-		rs, err := r.GetAllHealthy(storegateway.RingOp)
+		rs, err := r.GetAllHealthy(sgclient.RingOp)
 		return err == nil && len(rs.Instances) == 2
 	}, 5*time.Second, 10*time.Millisecond)
 

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+	sgclient "github.com/meridianhq/meridian/pkg/storegateway/client"
 	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
@@ -121,7 +122,7 @@ func (g *StoreGateway) owns(k blockKey) bool {
 	if g.member == nil {
 		return true
 	}
-	own, err := g.member.Owns(BlockToken(k.tenant, k.id), RingOp)
+	own, err := g.member.Owns(sgclient.BlockToken(k.tenant, k.id), sgclient.RingOp)
 	if err != nil {
 		return true // keep what we have while the ring is unusable
 	}

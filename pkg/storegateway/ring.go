@@ -6,8 +6,6 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/kv"
-	"github.com/grafana/dskit/ring"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meridianhq/meridian/pkg/util/ringutil"
@@ -17,10 +15,6 @@ import (
 const RingKey = "store-gateway"
 
 const ringName = "store-gateway"
-
-// RingOp selects the store-gateways that own a block: ACTIVE ones, and
-// the next instance in the ring in place of one that is not ACTIVE.
-var RingOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, func(s ring.InstanceState) bool { return s != ring.ACTIVE })
 
 // RingConfig configures the store-gateway ring.
 type RingConfig struct {
@@ -64,9 +58,4 @@ func newMembership(cfg RingConfig, kvCfg kv.Config, sgRing *ringutil.Ring, logge
 		Join:   true,
 		Client: sgRing.Client(),
 	}, logger, reg)
-}
-
-// BlockToken is the ring key of a tenant's block.
-func BlockToken(tenant string, id ulid.ULID) uint32 {
-	return ringutil.Token([]byte(tenant), id[:])
 }

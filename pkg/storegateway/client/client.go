@@ -1,8 +1,13 @@
-package storegateway
+// Package client is the querier's side of the store-gateway API: the
+// connection pool, and which store-gateways own a block (the ring key and
+// operation both sides must agree on).
+package client
 
 import (
 	"flag"
 	"fmt"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/go-kit/log"
 
@@ -15,6 +20,7 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/clientpool"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 // ClientConfig configures the queriers' connections to store-gateways.
@@ -68,3 +74,12 @@ type grpcClient struct {
 }
 
 func (c *grpcClient) Close() error { return c.conn.Close() }
+
+// RingOp selects the store-gateways that own a block: ACTIVE ones, and
+// the next instance in the ring in place of one that is not ACTIVE.
+var RingOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, func(s ring.InstanceState) bool { return s != ring.ACTIVE })
+
+// BlockToken is the ring key of a tenant's block.
+func BlockToken(tenant string, id ulid.ULID) uint32 {
+	return ringutil.Token([]byte(tenant), id[:])
+}

@@ -44,9 +44,10 @@ proto: ## Regenerate the committed protobuf code.
 	  --gogofast_out=plugins=grpc,paths=source_relative,Mtypes.proto=github.com/prometheus/prometheus/prompb,Mremote.proto=github.com/prometheus/prometheus/prompb,Mgogoproto/gogo.proto=github.com/gogo/protobuf/gogoproto:pkg/meridianpb \
 	  pkg/meridianpb/*.proto
 
-lint: ## gofmt and go vet.
+lint: ## gofmt, go vet, and the import boundaries of docs/architecture.md's package map.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); exit 1)
 	$(GO) vet ./...
+	$(GO) run ./tools/importcheck
 
 fmt:
 	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')

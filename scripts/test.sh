@@ -92,6 +92,8 @@ step_lint() {
 	else
 		rc=1
 	fi
+	# Import boundaries: docs/architecture.md's package map is the rule.
+	go run ./tools/importcheck || rc=1
 	return "$rc"
 }
 
@@ -215,7 +217,7 @@ elif ! command -v protoc >/dev/null 2>&1; then
 else
 	skip_step "protobuf code is current" "no .proto files or no 'proto' make target"
 fi
-run_step "gofmt and go vet" step_lint
+run_step "gofmt, go vet, imports" step_lint
 run_step "unit tests" step_unit
 if [[ ${SKIP_INTEGRATION:-} == 1 ]]; then
 	skip_step "production manifests and mixin" "SKIP_INTEGRATION=1"

@@ -115,12 +115,12 @@ func yoloString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len
 type queryIndex struct {
 	*index.Reader
 	b  *bucketBlock
-	bs *indexByteSlice
+	bs indexByteSlice
 }
 
 // indexFor returns the block's index as the query of ctx reads it.
 func (b *bucketBlock) indexFor(ctx context.Context) *queryIndex {
-	return &queryIndex{Reader: b.index, b: b, bs: b.indexBytesFor(ctx)}
+	return &queryIndex{Reader: b.index, b: b, bs: indexByteSlice{ctx: ctx, header: b.header, r: b.indexFile}}
 }
 
 var _ tsdb.IndexReader = (*queryIndex)(nil)
@@ -130,7 +130,7 @@ func (*queryIndex) Close() error { return nil }
 
 // postingsAt reads the postings list at off.
 func (q *queryIndex) postingsAt(off uint64) (index.Postings, error) {
-	_, p, err := index.DecodePostingsRaw(encoding.NewDecbufAt(q.bs, int(off), castagnoli))
+	_, p, err := index.DecodePostingsRaw(encoding.NewDecbufAt(&q.bs, int(off), castagnoli))
 	if err != nil {
 		return nil, fmt.Errorf("decode postings: %w", err)
 	}
@@ -143,9 +143,11 @@ func (q *queryIndex) Postings(ctx context.Context, name string, values ...string
 	if len(samples) == 0 || len(values) == 0 {
 		return index.EmptyPostings(), nil
 	}
-	values = slices.Clone(values)
-	slices.Sort(values)
-	values = slices.Compact(values)
+	if len(values) > 1 {
+		values = slices.Clone(values) // the caller's, not ours to sort
+		slices.Sort(values)
+		values = slices.Compact(values)
+	}
 	res := make([]index.Postings, 0, len(values))
 	for _, want := range values {
 		// The last sample at or before want; its entries run up to the
@@ -221,7 +223,7 @@ func (q *queryIndex) postingsMatching(ctx context.Context, name string, match fu
 }
 
 func (q *queryIndex) Series(ref storage.SeriesRef, builder *labels.ScratchBuilder, chks *[]chunks.Meta) error {
-	return q.b.series(q.bs, ref, builder, chks)
+	return q.b.series(&q.bs, ref, builder, chks)
 }
 
 // ShardedPostings keeps the series of p whose labels hash to shard

@@ -11,33 +11,32 @@ import (
 	"sync"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/index"
-	"github.com/prometheus/prometheus/tsdb/tombstones"
 	"github.com/thanos-io/objstore"
 
 	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // bucketBlock is a block in object storage read through its index header
-// and ranged GETs. It implements tsdb.BlockReader, so Prometheus' own
-// block queriers run on it.
+// and ranged GETs.
 type bucketBlock struct {
 	tenant string
 	meta   tsdb.BlockMeta
 	header *indexHeader
-	index  *index.Reader
-	// indexBytes is the index the shared reader reads, bound to no query:
-	// queries read series through indexBytesFor. symbols is its symbol
-	// table.
-	indexBytes *indexByteSlice
-	symbols    *symbolTable
-	chunks     []*objectReader // segment files in order: 000001, 000002, ...
-	m          *metrics
+	// index is the block's Prometheus index reader, shared by its queries
+	// for what the index header holds (symbols, label names and values):
+	// its byte source reads no object storage. Queries read postings
+	// lists and series from indexFile through indexFor, with their own
+	// context.
+	index     *index.Reader
+	indexFile *objectReader
+	symbols   *symbolTable
+	postings  *postingsTable
+	chunks    []*objectReader // segment files in order: 000001, 000002, ...
+	m         *metrics
 
 	// refs counts the queries reading the block; the header mapping is
 	// released once the block is evicted and no query reads it.
@@ -46,9 +45,11 @@ type bucketBlock struct {
 	evicted bool
 }
 
-// bytes is the memory the block keeps while loaded: its index header and
-// symbol table.
-func (b *bucketBlock) bytes() int64 { return b.header.bytes() + b.symbols.bytes() }
+// bytes is the memory the block keeps while loaded: its index header,
+// symbol table and postings table.
+func (b *bucketBlock) bytes() int64 {
+	return b.header.bytes() + b.symbols.bytes() + b.postings.bytes()
+}
 
 func (b *bucketBlock) acquire() {
 	b.mu.Lock()
@@ -82,9 +83,10 @@ func (b *bucketBlock) evict() {
 func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache, m *metrics, tenant string, meta tsdb.BlockMeta, hdr *indexHeader) (*bucketBlock, error) {
 	dir := blockKey{tenant: tenant, id: meta.ULID}.String()
 	idxReader := newObjectReader(bkt, bucket.IndexName(tenant, meta.ULID), hdr.indexSize, kindIndex, "sg:"+dir+":index:", cache, m)
-	bs := &indexByteSlice{ctx: context.Background(), header: hdr, r: idxReader}
+	bs := &indexByteSlice{header: hdr} // header sections only
 	var ir *index.Reader
 	var symbols *symbolTable
+	var postings *postingsTable
 	err := catchIndexRead(func() error {
 		var err error
 		ir, err = index.NewReader(bs, index.DecodePostingsRaw)
@@ -98,7 +100,10 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 		if err != nil {
 			return fmt.Errorf("%w: read index TOC: %v", bucket.ErrCorrupted, err)
 		}
-		symbols, err = newSymbolTable(ctx, bs, toc.Symbols, ir)
+		if symbols, err = newSymbolTable(ctx, bs, toc.Symbols, ir); err != nil {
+			return err
+		}
+		postings, err = newPostingsTable(bs, toc.PostingsTable)
 		return err
 	})
 	if err != nil {
@@ -114,7 +119,7 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 		return nil, fmt.Errorf("list chunk segments: %w", err)
 	}
 	slices.Sort(segs)
-	blk := &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, indexBytes: bs, symbols: symbols, m: m}
+	blk := &bucketBlock{tenant: tenant, meta: meta, header: hdr, index: ir, indexFile: idxReader, symbols: symbols, postings: postings, m: m}
 	for i, name := range segs {
 		want := fmt.Sprintf("%06d", i+1)
 		if strings.TrimPrefix(name, chunksDir) != want {
@@ -132,88 +137,7 @@ func openBucketBlock(ctx context.Context, bkt objstore.BucketReader, cache Cache
 // indexBytesFor returns the index as one query reads it: its reads of
 // object storage stop when ctx is cancelled.
 func (b *bucketBlock) indexBytesFor(ctx context.Context) *indexByteSlice {
-	return &indexByteSlice{ctx: ctx, header: b.indexBytes.header, r: b.indexBytes.r}
-}
-
-// reader returns the block as a tsdb.BlockReader whose chunk reads use ctx.
-func (b *bucketBlock) reader(ctx context.Context) tsdb.BlockReader {
-	return &blockReader{b: b, ctx: ctx}
-}
-
-type blockReader struct {
-	b   *bucketBlock
-	ctx context.Context
-}
-
-func (r *blockReader) Index() (tsdb.IndexReader, error) { return sharedIndexReader{r.b.index}, nil }
-func (r *blockReader) Chunks() (tsdb.ChunkReader, error) {
-	return &chunkReader{b: r.b, ctx: r.ctx}, nil
-}
-func (r *blockReader) Tombstones() (tombstones.Reader, error) {
-	return tombstones.NewMemTombstones(), nil
-}
-func (r *blockReader) Meta() tsdb.BlockMeta { return r.b.meta }
-func (r *blockReader) Size() int64          { return r.b.header.bytes() }
-
-// sharedIndexReader keeps a querier's Close from closing the block's
-// index reader, which other queries share.
-type sharedIndexReader struct{ *index.Reader }
-
-func (sharedIndexReader) Close() error { return nil }
-
-// Prometheus' index.Reader answers label queries without matchers only;
-// tsdb's own block wraps it the same way.
-
-func (r sharedIndexReader) SortedLabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
-	if len(ms) == 0 {
-		return r.Reader.SortedLabelValues(ctx, name, hints)
-	}
-	vals, err := r.LabelValues(ctx, name, hints, ms...)
-	slices.Sort(vals)
-	return vals, err
-}
-
-func (r sharedIndexReader) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, error) {
-	if len(ms) == 0 {
-		return r.Reader.LabelValues(ctx, name, hints)
-	}
-	p, err := tsdb.PostingsForMatchers(ctx, r, ms...)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]struct{}{}
-	var b labels.ScratchBuilder
-	for p.Next() {
-		if err := r.Series(p.At(), &b, nil); err != nil {
-			return nil, err
-		}
-		if v := b.Labels().Get(name); v != "" {
-			seen[v] = struct{}{}
-		}
-	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(seen))
-	for v := range seen {
-		out = append(out, v)
-	}
-	if hints != nil && hints.Limit > 0 && len(out) > hints.Limit {
-		slices.Sort(out)
-		out = out[:hints.Limit]
-	}
-	return out, nil
-}
-
-func (r sharedIndexReader) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
-	if len(ms) == 0 {
-		return r.Reader.LabelNames(ctx)
-	}
-	p, err := tsdb.PostingsForMatchers(ctx, r, ms...)
-	if err != nil {
-		return nil, err
-	}
-	return r.LabelNamesFor(ctx, p)
+	return &indexByteSlice{ctx: ctx, header: b.header, r: b.indexFile}
 }
 
 // chunkReader reads chunks by reference: the segment number in the upper
@@ -228,18 +152,6 @@ type chunkReader struct {
 	lastSeg  int
 	lastPage int64
 	last     []byte
-}
-
-func (c *chunkReader) ChunkOrIterable(meta chunks.Meta) (chunkenc.Chunk, chunkenc.Iterable, error) {
-	enc, data, err := c.raw(meta.Ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	chk, err := chunkenc.FromData(enc, data)
-	if err != nil {
-		return nil, nil, c.failed(fmt.Errorf("%w: decode chunk %d: %v", bucket.ErrCorrupted, meta.Ref, err))
-	}
-	return chk, nil, nil
 }
 
 // failed counts a failed chunk read and names the block in its error.
@@ -315,8 +227,6 @@ func (c *chunkReader) bytes(seq int, start, end int64) ([]byte, error) {
 	}
 	return c.last[lo:hi:hi], nil
 }
-
-func (c *chunkReader) Close() error { return nil }
 
 // blockKey names a block of a tenant.
 type blockKey struct {

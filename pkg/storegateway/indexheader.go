@@ -245,12 +245,16 @@ func catchIndexRead(f func() error) (err error) {
 }
 
 // indexByteSlice is the index object as Prometheus' index reader sees it:
-// header sections from memory, everything else through the page cache.
+// header sections from memory, everything else through the page cache
+// with the query's context. Without r (the block's shared reader) it holds
+// the header sections only.
 type indexByteSlice struct {
 	ctx    context.Context
 	header *indexHeader
 	r      *objectReader
 }
+
+var errOutsideHeader = errors.New("the block's shared index reader reads the index header only")
 
 func (b *indexByteSlice) Len() int { return int(b.header.indexSize) }
 
@@ -260,6 +264,9 @@ func (b *indexByteSlice) Range(start, end int) []byte {
 	}
 	if d, ok := b.header.find(int64(start), int64(end)); ok {
 		return d
+	}
+	if b.r == nil {
+		panic(fetchPanic{err: fmt.Errorf("read bytes %d to %d of the index: %w", start, end, errOutsideHeader)})
 	}
 	d, err := b.r.read(b.ctx, int64(start), int64(end))
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
 	"github.com/meridianhq/meridian/pkg/util/matchers"
@@ -87,13 +86,7 @@ func (s *Store) LabelNames(ctx context.Context, tenant string, req *meridianpb.S
 	var all []string
 	for _, blk := range blocks {
 		names, err := blockStrings(blk, func() ([]string, error) {
-			q, err := tsdb.NewBlockQuerier(blk.reader(ctx), req.MinTimeMs, req.MaxTimeMs)
-			if err != nil {
-				return nil, err
-			}
-			defer q.Close()
-			v, _, err := q.LabelNames(ctx, nil, ms...)
-			return v, err
+			return blk.indexFor(ctx).LabelNames(ctx, ms...)
 		})
 		if err != nil {
 			return nil, err
@@ -117,13 +110,7 @@ func (s *Store) LabelValues(ctx context.Context, tenant string, req *meridianpb.
 	var all []string
 	for _, blk := range blocks {
 		vals, err := blockStrings(blk, func() ([]string, error) {
-			q, err := tsdb.NewBlockQuerier(blk.reader(ctx), req.MinTimeMs, req.MaxTimeMs)
-			if err != nil {
-				return nil, err
-			}
-			defer q.Close()
-			v, _, err := q.LabelValues(ctx, req.Name, nil, ms...)
-			return v, err
+			return blk.indexFor(ctx).SortedLabelValues(ctx, req.Name, nil, ms...)
 		})
 		if err != nil {
 			return nil, err

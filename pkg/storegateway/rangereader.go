@@ -150,6 +150,10 @@ func (r *objectReader) read(ctx context.Context, start, end int64) ([]byte, erro
 
 // getRange reads [off, off+length) from object storage, uncached.
 func (r *objectReader) getRange(ctx context.Context, off, length int64) ([]byte, error) {
+	// A cancelled query issues no more reads.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("read bytes %d to %d of %s: %w", off, off+length, r.name, err)
+	}
 	r.m.getRangeRequests.WithLabelValues(r.kind).Inc()
 	rc, err := r.bkt.GetRange(ctx, r.name, off, length)
 	if err != nil {

@@ -37,7 +37,7 @@ func (s *Store) sendSeries(ctx context.Context, blocks []*bucketBlock, ms []*lab
 	slices.SortStableFunc(blocks, func(a, b *bucketBlock) int { return cmp.Compare(a.meta.MinTime, b.meta.MinTime) })
 	cursors := make([]*blockSeries, 0, len(blocks))
 	for _, blk := range blocks {
-		c := &blockSeries{blk: blk, mint: req.MinTimeMs, maxt: req.MaxTimeMs, index: blk.indexBytesFor(ctx), chunks: &chunkReader{b: blk, ctx: ctx}}
+		c := &blockSeries{blk: blk, mint: req.MinTimeMs, maxt: req.MaxTimeMs, index: blk.indexFor(ctx), chunks: &chunkReader{b: blk, ctx: ctx}}
 		if err := c.open(ctx, ms); err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func (a *chunkArena) take(n int) []prompb.Chunk {
 type blockSeries struct {
 	blk        *bucketBlock
 	mint, maxt int64
-	index      index.ByteSlice // the block's index as this query reads it
+	index      *queryIndex // the block's index as this query reads it
 	chunks     *chunkReader
 	postings   index.Postings
 
@@ -145,7 +145,7 @@ type blockSeries struct {
 func (c *blockSeries) open(ctx context.Context, ms []*labels.Matcher) error {
 	err := catchIndexRead(func() error {
 		var err error
-		c.postings, err = tsdb.PostingsForMatchers(ctx, sharedIndexReader{c.blk.index}, ms...)
+		c.postings, err = tsdb.PostingsForMatchers(ctx, c.index, ms...)
 		return err
 	})
 	if err != nil {
@@ -168,7 +168,7 @@ func (c *blockSeries) advance() bool {
 	for c.postings.Next() {
 		// A block's postings only name series its index holds: any
 		// failure to read one is corruption, not a stale reference.
-		if err := c.blk.series(c.index, c.postings.At(), &c.builder, &c.metas); err != nil {
+		if err := c.index.Series(c.postings.At(), &c.builder, &c.metas); err != nil {
 			c.err = fmt.Errorf("read series %d of block %s of tenant %s: %w", c.postings.At(), c.blk.meta.ULID, c.blk.tenant, err)
 			return false
 		}

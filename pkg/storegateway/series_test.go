@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
 	"github.com/stretchr/testify/require"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
@@ -152,14 +153,17 @@ func TestSymbolTable(t *testing.T) {
 	_, err = blk.symbols.lookup(context.Background(), n)
 	require.ErrorIs(t, err, bucket.ErrCorrupted)
 
-	p, err := blk.index.Postings(context.Background(), "__name__", "requests_total")
+	// Prometheus' reader over the whole index, object storage included.
+	full, err := index.NewReader(blk.indexBytesFor(context.Background()), index.DecodePostingsRaw)
+	require.NoError(t, err)
+	p, err := full.Postings(context.Background(), "__name__", "requests_total")
 	require.NoError(t, err)
 	var want, got labels.ScratchBuilder
 	var wantChks, gotChks []chunks.Meta
 	series := 0
 	for ; p.Next(); series++ {
-		require.NoError(t, blk.index.Series(p.At(), &want, &wantChks))
-		require.NoError(t, blk.series(blk.indexBytes, p.At(), &got, &gotChks))
+		require.NoError(t, full.Series(p.At(), &want, &wantChks))
+		require.NoError(t, blk.series(blk.indexBytesFor(context.Background()), p.At(), &got, &gotChks))
 		require.Equal(t, want.Labels(), got.Labels())
 		require.Equal(t, wantChks, gotChks)
 	}

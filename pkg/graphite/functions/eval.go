@@ -517,15 +517,6 @@ func (a *args) has(i int) bool { return a.vals[i].kind != 0 || len(a.multi[i]) >
 
 func (a *args) series(i int) []*Series { return a.vals[i].series }
 
-// seriesLists returns the series of a multiple seriesList parameter.
-func (a *args) seriesLists(i int) [][]*Series {
-	var out [][]*Series
-	for _, v := range a.multi[i] {
-		out = append(out, v.series)
-	}
-	return out
-}
-
 func (a *args) flatSeries(i int) []*Series {
 	var out []*Series
 	for _, v := range a.multi[i] {

@@ -34,3 +34,29 @@ func (s *tenantState) unmarked() []*bucket.BlockMeta {
 	}
 	return out
 }
+
+// tenantMemo is what a compactor remembers of a tenant it processed.
+type tenantMemo struct {
+	listed map[ulid.ULID]bucket.BlockObjects // the listing the processing started from.
+	state  *tenantState                      // the state the processing left.
+}
+
+// meta returns the block's meta.json as the tenant's last processing read
+// it, if meta.json was not written since. Without modification times
+// nothing is reused.
+func (m *tenantMemo) meta(id ulid.ULID, now bucket.BlockObjects) (*bucket.BlockMeta, bool) {
+	if m == nil || now.MetaModified.IsZero() || !m.listed[id].MetaModified.Equal(now.MetaModified) {
+		return nil, false
+	}
+	meta, ok := m.state.metas[id]
+	return meta, ok
+}
+
+// mark is meta for the block's deletion mark.
+func (m *tenantMemo) mark(id ulid.ULID, now bucket.BlockObjects) (*bucket.DeletionMark, bool) {
+	if m == nil || now.MarkModified.IsZero() || !m.listed[id].MarkModified.Equal(now.MarkModified) {
+		return nil, false
+	}
+	mk, ok := m.state.marks[id]
+	return mk, ok
+}

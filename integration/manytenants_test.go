@@ -186,35 +186,12 @@ func forEachTenant(tenants []manyTenant, f func(manyTenant) error) error {
 // checkTenantSamples reads every raw sample the tenant can see over the
 // last 5 minutes and compares them with what it wrote.
 func checkTenantSamples(base string, m manyTenant) error {
-	q := `{__name__=~".+"}[5m]`
-	params := url.Values{"query": {q}, "time": {harness.FormatTime(m.t0)}}
-	req, err := http.NewRequest(http.MethodGet, base+harness.APIPrefix+"/query?"+params.Encode(), nil)
-	if err != nil {
+	var result model.Matrix
+	if err := instantQuery(base, m.id(), `{__name__=~".+"}[5m]`, m.t0, &result); err != nil {
 		return err
-	}
-	req.Header.Set("X-Scope-OrgID", m.id())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("tenant %s: query: %w", m.id(), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("tenant %s: query: HTTP %d: %s", m.id(), resp.StatusCode, body)
-	}
-	var r struct {
-		Data struct {
-			Result model.Matrix `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return fmt.Errorf("tenant %s: query: %w: %s", m.id(), err, body)
 	}
 	got := map[string]map[int64]float64{}
-	for _, s := range r.Data.Result {
+	for _, s := range result {
 		key := string(s.Metric[model.MetricNameLabel])
 		if sv, ok := s.Metric["s"]; ok {
 			key += "/" + string(sv)
@@ -233,6 +210,43 @@ func checkTenantSamples(base string, m manyTenant) error {
 	}
 	return nil
 }
+
+// instantQuery runs an instant query as tenant and decodes its result into
+// result; it returns errors instead of failing the test, for goroutines.
+func instantQuery(base, tenant, query string, ts time.Time, result any) error {
+	params := url.Values{"query": {query}, "time": {harness.FormatTime(ts)}}
+	req, err := http.NewRequest(http.MethodGet, base+harness.APIPrefix+"/query?"+params.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Scope-OrgID", tenant)
+	resp, err := queryHTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("tenant %s: query %s: %w", tenant, query, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("tenant %s: query %s: %w", tenant, query, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("tenant %s: query %s: HTTP %d: %s", tenant, query, resp.StatusCode, body)
+	}
+	var r struct {
+		Data struct {
+			Result json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return fmt.Errorf("tenant %s: query %s: %w: %s", tenant, query, err, body)
+	}
+	if err := json.Unmarshal(r.Data.Result, result); err != nil {
+		return fmt.Errorf("tenant %s: query %s: %w: %s", tenant, query, err, body)
+	}
+	return nil
+}
+
+var queryHTTP = &http.Client{Timeout: time.Minute}
 
 func mapsEqual(a, b map[string]map[int64]float64) bool {
 	if len(a) != len(b) {

@@ -137,3 +137,14 @@ func TestBlocksStoreSyncsOnlyQueriedTenants(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rec.take(), 4, "forgotten: its metas are read again")
 }
+
+func TestBucketBlocksConfigValidate(t *testing.T) {
+	ok := BucketBlocksConfig{SyncInterval: time.Minute, TenantIdleTimeout: time.Hour}
+	require.NoError(t, (&Config{BucketBlocks: ok}).Validate())
+	idle := ok
+	idle.TenantIdleTimeout = 0
+	require.ErrorContains(t, (&Config{BucketBlocks: idle}).Validate(), "tenant idle timeout must be positive")
+	sync := ok
+	sync.SyncInterval = 0
+	require.ErrorContains(t, (&Config{BucketBlocks: sync}).Validate(), "sync interval must be positive")
+}

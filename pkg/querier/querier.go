@@ -47,10 +47,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	if c.BucketBlocks.SyncInterval <= 0 {
-		return errors.New("querier: bucket sync interval must be positive")
-	}
-	return nil
+	return c.BucketBlocks.Validate()
 }
 
 // ClientPool returns the client of an ingester by address.

@@ -330,10 +330,10 @@ func (c *Compactor) compactTenantIfDue(ctx context.Context, tenant string, liste
 		n = len(state.broken)
 	}
 	c.memoMu.Lock()
-	if err == nil && state != nil {
+	if err == nil && state != nil && !state.partialUnknown {
 		c.memos[tenant] = &tenantMemo{listed: listed.Blocks, state: state}
 	} else {
-		delete(c.memos, tenant) // processed again next run, metas read again.
+		delete(c.memos, tenant) // processed in full again next run.
 	}
 	c.memoMu.Unlock()
 	if err != nil {
@@ -469,6 +469,7 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, listed map[ul
 		}
 	} else if !knowIndexed {
 		level.Warn(logger).Log("msg", "unreadable bucket index; no partial block is deleted in this run", "err", err)
+		s.partialUnknown = true
 	}
 	unreadable := map[ulid.ULID]error{}
 	for id, objs := range listed {

@@ -3,6 +3,7 @@ package compactor
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +160,21 @@ func TestCompactor_ForgetsTenantsGone(t *testing.T) {
 	require.NoError(t, e.c.RunOnce(e.ctx))
 	require.Len(t, e.c.memos, 2)
 	require.NotContains(t, e.c.memos, "tenant-00001")
+}
+
+// TestCompactor_UnreadableIndexIsNotRemembered: a run that could not read
+// the tenant's bucket index could not tell partial blocks, so the tenant is
+// processed again on the next run (with the index it wrote) rather than
+// skipped as unchanged.
+func TestCompactor_UnreadableIndexIsNotRemembered(t *testing.T) {
+	e := newTestEnv(t, nil, nil)
+	e.now = time.UnixMilli(7 * hour)
+	writeTinyTenants(t, e.bkt, 1, 1)
+	require.NoError(t, e.bkt.Upload(e.ctx, bucket.IndexObjectName("tenant-00000"), strings.NewReader("not gzip")))
+	require.NoError(t, e.c.RunOnce(e.ctx))
+	require.Contains(t, e.logs.String(), "unreadable bucket index")
+	require.NoError(t, e.c.RunOnce(e.ctx))
+	require.Equal(t, 0.0, testutil.ToFloat64(e.c.tenantsUnchanged), "processed again")
+	require.NoError(t, e.c.RunOnce(e.ctx))
+	require.Equal(t, 1.0, testutil.ToFloat64(e.c.tenantsUnchanged), "then unchanged")
 }

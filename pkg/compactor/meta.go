@@ -22,6 +22,9 @@ type tenantState struct {
 	// broken are blocks of the last bucket index whose meta.json no longer
 	// decodes, with their entry in that index.
 	broken map[ulid.ULID]bucket.IndexBlock
+	// partialUnknown: the last bucket index could not be read, so partial
+	// blocks could not be told from broken ones and are not in partial.
+	partialUnknown bool
 }
 
 // unmarked returns the complete blocks without a deletion mark.

@@ -247,3 +247,13 @@ var _ http.Handler = (*Overrides)(nil)
 func (o *Overrides) BlocksRetention(tenant string) time.Duration {
 	return time.Duration(o.Limits(tenant).CompactorBlocksRetentionPeriod)
 }
+
+// IngestionTenantShardSize is the tenant's ingestion_tenant_shard_size.
+func (o *Overrides) IngestionTenantShardSize(tenant string) int {
+	return o.Limits(tenant).IngestionTenantShardSize
+}
+
+// StoreGatewayTenantShardSize is the tenant's store_gateway_tenant_shard_size.
+func (o *Overrides) StoreGatewayTenantShardSize(tenant string) int {
+	return o.Limits(tenant).StoreGatewayTenantShardSize
+}

@@ -354,7 +354,7 @@ func (m *Meridian) initIngester() (services.Service, error) {
 }
 
 func (m *Meridian) initDistributor() (services.Service, error) {
-	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.clientPool, m.Logger, m.Registry)
+	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.Overrides, m.clientPool, m.Logger, m.Registry)
 	m.Distributor = d
 	rl := distributor.NewIngestionRateLimiter(m.Overrides, func() int {
 		n, _ := m.DistributorRing.HealthyMembers() // below 1 counts as 1

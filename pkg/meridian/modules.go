@@ -179,7 +179,7 @@ func (m *Meridian) setupModules() {
 		QueryScheduler:         {Server},
 		Compactor:              {Server, RuntimeConfig, MemberlistKV},
 		StoreGatewayRing:       {Server, MemberlistKV},
-		StoreGateway:           {Server, MemberlistKV, StoreGatewayRing},
+		StoreGateway:           {Server, RuntimeConfig, MemberlistKV, StoreGatewayRing},
 		Write:                  {Distributor, Ingester},
 		Read:                   {Querier},
 		Backend:                {StoreGateway, Compactor},
@@ -380,7 +380,7 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 		return nil, err
 	}
 	pool := sgclient.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing.Client(), m.Logger, m.Registry)
-	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), pool, m.Logger, m.Registry)
+	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), m.Overrides, pool, m.Logger, m.Registry)
 	q := querier.NewQueryable(m.Cfg.Querier, m.IngesterRing, m.clientPool, m.BlocksStore, m.Overrides, m.Logger)
 	bi := httpapi.BuildInfo{
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
@@ -425,7 +425,7 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.ringKV(), m.StoreGatewayRing, m.Logger, m.Registry)
+	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.ringKV(), m.StoreGatewayRing, m.Overrides, m.Logger, m.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("create store-gateway: %w", err)
 	}

@@ -207,14 +207,26 @@ func (r *Ring) Client() *ring.Ring { return r.client }
 // Owns tells whether this member is among the owners of token for op. A
 // process that is not a member owns nothing.
 func (r *Ring) Owns(token uint32, op ring.Operation) (bool, error) {
+	return r.OwnsIn(r.client, token, op)
+}
+
+// OwnsIn is Owns within sub, a subring of this ring (a tenant's shuffle
+// shard).
+func (r *Ring) OwnsIn(sub ring.ReadRing, token uint32, op ring.Operation) (bool, error) {
 	if r.lifecycler == nil {
 		return false, nil
 	}
-	rs, err := r.client.Get(token, op, nil, nil, nil)
+	rs, err := sub.Get(token, op, nil, nil, nil)
 	if err != nil {
 		return false, fmt.Errorf("look up token %d in the %s ring: %w", token, r.name, err)
 	}
 	return rs.Includes(r.lifecycler.GetInstanceAddr()), nil
+}
+
+// MemberOf tells whether this member is in sub, a subring of this ring (a
+// tenant's shuffle shard).
+func (r *Ring) MemberOf(sub ring.ReadRing) bool {
+	return r.lifecycler != nil && sub.HasInstance(r.lifecycler.GetInstanceID())
 }
 
 // HealthyMembers returns how many members are ACTIVE with a recent

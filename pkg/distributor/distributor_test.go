@@ -194,7 +194,7 @@ func holders(pool fakePool, name string) []string {
 
 func TestPushWritesOnlyToTheTenantsShard(t *testing.T) {
 	r, pool := newTestRing(t, 6, 3)
-	d := New(Config{ReplicaWaitGrace: time.Second}, r, shardSizes{"small": 3, "tiny": 1}, pool, log.NewNopLogger(), prometheus.NewRegistry())
+	d := New(Config{}, r, shardSizes{"small": 3, "tiny": 1}, pool, log.NewNopLogger(), prometheus.NewRegistry())
 
 	var names []string
 	for i := 0; i < 100; i++ {
@@ -209,11 +209,18 @@ func TestPushWritesOnlyToTheTenantsShard(t *testing.T) {
 		}
 		_, err := d.Push(user.InjectOrgID(context.Background(), tenant), request(names...))
 		require.NoError(t, err)
+		// The push returns at quorum (2 of 3); the third copy follows.
+		require.Eventually(t, func() bool {
+			for _, name := range names {
+				if len(holders(pool, name)) != 3 {
+					return false
+				}
+			}
+			return true
+		}, 5*time.Second, 10*time.Millisecond, "every series of %s on RF ingesters", tenant)
 		used := map[string]bool{}
 		for _, name := range names {
-			h := holders(pool, name)
-			require.Len(t, h, 3, "series %s of %s on RF ingesters", name, tenant)
-			for _, addr := range h {
+			for _, addr := range holders(pool, name) {
 				used[addr] = true
 			}
 		}

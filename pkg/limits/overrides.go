@@ -149,6 +149,21 @@ func (o *Overrides) runtimeConfig() *RuntimeConfig {
 	return rc
 }
 
+// OverriddenTenants returns the tenants the loaded runtime config has an
+// entry for, and that config's identity, which changes whenever a changed file
+// is loaded (nil before any).
+func (o *Overrides) OverriddenTenants() ([]string, any) {
+	rc := o.runtimeConfig()
+	if rc == nil {
+		return nil, nil
+	}
+	tenants := make([]string, 0, len(rc.Overrides))
+	for t := range rc.Overrides {
+		tenants = append(tenants, t)
+	}
+	return tenants, rc
+}
+
 // Limits returns a copy of the limits in force for tenant.
 func (o *Overrides) Limits(tenant string) Limits {
 	if rc := o.runtimeConfig(); rc != nil {

@@ -89,9 +89,19 @@ var _ storage.Queryable = (*Queryable)(nil)
 // NewQueryable creates the merged queryable. blocks may be nil.
 func NewQueryable(cfg Config, ingesterRing ring.ReadRing, clients ClientPool, blocks BlockQuerier, lim limits.Source, logger log.Logger) *Queryable {
 	return &Queryable{
-		shards:  newIngesterShards(ingesterRing, cfg.ShuffleShardingIngestersLookback, logger, time.Now),
+		shards:  newIngesterShards(ingesterRing, overridesOf(lim), cfg.ShuffleShardingIngestersLookback, logger, time.Now),
 		clients: clients, blocks: blocks, limits: lim, logger: logger,
 	}
+}
+
+// overridesOf returns lim's runtime overrides, if it has any.
+func overridesOf(lim limits.Source) overriddenTenants {
+	o, _ := lim.(overriddenTenants)
+	return o
+}
+
+func (q *Queryable) ingestionShardSize(tenant string) int {
+	return q.limits.Limits(tenant).IngestionTenantShardSize
 }
 
 // Querier implements storage.Queryable. The tenant is only known per call
@@ -212,7 +222,7 @@ func (iq *ingesterQuerier) forEachIngester(ctx context.Context, f func(context.C
 	if err != nil {
 		return nil, httpgrpc.Errorf(http.StatusUnauthorized, "no tenant in the request: %v", err)
 	}
-	r := iq.q.shards.forTenant(tenant, iq.q.limits.Limits(tenant).IngestionTenantShardSize)
+	r := iq.q.shards.forTenant(tenant, iq.q.ingestionShardSize)
 	rs, err := r.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		return nil, fmt.Errorf("no ingesters can serve the read: %w", err)

@@ -29,22 +29,35 @@ import (
 //   - A query that sees a smaller size than the previous query of the tenant
 //     read assumes the larger one was in force until now (the change may have
 //     happened just now), and reads it until the lookback has passed.
-//   - Before its first query of a tenant, this querier does not know which
-//     sizes were in force, so until it has run for the lookback period it
-//     reads every ingester for every tenant: exact, at the cost of the
-//     read-path isolation during that time.
+//   - A shard can shrink while no query reads the tenant. Only the runtime
+//     overrides change a size while the process runs (the defaults are
+//     flags), so whenever a changed overrides file has been loaded, the next
+//     query first records the sizes of every overridden tenant and every
+//     tenant it knows: a shrink is noticed no later than that query.
+//   - Before it starts, this querier does not know which sizes were in
+//     force, so until it has run for the lookback period it reads every
+//     ingester for every tenant: exact, at the cost of the read-path
+//     isolation during that time.
 //
 // Entries are never dropped: a forgotten tenant would lose the size it had,
 // and an entry is a few dozen bytes.
 type ingesterShards struct {
-	ring     ring.ReadRing
-	lookback time.Duration // 0: every query reads every ingester.
-	started  time.Time
-	now      func() time.Time
-	logger   log.Logger
+	ring      ring.ReadRing
+	overrides overriddenTenants // nil: no runtime overrides to watch.
+	lookback  time.Duration     // 0: every query reads every ingester.
+	started   time.Time
+	now       func() time.Time
+	logger    log.Logger
 
 	mu      sync.Mutex
 	tenants map[string]*shardHistory
+	seen    any // the overrides' identity at the last sweep
+}
+
+// overriddenTenants is what ingesterShards reads of the runtime overrides
+// (limits.Overrides) to notice a shrink before the tenant's next query.
+type overriddenTenants interface {
+	OverriddenTenants() (tenants []string, identity any)
 }
 
 // shardHistory is what a querier knows of a tenant's shard sizes, as
@@ -57,8 +70,34 @@ type shardHistory struct {
 	widerUntil time.Time
 }
 
-func newIngesterShards(r ring.ReadRing, lookback time.Duration, logger log.Logger, now func() time.Time) *ingesterShards {
-	return &ingesterShards{ring: r, lookback: lookback, started: now(), now: now, logger: logger, tenants: map[string]*shardHistory{}}
+func newIngesterShards(r ring.ReadRing, overrides overriddenTenants, lookback time.Duration, logger log.Logger, now func() time.Time) *ingesterShards {
+	return &ingesterShards{ring: r, overrides: overrides, lookback: lookback, started: now(), now: now, logger: logger, tenants: map[string]*shardHistory{}}
+}
+
+// sweep records the current size of every overridden and every known tenant
+// once per loaded overrides file. sizeOf gives a tenant's configured size.
+func (s *ingesterShards) sweep(sizeOf func(tenant string) int) {
+	if s.overrides == nil {
+		return
+	}
+	overridden, identity := s.overrides.OverriddenTenants()
+	s.mu.Lock()
+	if identity == s.seen {
+		s.mu.Unlock()
+		return
+	}
+	s.seen = identity
+	tenants := make(map[string]struct{}, len(overridden)+len(s.tenants))
+	for t := range s.tenants {
+		tenants[t] = struct{}{}
+	}
+	s.mu.Unlock()
+	for _, t := range overridden {
+		tenants[t] = struct{}{}
+	}
+	for t := range tenants {
+		s.readSize(t, sizeOf(t))
+	}
 }
 
 // width orders shard sizes: 0, every ingester, is the widest.
@@ -101,11 +140,13 @@ func (s *ingesterShards) readSize(tenant string, configured int) int {
 }
 
 // forTenant returns the ingesters a query of tenant reads now.
-func (s *ingesterShards) forTenant(tenant string, configured int) ring.ReadRing {
+// sizeOf gives a tenant's configured ingestion_tenant_shard_size.
+func (s *ingesterShards) forTenant(tenant string, sizeOf func(tenant string) int) ring.ReadRing {
 	if s.lookback <= 0 {
 		return s.ring
 	}
-	size := s.readSize(tenant, configured)
+	s.sweep(sizeOf)
+	size := s.readSize(tenant, sizeOf(tenant))
 	if size == 0 {
 		return s.ring
 	}

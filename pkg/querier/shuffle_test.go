@@ -62,6 +62,28 @@ func addrsOf(t *testing.T, r ring.ReadRing) []string {
 	return out
 }
 
+// size is a sizeOf that gives every tenant n.
+func size(n int) func(string) int { return func(string) int { return n } }
+
+// fakeOverrides is a settable runtime config: per-tenant shard sizes, and
+// an identity that changes with every set.
+type fakeOverrides struct {
+	sizes    map[string]int
+	identity int
+}
+
+func (o *fakeOverrides) set(tenant string, n int) { o.sizes[tenant] = n; o.identity++ }
+
+func (o *fakeOverrides) OverriddenTenants() ([]string, any) {
+	var out []string
+	for t := range o.sizes {
+		out = append(out, t)
+	}
+	return out, o.identity
+}
+
+func (o *fakeOverrides) sizeOf(tenant string) int { return o.sizes[tenant] }
+
 // fakeClock is a settable now.
 type fakeClock struct{ t time.Time }
 
@@ -71,36 +93,36 @@ func TestIngesterShardsReadTheWriteShard(t *testing.T) {
 	const lookback = time.Hour
 	clock := &fakeClock{t: time.Now()}
 	r := shardRing(t, 6, 3, clock.t.Add(-2*lookback))
-	s := newIngesterShards(r, lookback, log.NewNopLogger(), clock.now)
+	s := newIngesterShards(r, nil, lookback, log.NewNopLogger(), clock.now)
 	all := addrsOf(t, r)
 	require.Len(t, all, 6)
 
 	// For the lookback after the querier started it cannot know which
 	// sizes were in force before: every ingester.
-	require.Equal(t, all, addrsOf(t, s.forTenant("team-a", 3)))
+	require.Equal(t, all, addrsOf(t, s.forTenant("team-a", size(3))))
 
 	// Then exactly the shard the distributor writes to.
 	clock.t = clock.t.Add(lookback + time.Second)
-	got := addrsOf(t, s.forTenant("team-a", 3))
+	got := addrsOf(t, s.forTenant("team-a", size(3)))
 	require.Len(t, got, 3)
 	require.Equal(t, addrsOf(t, r.ShuffleShard("team-a", 3)), got, "the querier reads the distributor's shard")
 
 	// Another tenant gets its own shard, and size 0 means every ingester.
-	require.Len(t, addrsOf(t, s.forTenant("team-b", 3)), 3)
-	require.Equal(t, all, addrsOf(t, s.forTenant("team-c", 0)))
+	require.Len(t, addrsOf(t, s.forTenant("team-b", size(3))), 3)
+	require.Equal(t, all, addrsOf(t, s.forTenant("team-c", size(0))))
 	// Below the replication factor the shard is RF ingesters, as written.
-	require.Equal(t, addrsOf(t, r.ShuffleShard("team-d", 3)), addrsOf(t, s.forTenant("team-d", 1)))
+	require.Equal(t, addrsOf(t, r.ShuffleShard("team-d", 3)), addrsOf(t, s.forTenant("team-d", size(1))))
 
 	// Lookback 0 turns read-path sharding off.
-	off := newIngesterShards(r, 0, log.NewNopLogger(), clock.now)
-	require.Equal(t, all, addrsOf(t, off.forTenant("team-a", 3)))
+	off := newIngesterShards(r, nil, 0, log.NewNopLogger(), clock.now)
+	require.Equal(t, all, addrsOf(t, off.forTenant("team-a", size(3))))
 }
 
 func TestIngesterShardsAfterAResize(t *testing.T) {
 	const lookback = time.Hour
 	clock := &fakeClock{t: time.Now()}
 	r := shardRing(t, 6, 3, clock.t.Add(-2*lookback))
-	s := newIngesterShards(r, lookback, log.NewNopLogger(), clock.now)
+	s := newIngesterShards(r, nil, lookback, log.NewNopLogger(), clock.now)
 	clock.t = clock.t.Add(lookback + time.Second) // past the start-up window
 
 	small := addrsOf(t, r.ShuffleShard("team-a", 3))
@@ -109,26 +131,51 @@ func TestIngesterShardsAfterAResize(t *testing.T) {
 
 	// Growing: the larger shard holds the smaller one, whose ingesters
 	// keep the older samples.
-	require.Equal(t, small, addrsOf(t, s.forTenant("team-a", 3)))
-	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", 5)))
+	require.Equal(t, small, addrsOf(t, s.forTenant("team-a", size(3))))
+	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", size(5))))
 
 	// Shrinking: the ingesters that left the shard hold recent samples, so
 	// the larger shard is read until the lookback has passed since the
 	// querier saw the change.
-	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", 3)))
+	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", size(3))))
 	clock.t = clock.t.Add(lookback / 2)
-	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", 3)))
+	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", size(3))))
 	// Shrinking again within the lookback keeps the largest size.
-	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", 3)))
+	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", size(3))))
 	clock.t = clock.t.Add(lookback/2 + time.Second)
-	require.Equal(t, small, addrsOf(t, s.forTenant("team-a", 3)))
+	require.Equal(t, small, addrsOf(t, s.forTenant("team-a", size(3))))
 
 	// A shard size of 0 (every ingester) shrinking to 3 reads every
 	// ingester for the lookback.
-	require.Len(t, addrsOf(t, s.forTenant("team-b", 0)), 6)
-	require.Len(t, addrsOf(t, s.forTenant("team-b", 3)), 6)
+	require.Len(t, addrsOf(t, s.forTenant("team-b", size(0))), 6)
+	require.Len(t, addrsOf(t, s.forTenant("team-b", size(3))), 6)
 	clock.t = clock.t.Add(lookback + time.Second)
-	require.Len(t, addrsOf(t, s.forTenant("team-b", 3)), 3)
+	require.Len(t, addrsOf(t, s.forTenant("team-b", size(3))), 3)
+}
+
+// TestIngesterShardsNoticeAShrinkWithoutAQuery: a tenant's shard shrinks
+// while nothing queries it; a query of another tenant after the overrides
+// reload records the shrink, so the tenant's next query still reads the
+// ingesters that left its shard.
+func TestIngesterShardsNoticeAShrinkWithoutAQuery(t *testing.T) {
+	const lookback = time.Hour
+	clock := &fakeClock{t: time.Now()}
+	r := shardRing(t, 6, 3, clock.t.Add(-2*lookback))
+	ov := &fakeOverrides{sizes: map[string]int{"team-a": 5, "team-b": 3}}
+	s := newIngesterShards(r, ov, lookback, log.NewNopLogger(), clock.now)
+	clock.t = clock.t.Add(lookback + time.Second) // past the start-up window
+
+	small := addrsOf(t, r.ShuffleShard("team-a", 3))
+	large := addrsOf(t, r.ShuffleShard("team-a", 5))
+	require.Equal(t, addrsOf(t, r.ShuffleShard("team-b", 3)), addrsOf(t, s.forTenant("team-b", ov.sizeOf)))
+
+	ov.set("team-a", 3) // team-a was never queried by this querier
+	clock.t = clock.t.Add(time.Minute)
+	s.forTenant("team-b", ov.sizeOf)
+	clock.t = clock.t.Add(time.Minute)
+	require.Equal(t, large, addrsOf(t, s.forTenant("team-a", ov.sizeOf)), "the shrink was recorded when the overrides were seen")
+	clock.t = clock.t.Add(lookback)
+	require.Equal(t, small, addrsOf(t, s.forTenant("team-a", ov.sizeOf)))
 }
 
 func TestIngesterShardsIncludeRecentlyJoinedIngesters(t *testing.T) {
@@ -136,9 +183,9 @@ func TestIngesterShardsIncludeRecentlyJoinedIngesters(t *testing.T) {
 	// series of the tenant within the lookback, so all are read.
 	clock := &fakeClock{t: time.Now()}
 	r := shardRing(t, 6, 3, clock.t)
-	s := newIngesterShards(r, time.Hour, log.NewNopLogger(), clock.now)
+	s := newIngesterShards(r, nil, time.Hour, log.NewNopLogger(), clock.now)
 	s.started = clock.t.Add(-2 * time.Hour) // past the start-up window
-	require.Len(t, addrsOf(t, s.forTenant("team-a", 3)), 6)
+	require.Len(t, addrsOf(t, s.forTenant("team-a", size(3))), 6)
 }
 
 // TestQueryReadsOnlyTheTenantsShard: with shuffle sharding, an ingester

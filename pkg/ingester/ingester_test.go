@@ -53,9 +53,9 @@ func testConfig(t testing.TB, dir string) Config {
 	cfg.TSDBDir = dir
 	cfg.Lifecycler.RingConfig.KVStore.Store = "inmemory"
 	cfg.Lifecycler.RingConfig.ReplicationFactor = 1
-	cfg.Lifecycler.Addr = "127.0.0.1"
-	cfg.Lifecycler.Port = 19095
-	cfg.Lifecycler.ID = "ingester-test-" + filepath.Base(dir)
+	cfg.Lifecycler.InstanceAddr = "127.0.0.1"
+	cfg.Lifecycler.InstancePort = 19095
+	cfg.Lifecycler.InstanceID = "ingester-test-" + filepath.Base(dir)
 	cfg.Lifecycler.MinReadyDuration = 0
 	cfg.Lifecycler.FinalSleep = 0
 	return cfg

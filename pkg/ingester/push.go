@@ -161,15 +161,13 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*meridia
 	return resp, nil
 }
 
-// metricTypeString maps remote-write metadata types to the strings the
-// Prometheus metadata API uses.
 // localSeriesLimit turns the tenant's cluster-wide series limit into this
 // ingester's share: each series lives on RF of the healthy ingesters.
 func (i *Ingester) localSeriesLimit(global int) int {
-	if global <= 0 || i.lifecycler == nil {
+	if global <= 0 || i.ring == nil {
 		return max(global, 0)
 	}
-	n := i.lifecycler.HealthyInstancesCount()
+	n, _ := i.ring.HealthyMembers() // an empty ring counts as 0
 	rf := i.cfg.Lifecycler.RingConfig.ReplicationFactor
 	if n <= 0 || rf <= 0 || rf >= n {
 		return global
@@ -177,6 +175,8 @@ func (i *Ingester) localSeriesLimit(global int) int {
 	return max(1, global*rf/n)
 }
 
+// metricTypeString maps remote-write metadata types to the strings the
+// Prometheus metadata API uses.
 func metricTypeString(t prompb.MetricMetadata_MetricType) string {
 	switch t {
 	case prompb.MetricMetadata_COUNTER:

@@ -59,9 +59,9 @@ func serveIngester(t testing.TB, id string, opts ...func(*ingester.Config)) (*in
 	cfg.Lifecycler.HeartbeatPeriod = time.Second
 	cfg.Lifecycler.HeartbeatTimeout = time.Minute
 	cfg.Lifecycler.NumTokens = 1
-	cfg.Lifecycler.ID = id
-	cfg.Lifecycler.Addr = "127.0.0.1"
-	cfg.Lifecycler.Port = lis.Addr().(*net.TCPAddr).Port
+	cfg.Lifecycler.InstanceID = id
+	cfg.Lifecycler.InstanceAddr = "127.0.0.1"
+	cfg.Lifecycler.InstancePort = lis.Addr().(*net.TCPAddr).Port
 	cfg.ShipInterval, cfg.HeadCompactionInterval = time.Minute, time.Minute
 	for _, o := range opts {
 		o(&cfg)

@@ -86,6 +86,7 @@ type BlocksStore struct {
 	cfg     BucketBlocksConfig
 	finder  *bucket.BlockFinder
 	ring    ring.ReadRing
+	shards  sgclient.ShardSizes
 	clients StoreGatewayClients
 	logger  log.Logger
 	now     func() time.Time
@@ -112,11 +113,13 @@ type tenantBlocks struct {
 	fetched time.Time
 }
 
-// NewBlocksStore returns the reader of blocks in bkt, the whole bucket.
-func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ring.ReadRing, clients StoreGatewayClients, logger log.Logger, reg prometheus.Registerer) *BlocksStore {
+// NewBlocksStore returns the reader of blocks in bkt, the whole bucket. A
+// tenant's blocks are asked of the store-gateways of its shuffle shard of
+// sgRing, sized by shards (the store-gateways shard the same way).
+func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ring.ReadRing, shards sgclient.ShardSizes, clients StoreGatewayClients, logger log.Logger, reg prometheus.Registerer) *BlocksStore {
 	f := promauto.With(reg)
 	b := &BlocksStore{
-		cfg: cfg, finder: bucket.NewBlockFinder(bkt), ring: sgRing, clients: clients,
+		cfg: cfg, finder: bucket.NewBlockFinder(bkt), ring: sgRing, shards: shards, clients: clients,
 		logger: log.With(logger, "component", "querier-blocks-store"), now: time.Now,
 		tenants: map[string]*tenantBlocks{},
 		consistencyFailures: f.NewCounter(prometheus.CounterOpts{
@@ -285,10 +288,11 @@ func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call
 	// corrupted block even when another owner was merely unreachable.
 	ownerErrs := map[string][]error{}
 	var results []any
+	owners := sgclient.TenantShard(q.s.ring, q.tenant, q.s.shards.StoreGatewayTenantShardSize(q.tenant))
 	for attempt := 0; len(remaining) > 0; attempt++ {
 		byAddr := map[string][]string{}
 		for id, meta := range remaining {
-			rs, err := q.s.ring.Get(sgclient.BlockToken(q.tenant, meta.ULID), sgclient.RingOp, nil, nil, nil)
+			rs, err := owners.Get(sgclient.BlockToken(q.tenant, meta.ULID), sgclient.RingOp, nil, nil, nil)
 			if err != nil {
 				ownerErrs[id] = append(ownerErrs[id], fmt.Errorf("no store-gateway owns it (%w); run at least one with -target=store-gateway", err))
 				continue

@@ -93,7 +93,7 @@ func TestBlocksStoreSyncsOnlyQueriedTenants(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	cfg := BucketBlocksConfig{SyncInterval: time.Minute, TenantIdleTimeout: 10 * time.Minute, IgnoreDeletionMarksDelay: time.Hour}
 	require.NoError(t, cfg.Validate())
-	bs := NewBlocksStore(cfg, rec, nil, nil, log.NewNopLogger(), reg)
+	bs := NewBlocksStore(cfg, rec, nil, nil, nil, log.NewNopLogger(), reg)
 	now := time.Unix(1_000_000, 0)
 	bs.now = func() time.Time { return now }
 	require.Empty(t, rec.take(), "nothing read before a query")

@@ -49,6 +49,12 @@ type Limits struct {
 	GraphiteStep               model.Duration `yaml:"graphite_step"`
 	GraphiteMaxSeriesPerRender int            `yaml:"graphite_max_series_per_render"`
 	GraphiteMaxPointsPerRender int            `yaml:"graphite_max_points_per_render"`
+
+	// Alertmanager. 0 means no limit.
+	AlertmanagerMaxConfigSizeBytes int `yaml:"alertmanager_max_config_size_bytes"`
+	AlertmanagerMaxTemplatesCount  int `yaml:"alertmanager_max_templates_count"`
+	AlertmanagerMaxSilencesCount   int `yaml:"alertmanager_max_silences_count"`
+	AlertmanagerMaxAlertsCount     int `yaml:"alertmanager_max_alerts_count"`
 }
 
 // RegisterFlags registers the default limits.
@@ -81,6 +87,11 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&l.GraphiteStep, "graphite.step", "Interval Graphite queries align samples to (whisper's retention step): the last sample in each interval is its value. Set it to the interval the tenant's carbon senders use.")
 	f.IntVar(&l.GraphiteMaxSeriesPerRender, "graphite.max-series-per-render", 10000, "Most series one Graphite render, find or expand may fetch from storage. 0 means no limit.")
 	f.IntVar(&l.GraphiteMaxPointsPerRender, "graphite.max-points-per-render", 10000000, "Most points (series × intervals) one Graphite render may fetch from storage. 0 means no limit.")
+
+	f.IntVar(&l.AlertmanagerMaxConfigSizeBytes, "alertmanager.max-config-size-bytes", 0, "Largest Alertmanager configuration (the whole body of POST /api/v1/alerts, templates included) a tenant may upload, in bytes. 0 means no limit (bodies over 16 MiB are always refused).")
+	f.IntVar(&l.AlertmanagerMaxTemplatesCount, "alertmanager.max-templates-count", 0, "Most template files a tenant's Alertmanager configuration may hold. 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxSilencesCount, "alertmanager.max-silences-count", 0, "Most silences, expired ones included until they are garbage collected, a tenant's Alertmanager may hold. 0 means no limit.")
+	f.IntVar(&l.AlertmanagerMaxAlertsCount, "alertmanager.max-alerts-count", 0, "Most alerts a tenant's Alertmanager may hold in memory at once; POST /alertmanager/api/v2/alerts with new alerts beyond it is refused. 0 means no limit.")
 }
 
 // Validate checks that the limits make sense.
@@ -102,6 +113,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.IngestionTenantShardSize < 0 || l.StoreGatewayTenantShardSize < 0 {
 		return fmt.Errorf("ingestion_tenant_shard_size and store_gateway_tenant_shard_size must not be negative (0 means all instances), got %d and %d", l.IngestionTenantShardSize, l.StoreGatewayTenantShardSize)
+	}
+	if l.AlertmanagerMaxConfigSizeBytes < 0 || l.AlertmanagerMaxTemplatesCount < 0 || l.AlertmanagerMaxSilencesCount < 0 || l.AlertmanagerMaxAlertsCount < 0 {
+		return fmt.Errorf("the alertmanager_max_* limits must not be negative (0 means no limit)")
 	}
 	if l.IngestionRate > 0 && l.IngestionBurstSize <= 0 {
 		return fmt.Errorf("ingestion_burst_size must be positive when ingestion_rate is set, got %d", l.IngestionBurstSize)

@@ -272,6 +272,10 @@ compactor_blocks_retention_period: 0s
 graphite_step: 1m
 graphite_max_series_per_render: 10000
 graphite_max_points_per_render: 10000000
+alertmanager_max_config_size_bytes: 0
+alertmanager_max_templates_count: 0
+alertmanager_max_silences_count: 0
+alertmanager_max_alerts_count: 0
 `
 	indent := func(s, prefix string) string {
 		lines := strings.SplitAfter(s, "\n")

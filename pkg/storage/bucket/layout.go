@@ -11,6 +11,7 @@
 //	│   └── deletion-mark.json        DeletionMark, once the block is to go
 //	├── bucket-index.json.gz          Index, written by the compactor
 //	└── tenant-deletion-mark.json     TenantDeletionMark, once the tenant is to go
+//	alerts/<tenant>/...               the Alertmanager's configurations and state (alerts.go)
 //
 // Every name here is of the whole bucket, tenant first.
 package bucket
@@ -91,9 +92,10 @@ func LocalMetaPath(dir string) string  { return filepath.Join(dir, metaFilename)
 func LocalIndexPath(dir string) string { return filepath.Join(dir, indexFilename) }
 func LocalChunksDir(dir string) string { return filepath.Join(dir, chunksDirname) }
 
-// ValidTenant reports whether name can be a tenant's prefix.
+// ValidTenant reports whether name can be a tenant's prefix. alerts/ holds
+// the Alertmanager's objects (alerts.go), not a tenant's blocks.
 func ValidTenant(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`)
+	return name != "" && name != "." && name != ".." && name != alertsDir && !strings.ContainsAny(name, `/\`)
 }
 
 // ListTenants returns the tenants with a prefix in bkt, the whole bucket.

@@ -129,3 +129,11 @@ func (a *API) RegisterGraphite(routes map[string]http.HandlerFunc) {
 func (a *API) RegisterGraphiteIngest(h http.Handler) {
 	a.route("/graphite/ingest", h, true, http.MethodPost)
 }
+
+// RegisterAlertmanager registers the multi-tenant Alertmanager, behind the
+// tenant middleware: the Cortex configuration API (/api/v1/alerts) and
+// each tenant's Alertmanager v2 API under prefix (/alertmanager/api/v2/...).
+func (a *API) RegisterAlertmanager(config http.Handler, prefix string, am http.Handler) {
+	a.route("/api/v1/alerts", config, true, http.MethodGet, http.MethodPost, http.MethodDelete)
+	a.router.PathPrefix(prefix + "/api/v2/").Handler(a.auth.Wrap(am))
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/grafana/dskit/server"
 	"gopkg.in/yaml.v3"
 
+	"github.com/meridianhq/meridian/pkg/alertmanager"
 	"github.com/meridianhq/meridian/pkg/compactor"
 	"github.com/meridianhq/meridian/pkg/distributor"
 	"github.com/meridianhq/meridian/pkg/frontend"
@@ -83,6 +84,7 @@ type Config struct {
 	StoreGateway   storegateway.Config    `yaml:"store_gateway"`
 	// StoreGatewayClient configures the queriers' connections to store-gateways.
 	StoreGatewayClient sgclient.ClientConfig `yaml:"store_gateway_client"`
+	Alertmanager       alertmanager.Config   `yaml:"alertmanager"`
 
 	// The KV configs as registered, to tell which ones were set.
 	commonKVDefault, ingesterKVDefault kv.Config
@@ -94,7 +96,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
 	c.logger = logger
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway. Internal modules they depend on start with them.")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway, alertmanager. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.commonKVDefault = c.Common.Ring.KVStore
 	c.Server.RegisterFlags(f)
@@ -118,6 +120,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Graphite.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.StoreGatewayClient.RegisterFlags(f)
+	c.Alertmanager.RegisterFlags(f)
 
 	setDefault(f, "server.http-listen-port", "8080")
 	setDefault(f, "server.grpc-listen-port", "9095")
@@ -167,6 +170,7 @@ func (c *Config) Validate() error {
 		{"graphite", c.Graphite.Validate},
 		{"store_gateway", c.StoreGateway.Validate},
 		{"store_gateway_client", c.StoreGatewayClient.Validate},
+		{"alertmanager", c.Alertmanager.Validate},
 	}
 	for _, ch := range checks {
 		if err := ch.fn(); err != nil {

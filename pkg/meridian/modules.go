@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"gopkg.in/yaml.v3"
 
+	"github.com/meridianhq/meridian/pkg/alertmanager"
 	"github.com/meridianhq/meridian/pkg/api"
 	"github.com/meridianhq/meridian/pkg/compactor"
 	"github.com/meridianhq/meridian/pkg/distributor"
@@ -81,6 +82,7 @@ const (
 	Compactor        = "compactor"
 	StoreGatewayRing = "store-gateway-ring"
 	StoreGateway     = "store-gateway"
+	Alertmanager     = "alertmanager"
 	All              = "all"
 	Write            = "write"
 	Read             = "read"
@@ -114,6 +116,7 @@ type Meridian struct {
 	StoreGatewayRing *ringutil.Ring
 	StoreGateway     *storegateway.StoreGateway
 	BlocksStore      *querier.BlocksStore
+	Alertmanager     *alertmanager.MultitenantAlertmanager
 
 	auth       middleware.Interface
 	bucket     objstore.Bucket
@@ -155,6 +158,7 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(Compactor, m.initCompactor)
 	mm.RegisterModule(StoreGatewayRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, m.initStoreGateway)
+	mm.RegisterModule(Alertmanager, m.initAlertmanager)
 	mm.RegisterModule(Write, nil)
 	mm.RegisterModule(Read, nil)
 	mm.RegisterModule(Backend, nil)
@@ -177,10 +181,11 @@ func (m *Meridian) setupModules() {
 		Compactor:            {Server, RuntimeConfig, MemberlistKV},
 		StoreGatewayRing:     {Server, MemberlistKV},
 		StoreGateway:         {Server, RuntimeConfig, MemberlistKV, StoreGatewayRing},
+		Alertmanager:         {Server, RuntimeConfig},
 		Write:                {Distributor, Ingester},
 		Read:                 {Querier},
 		Backend:              {StoreGateway, Compactor},
-		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway},
+		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway, Alertmanager},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -410,6 +415,22 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	m.StoreGateway = g
 	meridianpb.RegisterStoreGatewayServer(m.Server.GRPC, g)
 	return g, nil
+}
+
+// initAlertmanager runs the multi-tenant Alertmanager: the configuration
+// API (/api/v1/alerts) and the tenants' v2 APIs under /alertmanager.
+func (m *Meridian) initAlertmanager() (services.Service, error) {
+	bkt, err := m.objectBucket()
+	if err != nil {
+		return nil, err
+	}
+	am, err := alertmanager.New(m.Cfg.Alertmanager, bkt, m.Overrides, m.Logger, m.SLogger, m.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("create alertmanager: %w", err)
+	}
+	m.Alertmanager = am
+	m.API.RegisterAlertmanager(http.HandlerFunc(am.ConfigHandler), alertmanager.APIPrefix, am)
+	return am, nil
 }
 
 // targets reports whether -target names module.

@@ -193,3 +193,30 @@ func TestBlockFinder(t *testing.T) {
 	_, err = f.Blocks(ctx, "t")
 	require.ErrorIs(t, err, ErrCorrupted)
 }
+
+// The Alertmanager's objects sit under alerts/, which no tenant listing
+// may take for a tenant.
+func TestAlertmanagerObjects(t *testing.T) {
+	ctx := context.Background()
+	bkt := newBucket(t)
+	require.Equal(t, "alerts/t/config.yaml", AlertmanagerConfigName("t"))
+	require.Equal(t, "alerts/t/silences", AlertmanagerSilencesName("t"))
+	require.Equal(t, "alerts/t/nflog", AlertmanagerNotificationLogName("t"))
+
+	require.NoError(t, WriteMeta(ctx, bkt, "t", &BlockMeta{BlockMeta: tsdb.BlockMeta{ULID: ulid.MustNew(1, nil)}}))
+	for _, name := range []string{AlertmanagerConfigName("a"), AlertmanagerSilencesName("a"), AlertmanagerSilencesName("b"), AlertmanagerConfigName("c")} {
+		require.NoError(t, bkt.Upload(ctx, name, strings.NewReader("x")))
+	}
+	tenants, err := ListTenants(ctx, bkt)
+	require.NoError(t, err)
+	require.Equal(t, []string{"t"}, tenants)
+	all, _, err := ListAllTenants(ctx, bkt)
+	require.NoError(t, err)
+	require.Equal(t, []string{"t"}, slices.Collect(maps.Keys(all)))
+	require.False(t, ValidTenant("alerts"))
+
+	configs, err := ListAlertmanagerConfigs(ctx, bkt)
+	require.NoError(t, err)
+	slices.Sort(configs)
+	require.Equal(t, []string{"a", "c"}, configs, "b has state but no configuration")
+}

@@ -286,3 +286,24 @@ func TestAlertmanagerBadInput(t *testing.T) {
 	code, body := amRequest(t, p, tenant, http.MethodPost, "/api/v1/alerts", valid)
 	require.Equal(t, http.StatusCreated, code, body)
 }
+
+// TestAlertmanagerInMonolith: -target=all runs the Alertmanager with its
+// embedded defaults: a tenant without a configuration runs the fallback one
+// and its alerts are accepted at the URL the ruler and Prometheus use.
+func TestAlertmanagerInMonolith(t *testing.T) {
+	t.Parallel()
+	p := harness.StartMeridian(t, harness.Options{})
+	code, body := amRequest(t, p, "mono", http.MethodPost, "/alertmanager/api/v2/alerts", `[{"labels":{"alertname":"FromRuler"}}]`)
+	require.Equal(t, http.StatusOK, code, body)
+	code, body = amRequest(t, p, "mono", http.MethodGet, "/alertmanager/api/v2/status", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "empty-receiver", "the built-in fallback configuration is in force")
+	code, body = amRequest(t, p, "mono", http.MethodGet, "/alertmanager/api/v2/receivers", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"name":"empty-receiver"`)
+	code, body = amRequest(t, p, "mono", http.MethodGet, "/alertmanager/api/v2/alerts/groups", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"alertname":"FromRuler"`)
+	code, body = amRequest(t, p, "mono", http.MethodGet, "/api/v1/alerts", "")
+	require.Equal(t, http.StatusNotFound, code, body)
+}

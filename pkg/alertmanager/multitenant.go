@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/concurrency"
 	"github.com/grafana/dskit/services"
 	dskittenant "github.com/grafana/dskit/tenant"
 	"github.com/prometheus/alertmanager/silence"
@@ -33,6 +34,9 @@ import (
 // amtool, Grafana) are given http://<host>:<port><APIPrefix> as the
 // Alertmanager URL.
 const APIPrefix = "/alertmanager"
+
+// stopConcurrency is how many tenants' state is written at once at shutdown.
+const stopConcurrency = 16
 
 // MultitenantAlertmanager runs one Alertmanager per tenant and serves the
 // configuration API and the tenants' v2 APIs.
@@ -137,14 +141,21 @@ func (am *MultitenantAlertmanager) stopping(error) error {
 	instances := am.instances
 	am.instances = map[string]*instance{}
 	am.mu.Unlock()
+	tenants := make([]string, 0, len(instances))
+	for tenant := range instances {
+		tenants = append(tenants, tenant)
+	}
+	// Tenants are written in parallel so that many of them fit in a
+	// shutdown grace period.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for tenant, in := range instances {
-		if err := in.stop(ctx); err != nil {
+	_ = concurrency.ForEachUser(ctx, tenants, stopConcurrency, func(ctx context.Context, tenant string) error {
+		if err := instances[tenant].stop(ctx); err != nil {
 			am.persistFailed.Inc()
 			level.Error(am.logger).Log("msg", "writing the tenant's silences and notification log failed; changes since the last periodic write are lost", "tenant", tenant, "err", err)
 		}
-	}
+		return nil
+	})
 	level.Info(am.logger).Log("msg", "Alertmanager stopped; state written", "tenants", len(instances), "duration", time.Since(start))
 	return nil
 }

@@ -206,3 +206,28 @@ func TestNotifyAndPersist(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.JSONEq(t, `[]`, body)
 }
+
+// A configuration uploaded or deleted through another process reaches this
+// one at the next poll.
+func TestPollPicksUpOtherProcesses(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	writer := startAM(t, bkt, defaultLimits())
+	cfg := testConfig()
+	cfg.PollInterval = 50 * time.Millisecond
+	reader, err := New(cfg, bkt, defaultLimits(), log.NewNopLogger(), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), reader))
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), reader) })
+
+	code, body := do(t, http.HandlerFunc(writer.ConfigHandler), "a", http.MethodPost, "/api/v1/alerts", webhookConfig("http://127.0.0.1:1/"))
+	require.Equal(t, http.StatusCreated, code, body)
+	require.Eventually(t, func() bool {
+		_, body := do(t, reader, "a", http.MethodGet, "/alertmanager/api/v2/receivers", "")
+		return strings.Contains(body, `"name":"hook"`)
+	}, 5*time.Second, 20*time.Millisecond, "the reader runs the uploaded configuration")
+
+	code, _ = do(t, http.HandlerFunc(writer.ConfigHandler), "a", http.MethodDelete, "/api/v1/alerts", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool { return reader.tenantCount() == 0 }, 5*time.Second, 20*time.Millisecond, "the reader stops the tenant whose configuration was deleted")
+}

@@ -315,7 +315,8 @@ func (am *MultitenantAlertmanager) getConfig(w http.ResponseWriter, r *http.Requ
 		return
 	}
 	if raw == nil {
-		http.Error(w, "alertmanager config not found: this tenant uploaded no Alertmanager configuration (the fallback one is in force); upload one with POST /api/v1/alerts", http.StatusNotFound)
+		// Grafana and Cortex's tools match Cortex's text.
+		http.Error(w, "alertmanager storage object not found: this tenant uploaded no Alertmanager configuration (the fallback one is in force); upload one with POST /api/v1/alerts", http.StatusNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", "application/yaml")

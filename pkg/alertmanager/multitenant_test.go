@@ -90,8 +90,9 @@ func TestConfigAPIValidation(t *testing.T) {
 	am := startAM(t, bkt, lim)
 	h := http.HandlerFunc(am.ConfigHandler)
 
-	code, _ := do(t, h, "a", http.MethodGet, "/api/v1/alerts", "")
+	code, body := do(t, h, "a", http.MethodGet, "/api/v1/alerts", "")
 	require.Equal(t, http.StatusNotFound, code)
+	require.True(t, strings.HasPrefix(body, "alertmanager storage object not found"), "Grafana matches Cortex's text: %s", body)
 
 	for name, tc := range map[string]struct{ body, want string }{
 		"not yaml":           {"alertmanager_config: [", errIDInvalidConfig},
@@ -115,7 +116,7 @@ func TestConfigAPIValidation(t *testing.T) {
 	}
 
 	good := webhookConfig("http://127.0.0.1:1/")
-	code, body := do(t, h, "a", http.MethodPost, "/api/v1/alerts", good)
+	code, body = do(t, h, "a", http.MethodPost, "/api/v1/alerts", good)
 	require.Equal(t, http.StatusCreated, code, body)
 	code, body = do(t, h, "a", http.MethodGet, "/api/v1/alerts", "")
 	require.Equal(t, http.StatusOK, code)

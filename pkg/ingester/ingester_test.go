@@ -61,7 +61,7 @@ func testConfig(t testing.TB, dir string) Config {
 	return cfg
 }
 
-func startIngester(t *testing.T, cfg Config, lim limits.Limits, bkt objstore.Bucket) *Ingester {
+func startIngester(t testing.TB, cfg Config, lim limits.Limits, bkt objstore.Bucket) *Ingester {
 	t.Helper()
 	ing, err := New(cfg, fixedLimits{lim}, bkt, log.NewNopLogger(), promslog.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/thanos-io/objstore"
 
 	"github.com/meridianhq/meridian/pkg/limits"
@@ -95,6 +96,9 @@ type Ingester struct {
 
 	mtx   sync.RWMutex
 	tsdbs map[string]*tenantDB
+	// dirLock keeps a second process off the TSDB directory (set while
+	// the service runs).
+	dirLock fileutil.Releaser
 
 	metrics        *metrics
 	shipperMetrics *ShipperMetrics
@@ -175,6 +179,15 @@ func (i *Ingester) starting(ctx context.Context) error {
 	if err := os.MkdirAll(i.cfg.TSDBDir, 0o755); err != nil {
 		return fmt.Errorf("create TSDB directory %s: %w", i.cfg.TSDBDir, err)
 	}
+	if err := i.lockTSDBDir(); err != nil {
+		return err
+	}
+	started := false
+	defer func() {
+		if !started {
+			i.unlockTSDBDir()
+		}
+	}()
 	// Open every tenant found on disk so that WALs replay now (acknowledged
 	// samples become queryable again) and leftover blocks get shipped.
 	entries, err := os.ReadDir(i.cfg.TSDBDir)
@@ -193,6 +206,7 @@ func (i *Ingester) starting(ctx context.Context) error {
 		return fmt.Errorf("start ingester lifecycler: %w", err)
 	}
 	level.Info(i.logger).Log("msg", "ingester started", "tenants", len(entries), "duration", time.Since(start))
+	started = true
 	return nil
 }
 
@@ -242,6 +256,7 @@ func (i *Ingester) stopping(_ error) error {
 		}
 		delete(i.tsdbs, tenant)
 	}
+	i.unlockTSDBDir()
 	return nil
 }
 
@@ -316,6 +331,7 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 	opts.BlockReloadInterval = i.cfg.HeadCompactionInterval
 	opts.BlocksToDelete = t.blocksToDelete(i)
 	opts.EnableOverlappingCompaction = false
+	sizeTSDBOptions(opts, dir)
 	// Each TSDB registers its metrics in a registry of its own (a TSDB
 	// reopened after being idle registers them again); tenantCollector
 	// re-exports the few an operator acts on.
@@ -331,7 +347,7 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 		t.shipper = NewShipper(i.bucket, tenant, i.lifecycler.ID, dir, i.logger, i.shipperMetrics)
 	}
 	i.metrics.tsdbOpened.Inc()
-	level.Info(i.logger).Log("msg", "opened TSDB", "tenant", tenant, "dir", dir, "duration", time.Since(start))
+	level.Info(i.logger).Log("msg", "opened TSDB", "tenant", tenant, "dir", dir, "stripe_size", opts.StripeSize, "duration", time.Since(start))
 	return t, nil
 }
 

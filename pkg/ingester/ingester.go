@@ -21,7 +21,6 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
-	dskittenant "github.com/grafana/dskit/tenant"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -94,8 +93,9 @@ type Ingester struct {
 	slogger    *slog.Logger
 	now        func() time.Time
 
-	mtx   sync.RWMutex
-	tsdbs map[string]*tenantDB
+	mtx     sync.RWMutex
+	tsdbs   map[string]*tenantDB
+	opening map[string]*openingDB
 	// dirLock keeps a second process off the TSDB directory (set while
 	// the service runs).
 	dirLock fileutil.Releaser
@@ -133,6 +133,7 @@ func New(cfg Config, lim limits.Source, bucket objstore.Bucket, logger log.Logge
 		slogger:        slogger,
 		now:            time.Now,
 		tsdbs:          map[string]*tenantDB{},
+		opening:        map[string]*openingDB{},
 		shipperMetrics: NewShipperMetrics(reg),
 	}
 	f := promauto.With(reg)
@@ -188,24 +189,14 @@ func (i *Ingester) starting(ctx context.Context) error {
 			i.unlockTSDBDir()
 		}
 	}()
-	// Open every tenant found on disk so that WALs replay now (acknowledged
-	// samples become queryable again) and leftover blocks get shipped.
-	entries, err := os.ReadDir(i.cfg.TSDBDir)
-	if err != nil {
-		return fmt.Errorf("list TSDB directory %s: %w", i.cfg.TSDBDir, err)
-	}
-	for _, e := range entries {
-		if !e.IsDir() || dskittenant.ValidTenantID(e.Name()) != nil {
-			continue
-		}
-		if _, err := i.getOrCreateDB(e.Name()); err != nil {
-			return err
-		}
+	raiseFileLimit(i.logger)
+	if err := i.openTenantsAtStart(); err != nil {
+		return err
 	}
 	if err := services.StartAndAwaitRunning(ctx, i.lifecycler); err != nil {
 		return fmt.Errorf("start ingester lifecycler: %w", err)
 	}
-	level.Info(i.logger).Log("msg", "ingester started", "tenants", len(entries), "duration", time.Since(start))
+	level.Info(i.logger).Log("msg", "ingester started", "duration", time.Since(start))
 	started = true
 	return nil
 }
@@ -296,24 +287,53 @@ func (i *Ingester) getDB(tenant string) (*tenantDB, error) {
 	return i.getOrCreateDB(tenant)
 }
 
+// getOrCreateDB returns the tenant's open TSDB, opening (or creating) it.
+// Tenants open in parallel: the ingester's lock is not held during an
+// open (a WAL replay can take seconds), and callers asking for a tenant
+// being opened wait for that open.
 func (i *Ingester) getOrCreateDB(tenant string) (*tenantDB, error) {
-	i.mtx.RLock()
-	db := i.tsdbs[tenant]
-	i.mtx.RUnlock()
-	if db != nil && !db.closed.Load() {
-		return db, nil
+	for {
+		i.mtx.RLock()
+		db := i.tsdbs[tenant]
+		i.mtx.RUnlock()
+		if db != nil && !db.closed.Load() {
+			return db, nil
+		}
+		i.mtx.Lock()
+		if db := i.tsdbs[tenant]; db != nil && !db.closed.Load() {
+			i.mtx.Unlock()
+			return db, nil
+		}
+		if op := i.opening[tenant]; op != nil {
+			i.mtx.Unlock()
+			<-op.done
+			if op.err != nil {
+				return nil, op.err
+			}
+			continue // it may have been closed again meanwhile
+		}
+		op := &openingDB{done: make(chan struct{})}
+		i.opening[tenant] = op
+		i.mtx.Unlock()
+
+		db, err := i.openDB(tenant)
+		i.mtx.Lock()
+		delete(i.opening, tenant)
+		if err == nil {
+			i.tsdbs[tenant] = db
+		}
+		i.mtx.Unlock()
+		op.err = err
+		close(op.done)
+		return db, err
 	}
-	i.mtx.Lock()
-	defer i.mtx.Unlock()
-	if db := i.tsdbs[tenant]; db != nil && !db.closed.Load() {
-		return db, nil
-	}
-	db, err := i.openDB(tenant)
-	if err != nil {
-		return nil, err
-	}
-	i.tsdbs[tenant] = db
-	return db, nil
+}
+
+// openingDB is a tenant's TSDB being opened; done is closed once it is
+// open (and in tsdbs) or err is set.
+type openingDB struct {
+	done chan struct{}
+	err  error
 }
 
 func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
@@ -336,6 +356,11 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 	// reopened after being idle registers them again); tenantCollector
 	// re-exports the few an operator acts on.
 	t.reg = prometheus.NewRegistry()
+	// Once open, the WAL may take samples no block has: the tenant must
+	// be opened at the next start.
+	if err := os.Remove(filepath.Join(dir, closedMarkerFilename)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open TSDB for tenant %s: remove %s: %w", tenant, closedMarkerFilename, err)
+	}
 	db, err := tsdb.Open(dir, i.slogger.With("tenant", tenant), t.reg, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB for tenant %s: %w", tenant, err)
@@ -403,6 +428,9 @@ func (i *Ingester) closeIdle(ctx context.Context, db *tenantDB) {
 	}
 	if err := db.db.Close(); err != nil {
 		level.Warn(i.logger).Log("msg", "closing idle TSDB", "tenant", db.tenant, "err", err)
+	} else if err := writeClosedMarker(db.db.Dir()); err != nil {
+		// Harmless: the tenant is opened at the next start.
+		level.Warn(i.logger).Log("msg", "recording that an idle TSDB was flushed", "tenant", db.tenant, "err", err)
 	}
 	db.closed.Store(true)
 	db.appendMtx.Unlock()

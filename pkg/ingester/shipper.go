@@ -219,6 +219,22 @@ func (s *Shipper) upload(ctx context.Context, meta tsdb.BlockMeta) (err error) {
 	})
 }
 
+// Unshipped counts the complete local blocks not known to be in object
+// storage.
+func (s *Shipper) Unshipped() (int, error) {
+	metas, err := s.localBlocks()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range metas {
+		if !s.IsShipped(m.ULID) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // localBlocks returns the metas of the complete blocks in the TSDB
 // directory, oldest first. Directories that are not a ULID (wal,
 // chunks_head, *.tmp-for-creation, ...) or have no meta.json are skipped.

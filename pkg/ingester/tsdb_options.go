@@ -29,6 +29,9 @@ const (
 	// WAL holds), so the series count estimated from the WAL errs on the
 	// big side, which costs memory, not throughput.
 	walBytesPerSeries = 1024
+	// replayFanOutBytes is the WAL size from which its replay is spread
+	// over GOMAXPROCS goroutines (Prometheus's default).
+	replayFanOutBytes = 64 << 20
 )
 
 // sizeTSDBOptions sizes the options that cost memory per TSDB to the
@@ -36,7 +39,14 @@ const (
 // starts small; a big one gets its stripes when it is reopened: after a
 // restart or an idle close).
 func sizeTSDBOptions(opts *tsdb.Options, dir string) {
-	opts.StripeSize = stripeSizeFor(walBytes(dir))
+	wal := walBytes(dir)
+	opts.StripeSize = stripeSizeFor(wal)
+	if wal < replayFanOutBytes {
+		// A small WAL replays faster in one goroutine than fanned out to
+		// GOMAXPROCS, each with its channels; at start tenants already
+		// open GOMAXPROCS at a time.
+		opts.WALReplayConcurrency = 1
+	}
 	// The buffer is flushed to the page cache when full: 64 KiB still
 	// amortises the write over hundreds of chunks.
 	opts.HeadChunksWriteBufferSize = chunks.MinWriteBufferSize

@@ -352,10 +352,10 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 	opts.BlocksToDelete = t.blocksToDelete(i)
 	opts.EnableOverlappingCompaction = false
 	sizeTSDBOptions(opts, dir)
-	// Each TSDB registers its metrics in a registry of its own (a TSDB
-	// reopened after being idle registers them again); tenantCollector
-	// re-exports the few an operator acts on.
-	t.reg = prometheus.NewRegistry()
+	// Each TSDB registers its metrics with a registerer of its own (a
+	// TSDB reopened after being idle registers them again);
+	// tenantCollector re-exports the one an operator acts on.
+	t.reg = &tsdbRegisterer{}
 	// Once open, the WAL may take samples no block has: the tenant must
 	// be opened at the next start.
 	if err := os.Remove(filepath.Join(dir, closedMarkerFilename)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -519,7 +519,7 @@ type tenantDB struct {
 	tenant     string
 	db         *tsdb.DB
 	shipper    *Shipper
-	reg        *prometheus.Registry
+	reg        *tsdbRegisterer
 	lastAppend atomic.Int64
 	oooWindow  atomic.Int64 // milliseconds, as applied to db
 	closed     atomic.Bool

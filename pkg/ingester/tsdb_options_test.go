@@ -51,3 +51,23 @@ func TestSecondIngesterOnTheSameDirectoryIsRefused(t *testing.T) {
 	ing = startIngester(t, testConfig(t, dir), defaultLimits(t), nil)
 	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
 }
+
+func TestTSDBRegistererKeepsOnlyWALCorruptions(t *testing.T) {
+	var r tsdbRegisterer
+	corruptions := prometheus.NewCounter(prometheus.CounterOpts{Name: walCorruptionsName, Help: "h"})
+	other := prometheus.NewCounter(prometheus.CounterOpts{Name: "prometheus_tsdb_other_total", Help: "h"})
+	r.MustRegister(corruptions, other)
+	corruptions.Add(2)
+	other.Add(5)
+	require.Equal(t, 2.0, r.sum())
+	require.True(t, r.Unregister(corruptions))
+	require.Zero(t, r.sum())
+
+	// A real TSDB registers its counter through it, and nothing else.
+	ing := startIngester(t, testConfig(t, t.TempDir()), defaultLimits(t), nil)
+	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
+	db, err := ing.getOrCreateDB("team-r")
+	require.NoError(t, err)
+	require.Len(t, db.reg.kept, 1)
+	require.Zero(t, db.walCorruptions())
+}

@@ -18,11 +18,13 @@
 # 3. A summary table and a machine-readable `BENCH ...` line.
 #
 # BENCH_MODE=cluster runs step 2 against a cluster instead: 1 distributor,
-# 3 ingesters (replication factor 3, zones z1..z3) and 1 querier, each its
-# own process on its own loopback address (127.0.0.11-13, .20, .30), formed
-# over memberlist; CPU is summed over all five processes and RSS over the
-# three ingesters. BENCH_MODE=both runs the monolith, then the cluster, and
-# prints the cluster/monolith ratios.
+# BENCH_INGESTERS ingesters (replication factor 3, zones z1..z3 in turn) and
+# 1 querier, each its own process on its own loopback address (127.0.0.11...,
+# .20, .30), formed over memberlist, every tenant with
+# ingestion_tenant_shard_size BENCH_SHARD_SIZE; CPU is summed over all
+# processes and RSS over the ingesters, and it prints how many tenants each
+# ingester holds (meridian_ingester_tenants). BENCH_MODE=both runs the
+# monolith, then the cluster, and prints the cluster/monolith ratios.
 #
 # Environment (defaults in brackets):
 #   BENCH_SERIES [100000]  BENCH_TENANTS [1]  BENCH_DURATION [60s]
@@ -31,6 +33,7 @@
 #   BENCH_QUICK [0]        BENCH_SKIP_MICRO [0]    BENCH_KEEP [0] (keep the temp dir)
 #   BENCH_READY_TIMEOUT [60] BENCH_FLUSH_TIMEOUT [180] (seconds)
 #   BENCH_MODE [monolith]  monolith | cluster | both
+#   BENCH_INGESTERS [3] BENCH_SHARD_SIZE [0] (cluster: ingesters, tenant shard size; 0 = all)
 #   BENCH_MERIDIAN_FLAGS   extra flags for bin/meridian (every process)
 #   MERIDIAN_BIN [bin/meridian]  GO [go]
 set -euo pipefail
@@ -384,10 +387,20 @@ ring_active() {
     grep -o '"state": *"ACTIVE"' | wc -l || true
 }
 
+# ingester_tenants URL prints the ingester's meridian_ingester_tenants.
+ingester_tenants() {
+  curl -s --max-time 5 "$1/metrics" 2>/dev/null |
+    awk '$1 == "meridian_ingester_tenants" { printf "%d", $2; found = 1 } END { if (!found) printf "0" }'
+}
+
 bench_cluster() {
   local dir=$TMP/cluster
   mkdir -p "$dir/bucket"
-  local ing_hosts=(127.0.0.11 127.0.0.12 127.0.0.13) dist_host=127.0.0.20 q_host=127.0.0.30
+  local n_ing=${BENCH_INGESTERS:-3} shard=${BENCH_SHARD_SIZE:-0}
+  [[ $n_ing =~ ^[0-9]+$ ]] && (( n_ing >= 3 && n_ing <= 9 )) || die "BENCH_INGESTERS must be 3 to 9 (RF 3 in 3 zones), not '$n_ing'"
+  [[ $shard =~ ^[0-9]+$ ]] || die "BENCH_SHARD_SIZE must be a whole number (0: every ingester), not '$shard'"
+  local ing_hosts=() dist_host=127.0.0.20 q_host=127.0.0.30
+  for i in $(seq 1 "$n_ing"); do ing_hosts+=("127.0.0.$((10 + i))"); done
   local label="meridian-bench-$$" i h
   # Preferred ports 8080 (HTTP), 9095 (gRPC), 7946 (memberlist) on every
   # address; another free port on an address where one is taken.
@@ -399,7 +412,8 @@ bench_cluster() {
   done
   local seed="${ing_hosts[0]}:${gossip[${ing_hosts[0]}]}"
   local ring=(-ingester.distributor.replication-factor=3 -ingester.distributor.zone-awareness-enabled=true
-    -memberlist.cluster-label="$label" -blocks-storage.filesystem.dir="$dir/bucket")
+    -memberlist.cluster-label="$label" -blocks-storage.filesystem.dir="$dir/bucket"
+    -distributor.ingestion-tenant-shard-size="$shard")
   # proc_flags HOST: the address flags of the process on HOST; every process
   # but the seed joins the seed.
   proc_flags() {
@@ -409,13 +423,15 @@ bench_cluster() {
     [[ "$1:${gossip[$1]}" == "$seed" ]] || PF+=(-memberlist.join="$seed")
   }
 
-  local ing_pids=() all_pids=() names=()
-  for i in 1 2 3; do
+  local ing_pids=() all_pids=() names=() ing_urls=()
+  for i in $(seq 1 "$n_ing"); do
     h=${ing_hosts[$((i - 1))]}
+    local zone="z$(( (i - 1) % 3 + 1 ))"
     proc_flags "$h"
-    say "cluster: starting ingester ing-$i (zone z$i) on $h (HTTP ${http[$h]}, gRPC ${grpc[$h]}, gossip ${gossip[$h]})"
+    say "cluster: starting ingester ing-$i (zone $zone) on $h (HTTP ${http[$h]}, gRPC ${grpc[$h]}, gossip ${gossip[$h]})"
+    ing_urls+=("http://$h:${http[$h]}")
     start_meridian "$dir/ing$i.log" -target=ingester "${ring[@]}" "${PF[@]}" \
-      -ingester.availability-zone="z$i" -ingester.lifecycler.ID="ing-$i" -common.data-dir="$dir/ing$i" \
+      -ingester.availability-zone="$zone" -ingester.lifecycler.ID="ing-$i" -common.data-dir="$dir/ing$i" \
       -ingester.flush-on-shutdown=false
     ing_pids+=("$STARTED") all_pids+=("$STARTED") names+=("ing-$i@http://$h:${http[$h]}")
     if [[ $i == 1 ]]; then
@@ -441,15 +457,15 @@ bench_cluster() {
   for i in "${!all_pids[@]}"; do
     wait_ready "${names[$i]%%@*}" "${all_pids[$i]}" "${names[$i]#*@}"
   done
-  # The distributor needs all three zones ACTIVE in its view of the ring,
-  # or RF 3 writes are refused.
+  # The distributor needs every ingester ACTIVE in its view of the ring,
+  # or RF 3 writes may be refused and tenants land on fewer ingesters.
   local n=0
   for _ in $(seq 1 $(( READY_TIMEOUT * 2 ))); do
     n=$(ring_active "$base")
-    (( n >= 3 )) && break
+    (( n >= n_ing )) && break
     sleep 0.5
   done
-  (( n >= 3 )) || die "the distributor's ring shows $n ACTIVE ingesters, not 3, after ${READY_TIMEOUT}s"
+  (( n >= n_ing )) || die "the distributor's ring shows $n ACTIVE ingesters, not $n_ing, after ${READY_TIMEOUT}s"
   say "cluster is ready (pids ${all_pids[*]}; distributor sees $n ACTIVE ingesters)"
   sleep 2
   local rss_before rss_series rss_after cpu_before cpu_after
@@ -483,6 +499,18 @@ bench_cluster() {
   run_queries "$dir" "$qbase"
   C_QUERY_P99=$QUERY_P99
 
+  # Tenants per ingester: with shard size S of N ingesters, about
+  # TENANTS × S ÷ N (every tenant when S is 0 or at least N).
+  local tpi=() t tenants_sum=0
+  for h in "${ing_urls[@]}"; do
+    t=$(ingester_tenants "$h")
+    tpi+=("$t")
+    tenants_sum=$(( tenants_sum + t ))
+  done
+  local tenants_list tenants_avg
+  tenants_list=$(IFS=,; echo "${tpi[*]}")
+  tenants_avg=$(awk -v s="$tenants_sum" -v n="$n_ing" 'BEGIN { printf "%.1f", s / n }')
+
   # No flush: the shipped-block size is the monolith's times 3 (one block
   # per replica, nothing compacts them), so the ingesters run with
   # -ingester.flush-on-shutdown=false and stop without shipping.
@@ -498,19 +526,20 @@ bench_cluster() {
   rss_per_series_only=$(awk -v a="$rss_before" -v b="$rss_series" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
 
   echo
-  echo "Meridian benchmark (cluster: 1 distributor, 3 ingesters RF 3 in zones z1-z3, 1 querier): $SERIES active series, $TENANTS tenant(s), load $DURATION, interval $INTERVAL"
+  echo "Meridian benchmark (cluster: 1 distributor, $n_ing ingesters RF 3 in zones z1-z3, tenant shard size $shard, 1 querier): $SERIES active series, $TENANTS tenant(s), load $DURATION, interval $INTERVAL"
   row "figure" "measured" "note"
   row "samples/s accepted (by the distributor)" "$C_RATE" "each stored 3 times"
-  row "CPU-seconds per million samples" "$C_CPU_PER_M" "all 5 processes"
-  row "  of which the 3 ingesters" "$cpu_ing_per_m" ""
+  row "CPU-seconds per million samples" "$C_CPU_PER_M" "all $(( n_ing + 2 )) processes"
+  row "  of which the $n_ing ingesters" "$cpu_ing_per_m" ""
   row "  of which the distributor" "$cpu_dist_per_m" ""
-  row "ingester RSS bytes per active series" "$C_RSS_PER_SERIES" "3 ingesters summed, after load"
+  row "ingester RSS bytes per active series" "$C_RSS_PER_SERIES" "$n_ing ingesters summed, after load"
   row "  per stored copy" "$rss_per_copy" "the same ÷ 3"
-  row "ingester RSS bytes per series (series only)" "$rss_per_series_only" "3 ingesters, one sample per series"
+  row "ingester RSS bytes per series (series only)" "$rss_per_series_only" "$n_ing ingesters, one sample per series"
+  row "tenants per ingester (mean)" "$tenants_avg" "of $TENANTS; per ingester: $tenants_list"
   row "query p99 (ms)" "$C_QUERY_P99" "querier"
   row "remote-write p99 (ms)" "$C_WRITE_P99" "distributor"
   row "failed write requests" "$C_ERRORS" "0"
-  echo "BENCH mode=cluster samples_per_sec=$C_RATE cpu_s_per_million=$C_CPU_PER_M cpu_s_per_million_ingesters=$cpu_ing_per_m cpu_s_per_million_distributor=$cpu_dist_per_m rss_bytes_per_series=$C_RSS_PER_SERIES rss_bytes_per_series_copy=$rss_per_copy rss_bytes_per_series_only=$rss_per_series_only query_p99_ms=$C_QUERY_P99 write_p99_ms=$C_WRITE_P99 write_errors=$C_ERRORS samples_accepted=$accepted series=$SERIES tenants=$TENANTS replication_factor=3"
+  echo "BENCH mode=cluster samples_per_sec=$C_RATE cpu_s_per_million=$C_CPU_PER_M cpu_s_per_million_ingesters=$cpu_ing_per_m cpu_s_per_million_distributor=$cpu_dist_per_m rss_bytes_per_series=$C_RSS_PER_SERIES rss_bytes_per_series_copy=$rss_per_copy rss_bytes_per_series_only=$rss_per_series_only query_p99_ms=$C_QUERY_P99 write_p99_ms=$C_WRITE_P99 write_errors=$C_ERRORS samples_accepted=$accepted series=$SERIES tenants=$TENANTS replication_factor=3 ingesters=$n_ing shard_size=$shard tenants_per_ingester=$tenants_avg tenants_per_ingester_list=$tenants_list"
 }
 
 # --- 3. run -------------------------------------------------------------------

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,6 +59,11 @@ type Compactor struct {
 
 	runMu sync.Mutex // one run at a time.
 
+	memoMu sync.Mutex
+	// memos are the owned tenants' states after their last successful
+	// processing, so a run skips the tenants where nothing changed.
+	memos map[string]*tenantMemo
+
 	runs                 *prometheus.CounterVec
 	lastSuccessfulRun    prometheus.Gauge
 	blocksCompacted      prometheus.Counter
@@ -68,6 +74,7 @@ type Compactor struct {
 	blockFailures        prometheus.Counter
 	tenantsProcessed     *prometheus.CounterVec
 	tenantsSkipped       prometheus.Counter
+	tenantsUnchanged     prometheus.Counter
 	compactionDuration   prometheus.Histogram
 }
 
@@ -97,6 +104,7 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *ringutil.
 		logger:  log.With(logger, "component", "compactor"),
 		slogger: slogger,
 		now:     time.Now,
+		memos:   map[string]*tenantMemo{},
 		runs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_compactor_runs_total",
 			Help: "Compactor runs over all tenants, by status: success, or failure when any tenant was not fully processed.",
@@ -131,11 +139,15 @@ func New(cfg Config, bkt objstore.Bucket, limits TenantLimits, shards *ringutil.
 		}),
 		tenantsProcessed: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_compactor_tenants_processed_total",
-			Help: "Tenants processed by the compactor, by status.",
+			Help: "Tenants processed by the compactor, by status. A tenant found with nothing to do (meridian_compactor_tenants_unchanged_total) counts as a success.",
 		}, []string{"status"}),
 		tenantsSkipped: f.NewCounter(prometheus.CounterOpts{
 			Name: "meridian_compactor_tenants_skipped_total",
 			Help: "Tenants left alone because another compactor owns them in the compactor ring.",
+		}),
+		tenantsUnchanged: f.NewCounter(prometheus.CounterOpts{
+			Name: "meridian_compactor_tenants_unchanged_total",
+			Help: "Tenants a run left alone without a bucket operation: their blocks had not changed since they were last processed and no deletion, retention or compaction was due.",
 		}),
 		compactionDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:                            "meridian_compactor_compaction_duration_seconds",
@@ -231,24 +243,57 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 	if err := os.RemoveAll(c.workDir()); err != nil {
 		return fmt.Errorf("clean compactor work directory: %w", err)
 	}
-	tenants, err := bucket.ListTenants(ctx, c.bkt)
+	listed, modified, err := bucket.ListAllTenants(ctx, c.bkt)
 	if err != nil {
-		return fmt.Errorf("list tenants in bucket: %w", err)
+		return err
 	}
-	slices.Sort(tenants)
-	broken := 0
-	defer func() { c.brokenBlocks.Set(float64(broken)) }()
+	tenants := slices.Sorted(maps.Keys(listed))
 
-	var errs []error
+	var (
+		mu        sync.Mutex
+		errs      []error
+		broken    int
+		processed int
+		idle      int
+	)
+	defer func() { c.brokenBlocks.Set(float64(broken)) }()
+	mine := make(chan string)
+	var wg sync.WaitGroup
+	for range max(1, c.cfg.TenantConcurrency) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for tenant := range mine {
+				n, skipped, err := c.compactTenantIfDue(ctx, tenant, listed[tenant], modified)
+				mu.Lock()
+				broken += n
+				switch {
+				case skipped:
+					idle++
+				case err != nil:
+					errs = append(errs, fmt.Errorf("tenant %s: %w", tenant, err))
+					processed++
+				default:
+					processed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	owned := make(map[string]struct{}, len(tenants))
 	for _, tenant := range tenants {
 		if err := ctx.Err(); err != nil {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 			break
 		}
 		if c.shards != nil {
 			own, err := c.shards.Owns(ringutil.Token([]byte(tenant)), ringOp)
 			if err != nil {
+				mu.Lock()
 				errs = append(errs, fmt.Errorf("look up tenant %s in the compactor ring: %w", tenant, err))
+				mu.Unlock()
 				continue
 			}
 			if !own {
@@ -256,36 +301,126 @@ func (c *Compactor) runOnce(ctx context.Context) error {
 				continue
 			}
 		}
-		n, err := c.processTenant(ctx, tenant)
-		broken += n
-		if err != nil {
-			c.tenantsProcessed.WithLabelValues("failure").Inc()
-			level.Warn(c.logger).Log("msg", "tenant not fully processed; other tenants continue, the rest is retried on the next run", "tenant", tenant, "err", err)
-			errs = append(errs, fmt.Errorf("tenant %s: %w", tenant, err))
-			continue
-		}
-		c.tenantsProcessed.WithLabelValues("success").Inc()
+		owned[tenant] = struct{}{}
+		mine <- tenant
 	}
+	close(mine)
+	wg.Wait()
+	c.forgetTenantsExcept(owned)
+	level.Info(c.logger).Log("msg", "compactor run over the bucket", "tenants", len(tenants), "owned", len(owned), "processed", processed, "unchanged", idle)
 	return errors.Join(errs...)
 }
 
-// processTenant runs every step for one tenant and returns how many broken
-// blocks it found. Errors of one step are collected and the later steps
-// still run where that is safe.
-func (c *Compactor) processTenant(ctx context.Context, tenant string) (int, error) {
+// compactTenantIfDue processes the tenant unless nothing changed in its
+// listing since it was last processed and nothing is due (see due). It
+// returns how many broken blocks the tenant has and whether it was skipped.
+func (c *Compactor) compactTenantIfDue(ctx context.Context, tenant string, listed *bucket.TenantObjects, modified bool) (broken int, skipped bool, err error) {
+	c.memoMu.Lock()
+	memo := c.memos[tenant]
+	c.memoMu.Unlock()
+	if modified && memo != nil && !c.due(tenant, listed, memo) {
+		c.tenantsUnchanged.Inc()
+		c.tenantsProcessed.WithLabelValues("success").Inc()
+		return len(memo.state.broken), true, nil
+	}
 	logger := log.With(c.logger, "tenant", tenant)
+	state, err := c.processTenant(ctx, tenant, listed, memo, logger)
+	var n int
+	if state != nil {
+		n = len(state.broken)
+	}
+	c.memoMu.Lock()
+	if err == nil && state != nil && !state.partialUnknown {
+		c.memos[tenant] = &tenantMemo{listed: listed.Blocks, state: state}
+	} else {
+		delete(c.memos, tenant) // processed in full again next run.
+	}
+	c.memoMu.Unlock()
+	if err != nil {
+		c.tenantsProcessed.WithLabelValues("failure").Inc()
+		level.Warn(logger).Log("msg", "tenant not fully processed; other tenants continue, the rest is retried on the next run", "err", err)
+		return n, false, err
+	}
+	c.tenantsProcessed.WithLabelValues("success").Inc()
+	return n, false, nil
+}
 
-	tmark, marked, err := bucket.ReadTenantDeletionMark(ctx, c.bkt, tenant)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("read tenant deletion mark: %w", err)
-	case marked:
-		return 0, c.deleteTenantObjects(ctx, tenant, tmark, logger)
+// forgetTenantsExcept drops what the compactor remembers of the tenants it
+// no longer processes: gone from the bucket, or owned by another compactor
+// (which may change their blocks while they are not ours).
+func (c *Compactor) forgetTenantsExcept(owned map[string]struct{}) {
+	c.memoMu.Lock()
+	defer c.memoMu.Unlock()
+	for tenant := range c.memos {
+		if _, ok := owned[tenant]; !ok {
+			delete(c.memos, tenant)
+		}
+	}
+}
+
+// due reports whether the tenant needs processing although it was
+// processed before: its listing changed since (new, deleted or rewritten
+// meta.json or deletion marks, a tenant deletion mark, a missing bucket
+// index), or time made something due: a deletion after the deletion delay,
+// a partial block past its delay, retention, or a compaction whose window
+// is now complete. Nothing else changes what processing would do, so a
+// tenant that is not due costs no bucket operation.
+func (c *Compactor) due(tenant string, listed *bucket.TenantObjects, memo *tenantMemo) bool {
+	if listed.DeletionMark || !listed.Index || !maps.EqualFunc(listed.Blocks, memo.listed, sameObjects) {
+		return true
+	}
+	now := c.now()
+	s := memo.state
+	for _, mk := range s.marks {
+		if now.Sub(time.Unix(mk.DeletionTime, 0)) >= c.cfg.DeletionDelay {
+			return true
+		}
+	}
+	if c.cfg.PartialBlockDeletionDelay > 0 {
+		for id := range s.partial {
+			if now.Sub(ulid.Time(id.Time())) >= c.cfg.PartialBlockDeletionDelay {
+				return true
+			}
+		}
+	}
+	unmarked := s.unmarked()
+	if c.limits != nil {
+		if retention := c.limits.BlocksRetention(tenant); retention > 0 {
+			cutoff := now.Add(-retention).UnixMilli()
+			for _, m := range unmarked {
+				if m.MaxTime <= cutoff {
+					return true
+				}
+			}
+		}
+	}
+	return plan(unmarked, c.ranges, now.UnixMilli()) != nil
+}
+
+func sameObjects(a, b bucket.BlockObjects) bool {
+	return a.Meta == b.Meta && a.DeletionMark == b.DeletionMark &&
+		a.MetaModified.Equal(b.MetaModified) && a.MarkModified.Equal(b.MarkModified)
+}
+
+// processTenant runs every step for one tenant and returns the state it
+// left the tenant in. Errors of one step are collected and the later steps
+// still run where that is safe. memo, when not nil, is the tenant's state
+// after its last processing: meta.json and deletion marks not rewritten
+// since are not read again.
+func (c *Compactor) processTenant(ctx context.Context, tenant string, listed *bucket.TenantObjects, memo *tenantMemo, logger log.Logger) (*tenantState, error) {
+	if listed.DeletionMark {
+		tmark, marked, err := bucket.ReadTenantDeletionMark(ctx, c.bkt, tenant)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("read tenant deletion mark: %w", err)
+		case marked:
+			return nil, c.deleteTenantObjects(ctx, tenant, tmark, logger)
+		}
 	}
 
-	state, err := c.listTenant(ctx, tenant, logger)
+	state, err := c.listTenant(ctx, tenant, listed.Blocks, memo, logger)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 
 	var errs []error
@@ -307,13 +442,15 @@ func (c *Compactor) processTenant(ctx context.Context, tenant string) (int, erro
 	if err := bucket.WriteIndex(ctx, c.bkt, tenant, newBucketIndex(state, c.now().Unix())); err != nil {
 		errs = append(errs, err)
 	}
-	return len(state.broken), errors.Join(errs...)
+	return state, errors.Join(errs...)
 }
 
-// listTenant lists the tenant's blocks and reads their meta.json and
-// deletion marks. Blocks without meta.json (uploads in progress or
-// interrupted) are not complete: they are only listed as partial.
-func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Logger) (*tenantState, error) {
+// listTenant reads the meta.json and deletion marks of the tenant's listed
+// blocks. Blocks without meta.json (uploads in progress or interrupted) are
+// not complete: they are only listed as partial. A meta.json or mark
+// whose modification time is the one memo saw is taken from memo (blocks
+// are immutable; a rewritten one, e.g. damaged, is read again).
+func (c *Compactor) listTenant(ctx context.Context, tenant string, listed map[ulid.ULID]bucket.BlockObjects, memo *tenantMemo, logger log.Logger) (*tenantState, error) {
 	s := &tenantState{
 		metas:   map[ulid.ULID]*bucket.BlockMeta{},
 		marks:   map[ulid.ULID]*bucket.DeletionMark{},
@@ -332,14 +469,15 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 		}
 	} else if !knowIndexed {
 		level.Warn(logger).Log("msg", "unreadable bucket index; no partial block is deleted in this run", "err", err)
-	}
-	listed, err := bucket.ListBlocks(ctx, c.bkt, tenant)
-	if err != nil {
-		return nil, err
+		s.partialUnknown = true
 	}
 	unreadable := map[ulid.ULID]error{}
 	for id, objs := range listed {
 		if !objs.DeletionMark {
+			continue
+		}
+		if mk, ok := memo.mark(id, objs); ok {
+			s.marks[id] = mk
 			continue
 		}
 		mk, found, err := bucket.ReadDeletionMark(ctx, c.bkt, tenant, id)
@@ -358,6 +496,10 @@ func (c *Compactor) listTenant(ctx context.Context, tenant string, logger log.Lo
 
 	for id, objs := range listed {
 		if !objs.Meta {
+			continue
+		}
+		if m, ok := memo.meta(id, objs); ok {
+			s.metas[id] = m
 			continue
 		}
 		m, err := bucket.ReadMeta(ctx, c.bkt, tenant, id)

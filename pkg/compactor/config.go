@@ -59,7 +59,9 @@ type Config struct {
 	TenantCleanupDelay time.Duration `yaml:"tenant_cleanup_delay" category:"advanced"`
 	// PartialBlockDeletionDelay: see RegisterFlags.
 	PartialBlockDeletionDelay time.Duration `yaml:"partial_block_deletion_delay" category:"advanced"`
-	Ring                      RingConfig    `yaml:"ring"`
+	// TenantConcurrency: see RegisterFlags.
+	TenantConcurrency int        `yaml:"tenant_concurrency" category:"advanced"`
+	Ring              RingConfig `yaml:"ring"`
 }
 
 // RegisterFlags registers the compactor flags under -compactor.
@@ -72,6 +74,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.BlockRanges, p+"block-ranges", "Comma-separated block ranges, smallest first, each a multiple of the one before. The first is the range of the ingesters' blocks; adjacent blocks are compacted into the next range once it is complete.")
 	f.DurationVar(&c.DeletionDelay, p+"deletion-delay", 12*time.Hour, "How long a block stays in object storage after it was marked for deletion (compacted into another block, or past retention), so that readers that still use it can finish.")
 	f.DurationVar(&c.PartialBlockDeletionDelay, p+"partial-block-deletion-delay", 24*time.Hour, "A block without a readable meta.json (an upload cut short by a killed ingester or compactor) is deleted once none of its objects was written for this long. Keep it well above the longest block upload. 0 keeps partial blocks forever.")
+	f.IntVar(&c.TenantConcurrency, p+"tenant-concurrency", 1, "How many tenants a compactor run processes at the same time (0 means 1). Each one in progress may download and compact a group of blocks in the data directory at once.")
 	f.DurationVar(&c.TenantCleanupDelay, p+"tenant-cleanup-delay", 6*time.Hour, "For a tenant marked for deletion: how long after its last block was deleted the compactor keeps deleting newly shipped blocks before it removes the tenant deletion mark.")
 }
 
@@ -94,6 +97,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("block range %s must be larger than and a multiple of the range before it, %s", r, prev)
 			}
 		}
+	}
+	if c.TenantConcurrency < 0 {
+		return fmt.Errorf("compactor tenant concurrency must not be negative (0 means 1), got %d", c.TenantConcurrency)
 	}
 	if c.DeletionDelay < 0 {
 		return fmt.Errorf("deletion delay must not be negative, got %s", c.DeletionDelay)

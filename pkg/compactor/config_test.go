@@ -48,6 +48,7 @@ func TestConfig_Validate(t *testing.T) {
 		{name: "not a multiple", mutate: func(c *Config) { c.BlockRanges = DurationList{2 * time.Hour, 5 * time.Hour} }, err: "multiple"},
 		{name: "sub-millisecond", mutate: func(c *Config) { c.BlockRanges = DurationList{time.Microsecond} }, err: "milliseconds"},
 		{name: "negative deletion delay", mutate: func(c *Config) { c.DeletionDelay = -time.Second }, err: "deletion delay"},
+		{name: "negative tenant concurrency", mutate: func(c *Config) { c.TenantConcurrency = -1 }, err: "tenant concurrency"},
 		{name: "negative cleanup delay", mutate: func(c *Config) { c.TenantCleanupDelay = -time.Second }, err: "cleanup delay"},
 	}
 	for _, tc := range cases {

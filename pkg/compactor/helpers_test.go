@@ -226,7 +226,9 @@ func (e *testEnv) uploadBlock(tenant, ingester string, d seriesData, maxTime int
 // state lists the tenant as the compactor sees it.
 func (e *testEnv) state(tenant string) *tenantState {
 	e.t.Helper()
-	s, err := e.c.listTenant(e.ctx, tenant, log.NewNopLogger())
+	listed, err := bucket.ListBlocks(e.ctx, e.bkt, tenant)
+	require.NoError(e.t, err)
+	s, err := e.c.listTenant(e.ctx, tenant, listed, nil, log.NewNopLogger())
 	require.NoError(e.t, err)
 	return s
 }

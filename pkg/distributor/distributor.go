@@ -57,12 +57,19 @@ type ClientPool interface {
 	RemoteTimeout() time.Duration
 }
 
+// ShardSizes gives a tenant's ingester shard size (shuffle sharding; 0
+// means all ingesters), read on each push so runtime overrides apply at once.
+type ShardSizes interface {
+	IngestionTenantShardSize(tenant string) int
+}
+
 // Distributor replicates validated series to the ingesters.
 type Distributor struct {
 	services.Service
 
 	cfg     Config
 	ring    ring.ReadRing
+	shards  ShardSizes
 	clients ClientPool
 	logger  log.Logger
 
@@ -71,11 +78,13 @@ type Distributor struct {
 
 var _ Pusher = (*Distributor)(nil)
 
-// New creates a distributor over the ingester ring.
-func New(cfg Config, ingesterRing ring.ReadRing, clients ClientPool, logger log.Logger, reg prometheus.Registerer) *Distributor {
+// New creates a distributor over the ingester ring. Each tenant's series go
+// to the tenant's shuffle shard of the ring, sized by shards.
+func New(cfg Config, ingesterRing ring.ReadRing, shards ShardSizes, clients ClientPool, logger log.Logger, reg prometheus.Registerer) *Distributor {
 	d := &Distributor{
 		cfg:     cfg,
 		ring:    ingesterRing,
+		shards:  shards,
 		clients: clients,
 		logger:  logger,
 		ingesterAppends: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
@@ -136,7 +145,7 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) ([]mer
 		rejected = map[int32]meridianpb.SeriesError{}
 		pending  sync.WaitGroup
 	)
-	err = ring.DoBatchWithOptions(ctx, ring.Write, d.ring, keys, func(inst ring.InstanceDesc, indexes []int) error {
+	err = ring.DoBatchWithOptions(ctx, ring.Write, d.tenantRing(tenant), keys, func(inst ring.InstanceDesc, indexes []int) error {
 		pending.Add(1)
 		defer pending.Done()
 		sub := &prompb.WriteRequest{}
@@ -195,6 +204,19 @@ func (d *Distributor) Push(ctx context.Context, req *prompb.WriteRequest) ([]mer
 		out = append(out, se)
 	}
 	return out, nil
+}
+
+// tenantRing is the part of the ingester ring that stores the tenant's
+// series: its shuffle shard (dskit's ShuffleShard: the same instances for
+// the same tenant, size and ring; zone-balanced with zone awareness), or the
+// whole ring when the tenant's shard size is 0. Queriers read the same shard
+// (see pkg/querier).
+func (d *Distributor) tenantRing(tenant string) ring.ReadRing {
+	size := ringutil.ShuffleShardSize(d.shards.IngestionTenantShardSize(tenant), d.ring.ReplicationFactor())
+	if size == 0 {
+		return d.ring
+	}
+	return d.ring.ShuffleShard(tenant, size)
 }
 
 // awaitReplicas waits, up to the grace period, for the pushes still running

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func request(names ...string) *prompb.WriteRequest {
 
 func TestPushReplicatesToRFIngesters(t *testing.T) {
 	r, pool := newTestRing(t, 3, 3)
-	d := New(Config{}, r, pool, log.NewNopLogger(), prometheus.NewRegistry())
+	d := New(Config{}, r, shardSizes{}, pool, log.NewNopLogger(), prometheus.NewRegistry())
 	ctx := user.InjectOrgID(context.Background(), "team-a")
 	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
 	rejected, err := d.Push(ctx, request(names...))
@@ -119,7 +120,7 @@ func TestPushReplicatesToRFIngesters(t *testing.T) {
 func TestPushToleratesOneFailedReplica(t *testing.T) {
 	r, pool := newTestRing(t, 3, 3)
 	pool["127.0.0.1:9001"].fail = true
-	d := New(Config{}, r, pool, log.NewNopLogger(), prometheus.NewRegistry())
+	d := New(Config{}, r, shardSizes{}, pool, log.NewNopLogger(), prometheus.NewRegistry())
 	ctx := user.InjectOrgID(context.Background(), "team-a")
 	_, err := d.Push(ctx, request("a", "b", "c"))
 	require.NoError(t, err, "a quorum of 2 out of 3 is enough")
@@ -132,7 +133,7 @@ func TestPushToleratesOneFailedReplica(t *testing.T) {
 
 func TestPushShardsSeriesAcrossIngesters(t *testing.T) {
 	r, pool := newTestRing(t, 3, 1)
-	d := New(Config{}, r, pool, log.NewNopLogger(), prometheus.NewRegistry())
+	d := New(Config{}, r, shardSizes{}, pool, log.NewNopLogger(), prometheus.NewRegistry())
 	ctx := user.InjectOrgID(context.Background(), "team-a")
 	var names []string
 	for i := 0; i < 300; i++ {
@@ -155,7 +156,7 @@ func TestPushReportsIngesterRejectionsWithOriginalIndex(t *testing.T) {
 	for _, ing := range pool {
 		ing.reject = "bad"
 	}
-	d := New(Config{}, r, pool, log.NewNopLogger(), prometheus.NewRegistry())
+	d := New(Config{}, r, shardSizes{}, pool, log.NewNopLogger(), prometheus.NewRegistry())
 	ctx := user.InjectOrgID(context.Background(), "team-a")
 	rejected, err := d.Push(ctx, request("ok1", "ok2", "bad", "ok3"))
 	require.NoError(t, err)
@@ -170,4 +171,76 @@ func TestShardKeyDependsOnTenantAndLabels(t *testing.T) {
 	require.NotEqual(t, shardKey("t1", ls), shardKey("t2", ls))
 	// The separator keeps "ab"+"c" and "a"+"bc" apart.
 	require.NotEqual(t, shardKey("t", []prompb.Label{{Name: "ab", Value: "c"}}), shardKey("t", []prompb.Label{{Name: "a", Value: "bc"}}))
+}
+
+// shardSizes are fixed ingester shard sizes per tenant (0 when not listed).
+type shardSizes map[string]int
+
+func (s shardSizes) IngestionTenantShardSize(tenant string) int { return s[tenant] }
+
+// holders returns the addresses of the ingesters that stored series name.
+func holders(pool fakePool, name string) []string {
+	var out []string
+	for addr, ing := range pool {
+		ing.mtx.Lock()
+		if ing.series[name] > 0 {
+			out = append(out, addr)
+		}
+		ing.mtx.Unlock()
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestPushWritesOnlyToTheTenantsShard(t *testing.T) {
+	r, pool := newTestRing(t, 6, 3)
+	d := New(Config{}, r, shardSizes{"small": 3, "tiny": 1}, pool, log.NewNopLogger(), prometheus.NewRegistry())
+
+	var names []string
+	for i := 0; i < 100; i++ {
+		names = append(names, fmt.Sprintf("m%d", i))
+	}
+	push := func(tenant string) map[string]bool {
+		t.Helper()
+		for _, ing := range pool {
+			ing.mtx.Lock()
+			ing.series = map[string]int{}
+			ing.mtx.Unlock()
+		}
+		_, err := d.Push(user.InjectOrgID(context.Background(), tenant), request(names...))
+		require.NoError(t, err)
+		// The push returns at quorum (2 of 3); the third copy follows.
+		require.Eventually(t, func() bool {
+			for _, name := range names {
+				if len(holders(pool, name)) != 3 {
+					return false
+				}
+			}
+			return true
+		}, 5*time.Second, 10*time.Millisecond, "every series of %s on RF ingesters", tenant)
+		used := map[string]bool{}
+		for _, name := range names {
+			for _, addr := range holders(pool, name) {
+				used[addr] = true
+			}
+		}
+		return used
+	}
+
+	// Shard size 3 at RF 3: every series on the same 3 ingesters, the
+	// tenant's shard, which ShuffleShard names.
+	used := push("small")
+	require.Len(t, used, 3, "a tenant with shard size 3 uses exactly 3 ingesters")
+	shard, err := r.ShuffleShard("small", 3).GetAllHealthy(ring.Write)
+	require.NoError(t, err)
+	for _, inst := range shard.Instances {
+		require.True(t, used[inst.Addr], "ingester %s of the shard got the series", inst.Addr)
+	}
+
+	// A shard below the replication factor is raised to it: no series is
+	// stored on fewer than RF ingesters.
+	require.Len(t, push("tiny"), 3)
+
+	// Shard size 0 spreads the tenant over every ingester.
+	require.Len(t, push("everyone"), 6)
 }

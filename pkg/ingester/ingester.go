@@ -31,14 +31,15 @@ import (
 
 	"github.com/meridianhq/meridian/pkg/limits"
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
-
-// RingKey is the key under which the ingester ring lives in the KV store.
-const RingKey = "ingester"
 
 // Config configures the ingester.
 type Config struct {
-	Lifecycler ring.LifecyclerConfig `yaml:"lifecycler"`
+	Lifecycler LifecyclerConfig `yaml:"lifecycler"`
+	// RingClient, set by the wiring, is the process' client of the ingester
+	// ring, which the ingester's membership shares; nil runs its own.
+	RingClient *ring.Ring `yaml:"-"`
 
 	TSDBDir                string        `yaml:"tsdb_dir"`
 	ShipInterval           time.Duration `yaml:"ship_interval"`
@@ -52,7 +53,7 @@ type Config struct {
 
 // RegisterFlags registers the ingester flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
-	c.Lifecycler.RegisterFlagsWithPrefix("ingester.", f, logger)
+	c.Lifecycler.RegisterFlags(f, logger)
 	f.StringVar(&c.TSDBDir, "ingester.tsdb-dir", "", "Directory of the per-tenant TSDBs. Empty means <common.data-dir>/tsdb.")
 	f.DurationVar(&c.ShipInterval, "ingester.ship-interval", time.Minute, "How often cut blocks are uploaded to object storage.")
 	f.DurationVar(&c.RetentionPeriod, "ingester.retention-period", 6*time.Hour, "How long a shipped block stays on the ingester's disk after its end time.")
@@ -85,13 +86,14 @@ type Ingester struct {
 	services.Service
 	meridianpb.UnimplementedIngesterServer
 
-	cfg        Config
-	lifecycler *ring.Lifecycler
-	bucket     objstore.Bucket // nil: shipping disabled
-	limits     limits.Source
-	logger     log.Logger
-	slogger    *slog.Logger
-	now        func() time.Time
+	cfg             Config
+	ring            *ringutil.Ring
+	flushOnShutdown atomic.Bool     // POST /ingester/shutdown turns it on
+	bucket          objstore.Bucket // nil: shipping disabled
+	limits          limits.Source
+	logger          log.Logger
+	slogger         *slog.Logger
+	now             func() time.Time
 
 	mtx     sync.RWMutex
 	tsdbs   map[string]*tenantDB
@@ -163,17 +165,15 @@ func New(cfg Config, lim limits.Source, bucket objstore.Bucket, logger log.Logge
 		}
 	}
 
-	lc, err := ring.NewLifecycler(cfg.Lifecycler, i, "ingester", RingKey, cfg.FlushOnShutdown, logger, prometheus.WrapRegistererWithPrefix("meridian_", reg))
+	i.flushOnShutdown.Store(cfg.FlushOnShutdown)
+	r, err := i.newRing(reg)
 	if err != nil {
-		return nil, fmt.Errorf("create ingester lifecycler: %w", err)
+		return nil, err
 	}
-	i.lifecycler = lc
+	i.ring = r
 	i.Service = services.NewBasicService(i.starting, i.running, i.stopping)
 	return i, nil
 }
-
-// Lifecycler exposes the ring membership (for readiness and the ring page).
-func (i *Ingester) Lifecycler() *ring.Lifecycler { return i.lifecycler }
 
 func (i *Ingester) starting(ctx context.Context) error {
 	start := time.Now()
@@ -193,8 +193,8 @@ func (i *Ingester) starting(ctx context.Context) error {
 	if err := i.openTenantsAtStart(); err != nil {
 		return err
 	}
-	if err := services.StartAndAwaitRunning(ctx, i.lifecycler); err != nil {
-		return fmt.Errorf("start ingester lifecycler: %w", err)
+	if err := services.StartAndAwaitRunning(ctx, i.ring); err != nil {
+		return fmt.Errorf("join the ingester ring: %w", err)
 	}
 	level.Info(i.logger).Log("msg", "ingester started", "duration", time.Since(start))
 	started = true
@@ -206,19 +206,19 @@ func (i *Ingester) running(ctx context.Context) error {
 	defer compactTicker.Stop()
 	shipTicker := time.NewTicker(i.cfg.ShipInterval)
 	defer shipTicker.Stop()
-	lifecyclerDone := make(chan struct{})
+	ringDone := make(chan struct{})
 	go func() {
-		// A failed lifecycler means we no longer heartbeat the ring: fail loudly.
-		_ = i.lifecycler.AwaitTerminated(context.Background())
-		close(lifecyclerDone)
+		// A failed membership means we no longer heartbeat the ring: fail loudly.
+		_ = i.ring.AwaitTerminated(context.Background())
+		close(ringDone)
 	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-lifecyclerDone:
-			if err := i.lifecycler.FailureCase(); err != nil {
-				return fmt.Errorf("ingester lifecycler failed: %w", err)
+		case <-ringDone:
+			if err := i.ring.FailureCase(); err != nil {
+				return fmt.Errorf("ingester ring membership failed: %w", err)
 			}
 			return nil
 		case <-compactTicker.C:
@@ -234,10 +234,10 @@ func (i *Ingester) stopping(_ error) error {
 	i.flushStopped = true
 	i.flushMtx.Unlock()
 	i.backgroundFlushes.Wait()
-	// The lifecycler moves us to LEAVING, calls Flush (when flush on shutdown
-	// is on), then leaves the ring.
-	if err := services.StopAndAwaitTerminated(context.Background(), i.lifecycler); err != nil {
-		level.Warn(i.logger).Log("msg", "stopping ingester lifecycler", "err", err)
+	// The membership turns LEAVING, flushes (flushOnLeaving), then leaves
+	// the ring (or keeps its entry, with unregister on shutdown off).
+	if err := services.StopAndAwaitTerminated(context.Background(), i.ring); err != nil {
+		level.Warn(i.logger).Log("msg", "leaving the ingester ring", "err", err)
 	}
 	i.mtx.Lock()
 	defer i.mtx.Unlock()
@@ -250,18 +250,6 @@ func (i *Ingester) stopping(_ error) error {
 	i.unlockTSDBDir()
 	return nil
 }
-
-// Flush implements ring.FlushTransferer: cut the head of every tenant into
-// blocks and ship them. Called on graceful shutdown.
-func (i *Ingester) Flush() {
-	start := time.Now()
-	i.flushAll(context.Background())
-	level.Info(i.logger).Log("msg", "flushed all tenants", "duration", time.Since(start))
-}
-
-// TransferOut implements ring.FlushTransferer; hand-over is not supported:
-// data is flushed to object storage instead.
-func (i *Ingester) TransferOut(context.Context) error { return ring.ErrTransferDisabled }
 
 func (i *Ingester) openDBs() []*tenantDB {
 	i.mtx.RLock()
@@ -369,7 +357,7 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 	t.oooWindow.Store(opts.OutOfOrderTimeWindow)
 	t.lastAppend.Store(i.now().UnixMilli())
 	if i.bucket != nil {
-		t.shipper = NewShipper(i.bucket, tenant, i.lifecycler.ID, dir, i.logger, i.shipperMetrics)
+		t.shipper = NewShipper(i.bucket, tenant, i.cfg.Lifecycler.InstanceID, dir, i.logger, i.shipperMetrics)
 	}
 	i.metrics.tsdbOpened.Inc()
 	level.Info(i.logger).Log("msg", "opened TSDB", "tenant", tenant, "dir", dir, "stripe_size", opts.StripeSize, "duration", time.Since(start))
@@ -615,14 +603,14 @@ func (i *Ingester) ShutdownHandler(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	// Flush and ship first, so a failure is reported and the ingester keeps
-	// running with its data; the lifecycler's own flush on the way out then
-	// finds an empty head.
+	// running with its data; the flush while LEAVING on the way out then
+	// only has what arrived meanwhile.
 	if err := i.flushAll(r.Context()); err != nil {
 		http.Error(w, "the ingester keeps running: its head could not be flushed and shipped: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	i.lifecycler.SetFlushOnShutdown(true)
-	i.lifecycler.SetUnregisterOnShutdown(true)
+	i.flushOnShutdown.Store(true)
+	i.ring.SetUnregisterOnShutdown(true)
 	if err := services.StopAndAwaitTerminated(r.Context(), i); err != nil {
 		http.Error(w, "ingester shutdown did not complete: "+err.Error(), http.StatusInternalServerError)
 		return

@@ -54,9 +54,9 @@ func testConfig(t testing.TB, dir string) Config {
 	cfg.TSDBDir = dir
 	cfg.Lifecycler.RingConfig.KVStore.Store = "inmemory"
 	cfg.Lifecycler.RingConfig.ReplicationFactor = 1
-	cfg.Lifecycler.Addr = "127.0.0.1"
-	cfg.Lifecycler.Port = 19095
-	cfg.Lifecycler.ID = "ingester-test-" + filepath.Base(dir)
+	cfg.Lifecycler.InstanceAddr = "127.0.0.1"
+	cfg.Lifecycler.InstancePort = 19095
+	cfg.Lifecycler.InstanceID = "ingester-test-" + filepath.Base(dir)
 	cfg.Lifecycler.MinReadyDuration = 0
 	cfg.Lifecycler.FinalSleep = 0
 	return cfg
@@ -481,4 +481,21 @@ func TestFlushHeadHonoursContext(t *testing.T) {
 	require.Empty(t, db.db.Blocks(), "a cancelled flush cuts no block")
 	require.NoError(t, ing.flushAll(context.Background()))
 	require.Len(t, db.db.Blocks(), 1)
+}
+
+func TestSeriesShare(t *testing.T) {
+	for _, c := range []struct {
+		name                             string
+		global, rf, healthy, shard, want int
+	}{
+		{"every ingester", 600, 3, 6, 0, 300},
+		{"a shard of 3 on 6 holds every series", 600, 3, 6, 3, 600},
+		{"a shard of 4 on 8", 800, 2, 8, 4, 400},
+		{"a shard larger than the healthy ingesters", 600, 3, 6, 9, 300},
+		{"rf covers every ingester", 600, 3, 3, 0, 600},
+		{"empty ring", 600, 3, 0, 0, 600},
+		{"never below one", 1, 1, 6, 0, 1},
+	} {
+		require.Equal(t, c.want, seriesShare(c.global, c.rf, c.healthy, c.shard), c.name)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/meridianhq/meridian/pkg/meridianpb"
+	"github.com/meridianhq/meridian/pkg/util/ringutil"
 )
 
 type metadataEntry struct {
@@ -52,7 +53,7 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*meridia
 
 	resp := &meridianpb.PushResponse{}
 	lim := i.limits.Limits(tenant)
-	localSeriesLimit := i.localSeriesLimit(lim.MaxGlobalSeriesPerTenant)
+	localSeriesLimit := i.localSeriesLimit(tenant, lim.MaxGlobalSeriesPerTenant, lim.IngestionTenantShardSize)
 	app := db.db.Appender(ctx)
 	getRef, _ := app.(storage.GetRef)
 	var (
@@ -161,22 +162,38 @@ func (i *Ingester) Push(ctx context.Context, req *prompb.WriteRequest) (*meridia
 	return resp, nil
 }
 
-// metricTypeString maps remote-write metadata types to the strings the
-// Prometheus metadata API uses.
 // localSeriesLimit turns the tenant's cluster-wide series limit into this
-// ingester's share: each series lives on RF of the healthy ingesters.
-func (i *Ingester) localSeriesLimit(global int) int {
-	if global <= 0 || i.lifecycler == nil {
+// ingester's share (seriesShare).
+func (i *Ingester) localSeriesLimit(tenant string, global, shardSize int) int {
+	if global <= 0 || i.ring == nil {
 		return max(global, 0)
 	}
-	n := i.lifecycler.HealthyInstancesCount()
+	healthy, _ := i.ring.HealthyMembers() // an empty ring counts as 0
 	rf := i.cfg.Lifecycler.RingConfig.ReplicationFactor
+	shard := 0
+	if size := ringutil.ShuffleShardSize(shardSize, rf); size > 0 {
+		// dskit caches the shard; with zones it may hold more than size.
+		shard = i.ring.Client().ShuffleShard(tenant, size).InstancesCount()
+	}
+	return seriesShare(global, rf, healthy, shard)
+}
+
+// seriesShare is an ingester's share of a tenant's global series limit:
+// each series is on rf of the tenant's ingesters, which are the healthy
+// ones, or its shuffle shard (shard > 0) when that is smaller.
+func seriesShare(global, rf, healthy, shard int) int {
+	n := healthy
+	if shard > 0 && shard < n {
+		n = shard
+	}
 	if n <= 0 || rf <= 0 || rf >= n {
 		return global
 	}
 	return max(1, global*rf/n)
 }
 
+// metricTypeString maps remote-write metadata types to the strings the
+// Prometheus metadata API uses.
 func metricTypeString(t prompb.MetricMetadata_MetricType) string {
 	switch t {
 	case prompb.MetricMetadata_COUNTER:

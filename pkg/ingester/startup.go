@@ -92,7 +92,7 @@ func (i *Ingester) needsOpenAtStart(tenant string) (bool, error) {
 	if i.bucket == nil {
 		return false, nil
 	}
-	n, err := NewShipper(i.bucket, tenant, i.lifecycler.ID, dir, i.logger, i.shipperMetrics).Unshipped()
+	n, err := NewShipper(i.bucket, tenant, i.cfg.Lifecycler.InstanceID, dir, i.logger, i.shipperMetrics).Unshipped()
 	if err != nil {
 		return false, fmt.Errorf("list the blocks of tenant %s: %w", tenant, err)
 	}

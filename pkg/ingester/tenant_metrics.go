@@ -41,7 +41,8 @@ func (c *tenantCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, db := range c.i.openDBs() {
 		ch <- prometheus.MustNewConstMetric(c.memorySeries, prometheus.GaugeValue, float64(db.db.Head().NumSeries()), db.tenant)
-		limit := c.i.localSeriesLimit(c.i.limits.Limits(db.tenant).MaxGlobalSeriesPerTenant)
+		lim := c.i.limits.Limits(db.tenant)
+		limit := c.i.localSeriesLimit(db.tenant, lim.MaxGlobalSeriesPerTenant, lim.IngestionTenantShardSize)
 		ch <- prometheus.MustNewConstMetric(c.seriesLimit, prometheus.GaugeValue, float64(limit), db.tenant)
 		ch <- prometheus.MustNewConstMetric(c.walCorruption, prometheus.CounterValue, db.walCorruptions(), db.tenant)
 	}

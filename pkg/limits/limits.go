@@ -25,6 +25,9 @@ type Limits struct {
 	// distributor enforces its share. 0 means no limit.
 	IngestionRate      float64 `yaml:"ingestion_rate"`
 	IngestionBurstSize int     `yaml:"ingestion_burst_size"`
+	// IngestionTenantShardSize is how many ingesters hold the tenant's
+	// series (shuffle sharding); 0 means all of them.
+	IngestionTenantShardSize int `yaml:"ingestion_tenant_shard_size"`
 
 	// Read path.
 	MaxQueryLength          model.Duration `yaml:"max_query_length"`
@@ -35,6 +38,9 @@ type Limits struct {
 	MaxQueryParallelism     int            `yaml:"max_query_parallelism"`
 	MaxPointsPerTimeseries  int            `yaml:"max_points_per_timeseries"`
 	MaxQueriersPerTenant    int            `yaml:"max_queriers_per_tenant"`
+	// StoreGatewayTenantShardSize is how many store-gateways serve the
+	// tenant's blocks (shuffle sharding); 0 means all of them.
+	StoreGatewayTenantShardSize int `yaml:"store_gateway_tenant_shard_size"`
 
 	// Compactor.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
@@ -55,6 +61,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxGlobalSeriesPerTenant, "ingester.max-series-per-tenant", 1500000, "Most in-memory series a tenant may have across the cluster (each ingester enforces its share: limit × replication factor ÷ healthy ingesters). 0 means no limit.")
 	f.Var(&l.OutOfOrderTimeWindow, "ingester.out-of-order-time-window", "How far behind the newest sample of a series an out-of-order sample may be and still be accepted. 0 rejects out-of-order samples.")
 	f.Float64Var(&l.IngestionRate, "distributor.ingestion-rate-limit", 1000000, "Samples (and native histogram samples) per second a tenant may push, across the whole cluster: each healthy distributor allows its share. 0 means no limit.")
+	f.IntVar(&l.IngestionTenantShardSize, "distributor.ingestion-tenant-shard-size", 0, "Shuffle sharding: how many ingesters hold a tenant's series, chosen by a hash of the tenant (zone-balanced with zone awareness: rounded up to a multiple of the zones; never fewer than the replication factor). Queriers read only these ingesters, plus those that may still hold the tenant's data (-querier.shuffle-sharding-ingesters-lookback-period). 0 means all ingesters.")
 	f.IntVar(&l.IngestionBurstSize, "distributor.ingestion-burst-size", 2000000, "Samples a tenant may push at once above its ingestion rate, per distributor (not divided among them). A request with more samples than this is always rejected.")
 
 	l.MaxQueryLength = model.Duration(32 * 24 * time.Hour)
@@ -66,6 +73,7 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxOutstandingPerTenant, "frontend.max-outstanding-requests-per-tenant", 1000, "Most requests of one tenant that may wait in the query-frontend queue; further requests get 429. 0 means no limit.")
 	f.IntVar(&l.MaxQueryParallelism, "frontend.max-query-parallelism", 14, "Most split sub-queries of one query the query-frontend runs at once.")
 	f.IntVar(&l.MaxQueriersPerTenant, "frontend.max-queriers-per-tenant", 0, "Shuffle sharding: most queriers pulling from the query-frontend or query-scheduler that run one tenant's queries, chosen by a hash of the tenant. 0 means all.")
+	f.IntVar(&l.StoreGatewayTenantShardSize, "store-gateway.tenant-shard-size", 0, "Shuffle sharding: how many store-gateways serve a tenant's blocks, chosen by a hash of the tenant (zone-balanced like the ingesters'). Store-gateways sync only the tenants whose shard includes them, and queriers ask only those. 0 means all store-gateways.")
 	f.IntVar(&l.MaxPointsPerTimeseries, "querier.max-points-per-timeseries", 11000, "Most points a range query may return per series ((end-start)/step).")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long the compactor keeps a tenant's blocks in object storage, measured from the end of each block. 0 keeps them forever.")
 
@@ -91,6 +99,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.IngestionRate < 0 || math.IsNaN(l.IngestionRate) || math.IsInf(l.IngestionRate, 0) {
 		return fmt.Errorf("ingestion_rate must be a non-negative number (0 means no limit), got %v", l.IngestionRate)
+	}
+	if l.IngestionTenantShardSize < 0 || l.StoreGatewayTenantShardSize < 0 {
+		return fmt.Errorf("ingestion_tenant_shard_size and store_gateway_tenant_shard_size must not be negative (0 means all instances), got %d and %d", l.IngestionTenantShardSize, l.StoreGatewayTenantShardSize)
 	}
 	if l.IngestionRate > 0 && l.IngestionBurstSize <= 0 {
 		return fmt.Errorf("ingestion_burst_size must be positive when ingestion_rate is set, got %d", l.IngestionBurstSize)

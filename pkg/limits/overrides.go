@@ -149,6 +149,21 @@ func (o *Overrides) runtimeConfig() *RuntimeConfig {
 	return rc
 }
 
+// OverriddenTenants returns the tenants the loaded runtime config has an
+// entry for, and that config's identity, which changes whenever a changed file
+// is loaded (nil before any).
+func (o *Overrides) OverriddenTenants() ([]string, any) {
+	rc := o.runtimeConfig()
+	if rc == nil {
+		return nil, nil
+	}
+	tenants := make([]string, 0, len(rc.Overrides))
+	for t := range rc.Overrides {
+		tenants = append(tenants, t)
+	}
+	return tenants, rc
+}
+
 // Limits returns a copy of the limits in force for tenant.
 func (o *Overrides) Limits(tenant string) Limits {
 	if rc := o.runtimeConfig(); rc != nil {
@@ -246,4 +261,14 @@ var _ http.Handler = (*Overrides)(nil)
 // BlocksRetention is the tenant's compactor_blocks_retention_period.
 func (o *Overrides) BlocksRetention(tenant string) time.Duration {
 	return time.Duration(o.Limits(tenant).CompactorBlocksRetentionPeriod)
+}
+
+// IngestionTenantShardSize is the tenant's ingestion_tenant_shard_size.
+func (o *Overrides) IngestionTenantShardSize(tenant string) int {
+	return o.Limits(tenant).IngestionTenantShardSize
+}
+
+// StoreGatewayTenantShardSize is the tenant's store_gateway_tenant_shard_size.
+func (o *Overrides) StoreGatewayTenantShardSize(tenant string) int {
+	return o.Limits(tenant).StoreGatewayTenantShardSize
 }

@@ -117,6 +117,17 @@ func TestOverridesFile(t *testing.T) {
 	}
 }
 
+func TestOverridesShardSizes(t *testing.T) {
+	defaults := defaultLimits(t)
+	path := filepath.Join(t.TempDir(), "runtime.yaml")
+	writeFile(t, path, "overrides:\n  team-a:\n    ingestion_tenant_shard_size: 3\n    store_gateway_tenant_shard_size: 2\n")
+	o := startOverrides(t, defaults, OverridesConfig{File: path, ReloadPeriod: time.Hour}, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	require.Equal(t, 3, o.IngestionTenantShardSize("team-a"))
+	require.Equal(t, 2, o.StoreGatewayTenantShardSize("team-a"))
+	require.Equal(t, 0, o.IngestionTenantShardSize("team-b"), "0 (all instances) by default")
+	require.Equal(t, 0, o.StoreGatewayTenantShardSize("team-b"), "0 (all instances) by default")
+}
+
 func TestOverridesLimitsIsACopy(t *testing.T) {
 	defaults := defaultLimits(t)
 	path := filepath.Join(t.TempDir(), "runtime.yaml")
@@ -142,6 +153,7 @@ func TestOverridesInvalidFileAtStart(t *testing.T) {
 		{name: "unknown top-level field", content: "limits:\n  team-a: {}\n", wantErr: "field limits not found"},
 		{name: "wrong type", content: "overrides:\n  team-a:\n    max_global_series_per_tenant: lots\n", wantErr: `overrides for tenant "team-a"`},
 		{name: "invalid limit", content: "overrides:\n  team-a:\n    max_points_per_timeseries: 0\n", wantErr: "max_points_per_timeseries must be positive"},
+		{name: "negative shard size", content: "overrides:\n  team-a:\n    ingestion_tenant_shard_size: -1\n", wantErr: "ingestion_tenant_shard_size and store_gateway_tenant_shard_size must not be negative"},
 		{name: "invalid tenant", content: "overrides:\n  a/b: {}\n", wantErr: "unsupported character '/'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -246,6 +258,7 @@ max_global_series_per_tenant: 1500000
 out_of_order_time_window: 0s
 ingestion_rate: 1e+06
 ingestion_burst_size: 2000000
+ingestion_tenant_shard_size: 0
 max_query_length: 32d
 max_samples_per_query: 50000000
 max_fetched_series_per_query: 100000
@@ -254,6 +267,7 @@ max_outstanding_requests_per_tenant: 1000
 max_query_parallelism: 14
 max_points_per_timeseries: 11000
 max_queriers_per_tenant: 0
+store_gateway_tenant_shard_size: 0
 compactor_blocks_retention_period: 0s
 graphite_step: 1m
 graphite_max_series_per_render: 10000

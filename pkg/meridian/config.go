@@ -192,21 +192,21 @@ func (c *Config) ApplyDerivedDefaults() {
 	}
 	c.resolveRingKV()
 	lc := &c.Ingester.Lifecycler
-	if lc.Addr == "" {
+	lc.ResolveDeprecated(c.warn)
+	if lc.InstanceAddr == "" {
 		switch {
 		case c.Server.GRPCListenAddress != "" && c.Server.GRPCListenAddress != "0.0.0.0" && c.Server.GRPCListenAddress != "::":
-			lc.Addr = c.Server.GRPCListenAddress
+			lc.InstanceAddr = c.Server.GRPCListenAddress
 		case lc.RingConfig.KVStore.Store == "inmemory":
 			// One process: the ingester is reached on loopback.
-			lc.Addr = "127.0.0.1"
+			lc.InstanceAddr = "127.0.0.1"
 		}
 	}
-	lc.ListenPort = c.Server.GRPCListenPort
-	// The other rings advertise the ingester's address and the gRPC port
-	// unless told otherwise.
-	for _, r := range []*ringutil.Config{&c.Compactor.Ring.Config, &c.StoreGateway.Ring.Config, &c.Distributor.Ring} {
+	// Every ring advertises the gRPC port and the other rings the
+	// ingester's address, unless told otherwise.
+	for _, r := range []*ringutil.Config{&lc.Config, &c.Compactor.Ring.Config, &c.StoreGateway.Ring.Config, &c.Distributor.Ring} {
 		if r.InstanceAddr == "" {
-			r.InstanceAddr = lc.Addr
+			r.InstanceAddr = lc.InstanceAddr
 		}
 		if r.InstancePort == 0 {
 			r.InstancePort = c.Server.GRPCListenPort

@@ -45,7 +45,7 @@ func TestDefaults(t *testing.T) {
 	require.Equal(t, "inmemory", cfg.Ingester.Lifecycler.RingConfig.KVStore.Store)
 	require.Equal(t, 1, cfg.Ingester.Lifecycler.RingConfig.ReplicationFactor)
 	require.True(t, cfg.Auth.MultitenancyEnabled)
-	require.Equal(t, "127.0.0.1", cfg.Ingester.Lifecycler.Addr)
+	require.Equal(t, "127.0.0.1", cfg.Ingester.Lifecycler.InstanceAddr)
 }
 
 func TestYAMLThenFlags(t *testing.T) {
@@ -206,4 +206,107 @@ store_gateway:
 	require.NoError(t, err)
 	require.Contains(t, string(out), "    wait_active_timeout: 5s\n", "/config shows the ring settings at their old places")
 	require.NotRegexp(t, `(?m)^\s+config:$`, string(out), "the shared ring settings are inline")
+}
+
+// ingesterRingWant is what the ingester ring settings of the tests below
+// resolve to.
+func ingesterRingWant(t *testing.T, cfg *Config, interfaces []string) {
+	t.Helper()
+	lc := cfg.Ingester.Lifecycler
+	require.Equal(t, ringutil.Config{HeartbeatPeriod: 2 * time.Second, HeartbeatTimeout: 30 * time.Second, NumTokens: 64, InstanceID: "ing-7", InstanceAddr: "10.0.0.7", InstancePort: 7777}, lc.Config)
+	require.Equal(t, ringutil.LifecycleConfig{
+		Zone: "zone-b", TokensFilePath: "/data/tokens", JoinAfter: 3 * time.Second, ObservePeriod: 4 * time.Second,
+		MinReadyDuration: 5 * time.Second, FinalSleep: 6 * time.Second, UnregisterOnShutdown: false,
+		InterfaceNames: interfaces, EnableInet6: true,
+	}, lc.LifecycleConfig)
+	require.Equal(t, 3, lc.RingConfig.ReplicationFactor)
+	require.True(t, lc.RingConfig.ZoneAwarenessEnabled)
+	require.Equal(t, 40*time.Second, lc.RingConfig.HeartbeatTimeout)
+	require.Equal(t, []string{"zone-c"}, []string(lc.RingConfig.ExcludedZones))
+	require.NoError(t, cfg.Validate())
+}
+
+// TestIngesterRingFlagsUnchanged: every flag of the ingester's classic
+// lifecycler still sets the ingester's ring membership, without warnings.
+func TestIngesterRingFlagsUnchanged(t *testing.T) {
+	var cfg Config
+	var logs bytes.Buffer
+	fs := flag.NewFlagSet("meridian", flag.ContinueOnError)
+	cfg.RegisterFlags(fs, log.NewLogfmtLogger(&logs))
+	require.NoError(t, ParseArgs(fs, []string{
+		"-target=ingester", "-memberlist.join=peer:7946",
+		"-ingester.num-tokens=64", "-ingester.heartbeat-period=2s", "-ingester.heartbeat-timeout=30s",
+		"-ingester.join-after=3s", "-ingester.observe-period=4s", "-ingester.min-ready-duration=5s", "-ingester.final-sleep=6s",
+		"-ingester.tokens-file-path=/data/tokens", "-ingester.availability-zone=zone-b", "-ingester.unregister-on-shutdown=false",
+		"-ingester.lifecycler.ID=ing-7", "-ingester.lifecycler.addr=10.0.0.7", "-ingester.lifecycler.port=7777",
+		"-ingester.lifecycler.interface=eth9", "-ingester.enable-inet6=true", "-ingester.readiness-check-ring-health=false",
+		"-ingester.ring.heartbeat-timeout=40s", "-ingester.distributor.replication-factor=3",
+		"-ingester.distributor.zone-awareness-enabled=true", "-ingester.distributor.excluded-zones=zone-c",
+	}, &cfg))
+	// As with dskit's lifecycler, the flag adds to the default interfaces.
+	var defaults Config
+	newFlagSet(&defaults)
+	ingesterRingWant(t, &cfg, append(defaults.Ingester.Lifecycler.InterfaceNames, "eth9"))
+	require.Empty(t, logs.String())
+}
+
+// TestIngesterRingYAMLKeys: the YAML keys of ingester.lifecycler load as
+// before; id, address and port are deprecated aliases of instance_id,
+// instance_addr and instance_port that log a warning, and lose to them.
+func TestIngesterRingYAMLKeys(t *testing.T) {
+	const common = `
+ingester:
+  lifecycler:
+    ring:
+      heartbeat_timeout: 40s
+      replication_factor: 3
+      zone_awareness_enabled: true
+      excluded_zones: zone-c
+    num_tokens: 64
+    heartbeat_period: 2s
+    heartbeat_timeout: 30s
+    observe_period: 4s
+    join_after: 3s
+    min_ready_duration: 5s
+    interface_names: [eth9]
+    enable_inet6: true
+    final_sleep: 6s
+    tokens_file_path: /data/tokens
+    availability_zone: zone-b
+    unregister_on_shutdown: false
+    readiness_check_ring_health: false
+`
+	cluster := []string{"-target=ingester", "-memberlist.join=peer:7946"}
+	for _, tc := range []struct {
+		name, yaml string
+		args       []string
+		wantWarn   []string
+	}{
+		{name: "canonical keys", yaml: common + "    instance_id: ing-7\n    instance_addr: 10.0.0.7\n    instance_port: 7777\n"},
+		{name: "deprecated keys", yaml: common + "    id: ing-7\n    address: 10.0.0.7\n    port: 7777\n",
+			wantWarn: []string{"ingester.lifecycler.id is deprecated", "ingester.lifecycler.address is deprecated", "ingester.lifecycler.port is deprecated"}},
+		{name: "flags win over deprecated keys", yaml: common + "    id: old\n    address: 10.9.9.9\n    port: 1\n",
+			args:     []string{"-ingester.lifecycler.ID=ing-7", "-ingester.lifecycler.addr=10.0.0.7", "-ingester.lifecycler.port=7777"},
+			wantWarn: []string{"id is ignored", "address is ignored", "port is ignored"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg Config
+			var logs bytes.Buffer
+			fs := flag.NewFlagSet("meridian", flag.ContinueOnError)
+			cfg.RegisterFlags(fs, log.NewLogfmtLogger(&logs))
+			args := append([]string{"-config.file=" + writeFile(t, tc.yaml)}, cluster...)
+			require.NoError(t, ParseArgs(fs, append(args, tc.args...), &cfg))
+			ingesterRingWant(t, &cfg, []string{"eth9"})
+			if len(tc.wantWarn) == 0 {
+				require.Empty(t, logs.String())
+			}
+			for _, w := range tc.wantWarn {
+				require.Contains(t, logs.String(), w)
+			}
+			out, err := yaml.Marshal(cfg.Ingester.Lifecycler)
+			require.NoError(t, err)
+			require.Contains(t, string(out), "\ninstance_id: ing-7\n", "/config shows the canonical key")
+			require.NotRegexp(t, `(?m)^(id|address|port):`, string(out), "and not the deprecated ones")
+		})
+	}
 }

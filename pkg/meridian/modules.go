@@ -59,12 +59,11 @@ import (
 
 // Module names. All, Write and Read are groups for small clusters.
 const (
-	Server                 = "server"
-	RuntimeConfig          = "runtime-config"
-	MemberlistKV           = "memberlist-kv"
-	IngesterRing           = "ingester-ring"
-	IngesterRingAutoForget = "ingester-ring-auto-forget"
-	DistributorRing        = "distributor-ring"
+	Server          = "server"
+	RuntimeConfig   = "runtime-config"
+	MemberlistKV    = "memberlist-kv"
+	IngesterRing    = "ingester-ring"
+	DistributorRing = "distributor-ring"
 	// IngesterClients is the pool of ingester connections that
 	// distributors and queriers share.
 	IngesterClients      = "ingester-clients"
@@ -143,7 +142,6 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(RuntimeConfig, m.initRuntimeConfig, modules.UserInvisibleModule)
 	mm.RegisterModule(MemberlistKV, m.initMemberlistKV, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterRing, m.initIngesterRing, modules.UserInvisibleModule)
-	mm.RegisterModule(IngesterRingAutoForget, m.initRingAutoForget, modules.UserInvisibleModule)
 	mm.RegisterModule(DistributorRing, m.initDistributorRing, modules.UserInvisibleModule)
 	mm.RegisterModule(IngesterClients, m.initIngesterClients, modules.UserInvisibleModule)
 	mm.RegisterModule(Ingester, m.initIngester)
@@ -163,27 +161,26 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(All, nil)
 
 	deps := map[string][]string{
-		RuntimeConfig:          {Server},
-		MemberlistKV:           {Server},
-		IngesterRing:           {Server, MemberlistKV},
-		IngesterRingAutoForget: {Server, MemberlistKV},
-		DistributorRing:        {Server, MemberlistKV},
-		Ingester:               {Server, RuntimeConfig, MemberlistKV, IngesterRingAutoForget},
-		IngesterClients:        {IngesterRing},
-		DistributorWritePath:   {Server, RuntimeConfig, IngesterRing, DistributorRing, IngesterClients},
-		Carbon:                 {DistributorWritePath},
-		Distributor:            {DistributorWritePath, Carbon},
-		QuerierAPI:             {Server, RuntimeConfig, IngesterRing, StoreGatewayRing, IngesterClients},
-		Querier:                {Server, QuerierAPI},
-		QueryFrontend:          {Server, RuntimeConfig},
-		QueryScheduler:         {Server},
-		Compactor:              {Server, RuntimeConfig, MemberlistKV},
-		StoreGatewayRing:       {Server, MemberlistKV},
-		StoreGateway:           {Server, MemberlistKV, StoreGatewayRing},
-		Write:                  {Distributor, Ingester},
-		Read:                   {Querier},
-		Backend:                {StoreGateway, Compactor},
-		All:                    {Distributor, Ingester, Querier, Compactor, StoreGateway},
+		RuntimeConfig:        {Server},
+		MemberlistKV:         {Server},
+		IngesterRing:         {Server, MemberlistKV},
+		DistributorRing:      {Server, MemberlistKV},
+		Ingester:             {Server, RuntimeConfig, MemberlistKV, IngesterRing},
+		IngesterClients:      {IngesterRing},
+		DistributorWritePath: {Server, RuntimeConfig, IngesterRing, DistributorRing, IngesterClients},
+		Carbon:               {DistributorWritePath},
+		Distributor:          {DistributorWritePath, Carbon},
+		QuerierAPI:           {Server, RuntimeConfig, IngesterRing, StoreGatewayRing, IngesterClients},
+		Querier:              {Server, QuerierAPI},
+		QueryFrontend:        {Server, RuntimeConfig},
+		QueryScheduler:       {Server},
+		Compactor:            {Server, RuntimeConfig, MemberlistKV},
+		StoreGatewayRing:     {Server, MemberlistKV},
+		StoreGateway:         {Server, RuntimeConfig, MemberlistKV, StoreGatewayRing},
+		Write:                {Distributor, Ingester},
+		Read:                 {Querier},
+		Backend:              {StoreGateway, Compactor},
+		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -251,19 +248,6 @@ func (m *Meridian) initMemberlistKV() (services.Service, error) {
 	return m.Memberlist, nil
 }
 
-// initRingAutoForget removes ingesters that stopped heartbeating long ago.
-func (m *Meridian) initRingAutoForget() (services.Service, error) {
-	if m.Cfg.Ingester.AutoForgetUnhealthy <= 0 {
-		return services.NewIdleService(nil, nil), nil
-	}
-	kvc, err := kv.NewClient(m.ringKV(), ring.GetCodec(),
-		kv.RegistererWithKVName(prometheus.WrapRegistererWithPrefix("meridian_", m.Registry), "ingester-auto-forget"), m.Logger)
-	if err != nil {
-		return nil, fmt.Errorf("create ingester ring auto-forget KV client: %w", err)
-	}
-	return ringutil.NewAutoForgetter(kvc, ingester.RingKey, m.Cfg.Ingester.AutoForgetUnhealthy, 0, m.Logger, m.Registry), nil
-}
-
 // ringKV is the KV store of every ring of the process (common.ring.kvstore).
 // Every ring shares the one gossip member.
 func (m *Meridian) ringKV() kv.Config {
@@ -274,10 +258,12 @@ func (m *Meridian) ringKV() kv.Config {
 	return cfg
 }
 
-// ingesterConfig is the ingester's config with the process' ring KV store.
+// ingesterConfig is the ingester's config with the process' ring KV store
+// and ingester ring client.
 func (m *Meridian) ingesterConfig() ingester.Config {
 	cfg := m.Cfg.Ingester
 	cfg.Lifecycler.RingConfig.KVStore = m.ringKV()
+	cfg.RingClient = m.IngesterRing
 	return cfg
 }
 
@@ -320,11 +306,7 @@ func (m *Meridian) objectBucket() (objstore.Bucket, error) {
 // process; it drops connections to ingesters that left the ring.
 func (m *Meridian) initIngesterClients() (services.Service, error) {
 	lc := m.Cfg.Ingester.Lifecycler
-	port := lc.Port
-	if port == 0 {
-		port = lc.ListenPort
-	}
-	localAddr := net.JoinHostPort(lc.Addr, strconv.Itoa(port))
+	localAddr := net.JoinHostPort(lc.InstanceAddr, strconv.Itoa(lc.InstancePort))
 	m.clientPool = ingclient.NewPool(m.Cfg.IngesterClient, m.IngesterRing, localAddr, func() meridianpb.IngesterServer {
 		if m.Ingester == nil {
 			return nil
@@ -346,15 +328,11 @@ func (m *Meridian) initIngester() (services.Service, error) {
 	m.Ingester = ing
 	meridianpb.RegisterIngesterServer(m.Server.GRPC, ing)
 	m.API.RegisterIngester(http.HandlerFunc(ing.FlushHandler), http.HandlerFunc(ing.ShutdownHandler))
-	if m.IngesterRing == nil {
-		// Without a ring client in this process, show the lifecycler's view.
-		m.API.RegisterRing(ing.Lifecycler())
-	}
 	return ing, nil
 }
 
 func (m *Meridian) initDistributor() (services.Service, error) {
-	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.clientPool, m.Logger, m.Registry)
+	d := distributor.New(m.Cfg.Distributor, m.IngesterRing, m.Overrides, m.clientPool, m.Logger, m.Registry)
 	m.Distributor = d
 	rl := distributor.NewIngestionRateLimiter(m.Overrides, func() int {
 		n, _ := m.DistributorRing.HealthyMembers() // below 1 counts as 1
@@ -380,8 +358,8 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 		return nil, err
 	}
 	pool := sgclient.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing.Client(), m.Logger, m.Registry)
-	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), pool, m.Logger, m.Registry)
-	q := querier.NewQueryable(m.IngesterRing, m.clientPool, m.BlocksStore, m.Overrides, m.Logger)
+	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), m.Overrides, pool, m.Logger, m.Registry)
+	q := querier.NewQueryable(m.Cfg.Querier, m.IngesterRing, m.clientPool, m.BlocksStore, m.Overrides, m.Logger)
 	bi := httpapi.BuildInfo{
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
 		BuildUser: build.BuildUser, BuildDate: build.BuildDate, GoVersion: build.GoVersion(),
@@ -425,7 +403,7 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.ringKV(), m.StoreGatewayRing, m.Logger, m.Registry)
+	g, err := storegateway.New(m.Cfg.StoreGateway, bkt, m.ringKV(), m.StoreGatewayRing, m.Overrides, m.Logger, m.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("create store-gateway: %w", err)
 	}
@@ -622,12 +600,12 @@ func (m *Meridian) readyHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if m.Ingester != nil {
-		if st := m.Ingester.Lifecycler().GetState(); st != ring.ACTIVE {
-			http.Error(w, "not ready: this ingester is "+st.String()+" in the ring, not ACTIVE", http.StatusServiceUnavailable)
+		if err := m.Ingester.CheckReady(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 	}
-	if m.IngesterRing != nil {
+	if m.clientPool != nil { // a distributor or querier: it sends to ingesters
 		if rs, err := m.IngesterRing.GetAllHealthy(ring.Write); err != nil || len(rs.Instances) == 0 {
 			http.Error(w, "not ready: no healthy ACTIVE ingester in the ring yet", http.StatusServiceUnavailable)
 			return

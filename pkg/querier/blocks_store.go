@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -33,6 +34,8 @@ import (
 // object storage and reads them through the store-gateways.
 type BucketBlocksConfig struct {
 	SyncInterval time.Duration `yaml:"sync_interval"`
+	// TenantIdleTimeout: a tenant not queried for this long is forgotten.
+	TenantIdleTimeout time.Duration `yaml:"tenant_idle_timeout" category:"advanced"`
 	// IgnoreDeletionMarksDelay: a block whose deletion mark (as listed in
 	// the tenant's bucket index) is older than this is no longer queried:
 	// its replacement has had time to be found.
@@ -45,6 +48,7 @@ type BucketBlocksConfig struct {
 // RegisterFlags registers the flags of the bucket blocks reader.
 func (c *BucketBlocksConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.SyncInterval, "querier.bucket-sync-interval", time.Minute, "How long the querier uses its list of a tenant's blocks in object storage before listing them again.")
+	f.DurationVar(&c.TenantIdleTimeout, "querier.bucket-tenant-idle-timeout", time.Hour, "The querier lists a tenant's blocks in object storage only when the tenant is queried, and forgets what it read of a tenant not queried for this long.")
 	f.DurationVar(&c.IgnoreDeletionMarksDelay, "querier.ignore-deletion-marks-delay", time.Hour, "Blocks the tenant's bucket index shows marked for deletion longer ago than this are not queried: the block that replaced them has had time to be found. Keep it well below -compactor.deletion-delay.")
 	f.DurationVar(&c.QueryStoreAfter, "querier.query-store-after", 0, "Queries whose whole time range is more recent than this are answered by the ingesters only, without asking the store-gateways. 0 asks the store-gateways for every query; set it below the time the ingesters keep shipped blocks.")
 }
@@ -53,6 +57,9 @@ func (c *BucketBlocksConfig) RegisterFlags(f *flag.FlagSet) {
 func (c *BucketBlocksConfig) Validate() error {
 	if c.SyncInterval <= 0 {
 		return fmt.Errorf("querier bucket sync interval must be positive, got %s", c.SyncInterval)
+	}
+	if c.TenantIdleTimeout <= 0 {
+		return fmt.Errorf("querier bucket tenant idle timeout must be positive, got %s", c.TenantIdleTimeout)
 	}
 	if c.IgnoreDeletionMarksDelay < 0 {
 		return fmt.Errorf("querier ignore deletion marks delay must not be negative, got %s", c.IgnoreDeletionMarksDelay)
@@ -72,17 +79,23 @@ type StoreGatewayClients interface {
 // store-gateways that own them. It finds the blocks itself (bucket index
 // plus a listing, refreshed every SyncInterval) and checks that every one
 // of them was queried: a block no owner could serve fails the query.
+// Only tenants that are queried are listed, never the whole bucket, and a
+// tenant not queried for TenantIdleTimeout is forgotten: the cost of the
+// bucket's tenants is that of the ones being queried.
 type BlocksStore struct {
 	cfg     BucketBlocksConfig
 	finder  *bucket.BlockFinder
 	ring    ring.ReadRing
+	shards  sgclient.ShardSizes
 	clients StoreGatewayClients
 	logger  log.Logger
 	now     func() time.Time
 
-	mu      sync.Mutex
-	tenants map[string]*tenantBlocks
+	mu        sync.Mutex
+	tenants   map[string]*tenantBlocks
+	lastSweep time.Time
 
+	tenantsHeld         prometheus.GaugeFunc
 	consistencyFailures prometheus.Counter
 	retries             prometheus.Counter
 	relists             prometheus.Counter
@@ -91,16 +104,22 @@ type BlocksStore struct {
 }
 
 type tenantBlocks struct {
+	// used is when the tenant was last queried, Unix nanoseconds; atomic
+	// so that sweeping does not wait for a listing in progress.
+	used atomic.Int64
+
 	mu      sync.Mutex
 	blocks  *bucket.TenantBlocks
 	fetched time.Time
 }
 
-// NewBlocksStore returns the reader of blocks in bkt, the whole bucket.
-func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ring.ReadRing, clients StoreGatewayClients, logger log.Logger, reg prometheus.Registerer) *BlocksStore {
+// NewBlocksStore returns the reader of blocks in bkt, the whole bucket. A
+// tenant's blocks are asked of the store-gateways of its shuffle shard of
+// sgRing, sized by shards (the store-gateways shard the same way).
+func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ring.ReadRing, shards sgclient.ShardSizes, clients StoreGatewayClients, logger log.Logger, reg prometheus.Registerer) *BlocksStore {
 	f := promauto.With(reg)
-	return &BlocksStore{
-		cfg: cfg, finder: bucket.NewBlockFinder(bkt), ring: sgRing, clients: clients,
+	b := &BlocksStore{
+		cfg: cfg, finder: bucket.NewBlockFinder(bkt), ring: sgRing, shards: shards, clients: clients,
 		logger: log.With(logger, "component", "querier-blocks-store"), now: time.Now,
 		tenants: map[string]*tenantBlocks{},
 		consistencyFailures: f.NewCounter(prometheus.CounterOpts{
@@ -124,16 +143,28 @@ func NewBlocksStore(cfg BucketBlocksConfig, bkt objstore.BucketReader, sgRing ri
 			Help: "Listings of a tenant's blocks in object storage that failed; the query fails with them.",
 		}),
 	}
+	b.tenantsHeld = f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "meridian_querier_bucket_tenants",
+		Help: "Tenants whose blocks in object storage the querier holds a list of: those queried within -querier.bucket-tenant-idle-timeout.",
+	}, func() float64 {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return float64(len(b.tenants))
+	})
+	return b
 }
 
 // blocks returns the tenant's blocks, listed at most SyncInterval ago.
 func (b *BlocksStore) blocks(ctx context.Context, tenant string) (*bucket.TenantBlocks, error) {
+	now := b.now()
 	b.mu.Lock()
+	b.sweepLocked(now)
 	tb, ok := b.tenants[tenant]
 	if !ok {
 		tb = &tenantBlocks{}
 		b.tenants[tenant] = tb
 	}
+	tb.used.Store(now.UnixNano())
 	b.mu.Unlock()
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -147,6 +178,22 @@ func (b *BlocksStore) blocks(ctx context.Context, tenant string) (*bucket.Tenant
 	}
 	tb.blocks, tb.fetched = found, b.now()
 	return found, nil
+}
+
+// sweepLocked forgets, at most once per SyncInterval, the tenants not
+// queried for TenantIdleTimeout: their block lists and metas. b.mu is held.
+func (b *BlocksStore) sweepLocked(now time.Time) {
+	if b.cfg.TenantIdleTimeout <= 0 || now.Sub(b.lastSweep) < b.cfg.SyncInterval {
+		return
+	}
+	b.lastSweep = now
+	idleSince := now.Add(-b.cfg.TenantIdleTimeout).UnixNano()
+	for tenant, tb := range b.tenants {
+		if tb.used.Load() < idleSince {
+			delete(b.tenants, tenant)
+			b.finder.Forget(tenant)
+		}
+	}
 }
 
 // forget drops the tenant's cached block list: the next query lists again.
@@ -241,10 +288,11 @@ func (q *blocksQuerier) fetch(ctx context.Context, blocks []tsdb.BlockMeta, call
 	// corrupted block even when another owner was merely unreachable.
 	ownerErrs := map[string][]error{}
 	var results []any
+	owners := sgclient.TenantShard(q.s.ring, q.tenant, q.s.shards.StoreGatewayTenantShardSize(q.tenant))
 	for attempt := 0; len(remaining) > 0; attempt++ {
 		byAddr := map[string][]string{}
 		for id, meta := range remaining {
-			rs, err := q.s.ring.Get(sgclient.BlockToken(q.tenant, meta.ULID), sgclient.RingOp, nil, nil, nil)
+			rs, err := owners.Get(sgclient.BlockToken(q.tenant, meta.ULID), sgclient.RingOp, nil, nil, nil)
 			if err != nil {
 				ownerErrs[id] = append(ownerErrs[id], fmt.Errorf("no store-gateway owns it (%w); run at least one with -target=store-gateway", err))
 				continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -140,7 +141,7 @@ func newTestBlocksStore(t *testing.T) (*BlocksStore, fakeClients, []string, *pro
 	}
 	reg := prometheus.NewPedanticRegistry()
 	cfg := BucketBlocksConfig{SyncInterval: time.Minute, IgnoreDeletionMarksDelay: time.Hour}
-	return NewBlocksStore(cfg, bkt, r, clients, log.NewNopLogger(), reg), clients, ids, reg
+	return NewBlocksStore(cfg, bkt, r, sgShards{}, clients, log.NewNopLogger(), reg), clients, ids, reg
 }
 
 const testTenantName = "team-q"
@@ -200,4 +201,76 @@ func TestBlocksStoreRefusesPartialAnswer(t *testing.T) {
 	require.True(t, errors.As(err, &u) && u.Unavailable(), "answered as 503")
 	require.EqualValues(t, 1, testutil.ToFloat64(bs.consistencyFailures))
 	require.True(t, strings.Contains(err.Error(), "does not have it") || strings.Contains(err.Error(), "corrupted"))
+}
+
+// sgShards are fixed store-gateway shard sizes per tenant (0 when not listed).
+type sgShards map[string]int
+
+func (s sgShards) StoreGatewayTenantShardSize(tenant string) int { return s[tenant] }
+
+// TestBlocksStoreAsksOnlyTheTenantsShard: with store_gateway_tenant_shard_size,
+// a tenant's blocks are asked only of the store-gateways of its shard, the
+// same shard the store-gateways sync (sgclient.TenantShard on both sides).
+func TestBlocksStoreAsksOnlyTheTenantsShard(t *testing.T) {
+	bkt, err := filesystem.NewBucket(t.TempDir())
+	require.NoError(t, err)
+	var ids []string
+	has := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		id := ulid.MustNew(uint64(100+i), nil)
+		meta := &bucket.BlockMeta{BlockMeta: tsdb.BlockMeta{ULID: id, MinTime: int64(i) * 100, MaxTime: int64(i+1) * 100, Version: 1}}
+		require.NoError(t, bucket.WriteMeta(context.Background(), bkt, testTenantName, meta))
+		ids = append(ids, id.String())
+		has[id.String()] = true
+		blockTimes[id.String()] = int64(i)*100 + 50
+	}
+
+	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	desc := ring.NewDesc()
+	gen := ring.NewRandomTokenGeneratorWithSeed(3)
+	var taken []uint32
+	clients := fakeClients{}
+	for i := 0; i < 5; i++ {
+		tokens := gen.GenerateTokens(128, taken)
+		taken = append(taken, tokens...)
+		addr := fmt.Sprintf("sg-%d:9095", i)
+		desc.AddIngester(fmt.Sprintf("sg-%d", i), addr, "", tokens, ring.ACTIVE, time.Now(), false, time.Time{}, nil)
+		clients[addr] = &fakeGateway{has: has}
+	}
+	require.NoError(t, store.CAS(context.Background(), storegateway.RingKey, func(any) (any, bool, error) { return desc, true, nil }))
+	var rcfg storegateway.RingConfig
+	rcfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	rcfg.HeartbeatTimeout = time.Hour
+	sgRing, err := storegateway.NewRing(rcfg, kv.Config{Mock: store}, log.NewNopLogger(), nil)
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), sgRing))
+	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), sgRing) })
+	r := sgRing.Client()
+	require.Eventually(t, func() bool { return r.InstancesCount() == 5 }, 5*time.Second, 10*time.Millisecond)
+
+	shard, err := sgclient.TenantShard(r, testTenantName, 2).GetAllHealthy(sgclient.RingOp)
+	require.NoError(t, err)
+	require.Len(t, shard.Instances, 2)
+	inShard := map[string]bool{}
+	for _, inst := range shard.Instances {
+		inShard[inst.Addr] = true
+	}
+
+	cfg := BucketBlocksConfig{SyncInterval: time.Minute, IgnoreDeletionMarksDelay: time.Hour}
+	bs := NewBlocksStore(cfg, bkt, r, sgShards{testTenantName: 2}, clients, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+	q, err := bs.Querier(testTenantName, 0, 3000)
+	require.NoError(t, err)
+	set := q.Select(user.InjectOrgID(context.Background(), testTenantName), true, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
+	var got []string
+	for set.Next() {
+		got = append(got, set.At().Labels().Get("block"))
+	}
+	require.NoError(t, set.Err())
+	require.ElementsMatch(t, ids, got, "every block answered")
+	for addr, g := range clients {
+		if !inShard[addr] {
+			require.Zero(t, g.called, "store-gateway %s is outside the tenant's shard", addr)
+		}
+	}
 }

@@ -50,7 +50,7 @@ func BenchmarkGraphiteReadPath(b *testing.B) {
 	lim.GraphiteStep = model.Duration(time.Duration(step) * time.Second)
 	lim.GraphiteMaxSeriesPerRender, lim.GraphiteMaxPointsPerRender = 0, 0
 	lim.MaxSeriesPerQuery = 0
-	q := NewQueryable(readRing(b, 1, addr), newPool(b), nil, fixedLimits{lim}, log.NewNopLogger())
+	q := NewQueryable(Config{}, readRing(b, 1, addr), newPool(b), nil, fixedLimits{lim}, log.NewNopLogger())
 	api := graphiteapi.New(q, fixedLimits{lim}, log.NewNopLogger(), prometheus.NewRegistry())
 
 	ctx := user.InjectOrgID(context.Background(), tenant)

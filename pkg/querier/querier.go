@@ -38,17 +38,28 @@ const ErrIDMaxSeriesPerQuery = "err-meridian-max-series-per-query"
 // Config configures the querier's storage side.
 type Config struct {
 	BucketBlocks BucketBlocksConfig `yaml:"bucket_blocks"`
+	// ShuffleShardingIngestersLookback is how long an ingester may hold
+	// data of a tenant that is not in object storage yet: queries read the
+	// ingesters that were in the tenant's shard within it (ingesterShards).
+	ShuffleShardingIngestersLookback time.Duration `yaml:"shuffle_sharding_ingesters_lookback_period" category:"advanced"`
 }
 
 // RegisterFlags registers the querier flags.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.BucketBlocks.RegisterFlags(f)
+	f.DurationVar(&c.ShuffleShardingIngestersLookback, "querier.shuffle-sharding-ingesters-lookback-period", 13*time.Hour, "Shuffle sharding on the read path: queries of a tenant with ingestion_tenant_shard_size read the ingesters of its shard, plus those that joined the ring or were in a larger shard of the tenant within this period. It must cover the longest time an ingester holds samples not yet in object storage: the 2h block range × 1.5 plus -ingester.ship-interval for a tenant that writes, up to -ingester.close-idle-tsdb-timeout (12h) for one that stopped, and at least -querier.query-store-after. For this long after it starts, a querier reads every ingester. 0 reads every ingester always.")
 }
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
-	if c.BucketBlocks.SyncInterval <= 0 {
-		return errors.New("querier: bucket sync interval must be positive")
+	if err := c.BucketBlocks.Validate(); err != nil {
+		return err
+	}
+	if c.ShuffleShardingIngestersLookback < 0 {
+		return fmt.Errorf("querier: -querier.shuffle-sharding-ingesters-lookback-period must not be negative (0 reads every ingester), got %s", c.ShuffleShardingIngestersLookback)
+	}
+	if c.ShuffleShardingIngestersLookback > 0 && c.ShuffleShardingIngestersLookback < c.BucketBlocks.QueryStoreAfter {
+		return fmt.Errorf("querier: -querier.shuffle-sharding-ingesters-lookback-period (%s) must be at least -querier.query-store-after (%s): recent queries read only the ingesters, which must include every one holding the tenant's data", c.ShuffleShardingIngestersLookback, c.BucketBlocks.QueryStoreAfter)
 	}
 	return nil
 }
@@ -66,7 +77,7 @@ type BlockQuerier interface {
 
 // Queryable is the tenant-aware storage.Queryable the PromQL engine runs on.
 type Queryable struct {
-	ring    ring.ReadRing
+	shards  *ingesterShards
 	clients ClientPool
 	blocks  BlockQuerier // nil: ingesters only
 	limits  limits.Source
@@ -76,8 +87,21 @@ type Queryable struct {
 var _ storage.Queryable = (*Queryable)(nil)
 
 // NewQueryable creates the merged queryable. blocks may be nil.
-func NewQueryable(ingesterRing ring.ReadRing, clients ClientPool, blocks BlockQuerier, lim limits.Source, logger log.Logger) *Queryable {
-	return &Queryable{ring: ingesterRing, clients: clients, blocks: blocks, limits: lim, logger: logger}
+func NewQueryable(cfg Config, ingesterRing ring.ReadRing, clients ClientPool, blocks BlockQuerier, lim limits.Source, logger log.Logger) *Queryable {
+	return &Queryable{
+		shards:  newIngesterShards(ingesterRing, overridesOf(lim), cfg.ShuffleShardingIngestersLookback, logger, time.Now),
+		clients: clients, blocks: blocks, limits: lim, logger: logger,
+	}
+}
+
+// overridesOf returns lim's runtime overrides, if it has any.
+func overridesOf(lim limits.Source) overriddenTenants {
+	o, _ := lim.(overriddenTenants)
+	return o
+}
+
+func (q *Queryable) ingestionShardSize(tenant string) int {
+	return q.limits.Limits(tenant).IngestionTenantShardSize
 }
 
 // Querier implements storage.Queryable. The tenant is only known per call
@@ -190,10 +214,16 @@ type ingesterQuerier struct {
 	retained retained
 }
 
-// forEachIngester calls f on each ingester of the read set, tolerating the
-// failures the replication factor allows.
+// forEachIngester calls f on each ingester that may hold the tenant's data
+// (its shuffle shard, see ingesterShards), tolerating the failures the
+// replication factor allows.
 func (iq *ingesterQuerier) forEachIngester(ctx context.Context, f func(context.Context, ingclient.Client) (any, error)) ([]any, error) {
-	rs, err := iq.q.ring.GetReplicationSetForOperation(ring.Read)
+	tenant, err := dskittenant.TenantID(ctx)
+	if err != nil {
+		return nil, httpgrpc.Errorf(http.StatusUnauthorized, "no tenant in the request: %v", err)
+	}
+	r := iq.q.shards.forTenant(tenant, iq.q.ingestionShardSize)
+	rs, err := r.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		return nil, fmt.Errorf("no ingesters can serve the read: %w", err)
 	}

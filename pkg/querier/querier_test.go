@@ -59,9 +59,9 @@ func serveIngester(t testing.TB, id string, opts ...func(*ingester.Config)) (*in
 	cfg.Lifecycler.HeartbeatPeriod = time.Second
 	cfg.Lifecycler.HeartbeatTimeout = time.Minute
 	cfg.Lifecycler.NumTokens = 1
-	cfg.Lifecycler.ID = id
-	cfg.Lifecycler.Addr = "127.0.0.1"
-	cfg.Lifecycler.Port = lis.Addr().(*net.TCPAddr).Port
+	cfg.Lifecycler.InstanceID = id
+	cfg.Lifecycler.InstanceAddr = "127.0.0.1"
+	cfg.Lifecycler.InstancePort = lis.Addr().(*net.TCPAddr).Port
 	cfg.ShipInterval, cfg.HeadCompactionInterval = time.Minute, time.Minute
 	for _, o := range opts {
 		o(&cfg)
@@ -159,7 +159,7 @@ func TestReplicasAreDeduplicated(t *testing.T) {
 		addrs = append(addrs, addr)
 	}
 
-	q := NewQueryable(readRing(t, 3, addrs...), newPool(t), nil, fixedLimits{defaults()}, log.NewNopLogger())
+	q := NewQueryable(Config{}, readRing(t, 3, addrs...), newPool(t), nil, fixedLimits{defaults()}, log.NewNopLogger())
 	for i := 0; i < 5; i++ { // whichever quorum of replicas answers first
 		got, err := selectAll(t, q, "team-a", 0, now)
 		require.NoError(t, err)
@@ -187,7 +187,7 @@ func TestReadToleratesOneDownReplicaAtRF3(t *testing.T) {
 	dead := lis.Addr().String()
 	require.NoError(t, lis.Close())
 
-	q := NewQueryable(readRing(t, 3, a1, a2, dead), newPool(t), nil, fixedLimits{defaults()}, log.NewNopLogger())
+	q := NewQueryable(Config{}, readRing(t, 3, a1, a2, dead), newPool(t), nil, fixedLimits{defaults()}, log.NewNopLogger())
 	got, err := selectAll(t, q, "team-a", 0, now)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
@@ -202,14 +202,14 @@ func TestMaxSeriesPerQuery(t *testing.T) {
 	pushSeries(t, ing, "team-a", 5, []prompb.Sample{{Timestamp: now - 1000, Value: 1}})
 	lim := defaults()
 	lim.MaxSeriesPerQuery = 3
-	q := NewQueryable(readRing(t, 1, addr), newPool(t), nil, fixedLimits{lim}, log.NewNopLogger())
+	q := NewQueryable(Config{}, readRing(t, 1, addr), newPool(t), nil, fixedLimits{lim}, log.NewNopLogger())
 	_, err := selectAll(t, q, "team-a", 0, now)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), ErrIDMaxSeriesPerQuery)
 	require.Contains(t, err.Error(), "-querier.max-fetched-series-per-query")
 
 	lim.MaxSeriesPerQuery = 5
-	q = NewQueryable(readRing(t, 1, addr), newPool(t), nil, fixedLimits{lim}, log.NewNopLogger())
+	q = NewQueryable(Config{}, readRing(t, 1, addr), newPool(t), nil, fixedLimits{lim}, log.NewNopLogger())
 	got, err := selectAll(t, q, "team-a", 0, now)
 	require.NoError(t, err)
 	require.Len(t, got, 5)

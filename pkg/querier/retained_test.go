@@ -92,7 +92,7 @@ func TestSeriesReadBuffersUntilClose(t *testing.T) {
 	}
 	pushRetainedTestData(t, ings, "team-a", nser, n, now)
 	pushRetainedTestData(t, ings, "team-bb", nser, n, now)
-	q := NewQueryable(readRing(t, 3, addrs...), newPool(t), nil, fixedLimits{defaults()}, log.NewNopLogger())
+	q := NewQueryable(Config{}, readRing(t, 3, addrs...), newPool(t), nil, fixedLimits{defaults()}, log.NewNopLogger())
 	m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "m")
 
 	selectTenant := func(tenant string) (storage.Querier, storage.SeriesSet) {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	dskittenant "github.com/grafana/dskit/tenant"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +31,7 @@ type StoreGateway struct {
 	store   *Store
 	cache   Cache
 	member  *ringutil.Ring // nil: own every block (tests)
+	shards  sgclient.ShardSizes
 	watcher *services.FailureWatcher
 	logger  log.Logger
 	m       *metrics
@@ -39,9 +42,10 @@ var _ meridianpb.StoreGatewayServer = (*StoreGateway)(nil)
 
 // New creates a store-gateway over bkt, the whole bucket. It joins the
 // ring stored in kvCfg and decides which blocks it owns through sgRing
-// (NewRing), which the caller runs. With a nil sgRing the store-gateway
-// joins no ring and owns every block.
-func New(cfg Config, bkt objstore.Bucket, kvCfg kv.Config, sgRing *ringutil.Ring, logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
+// (NewRing), which the caller runs: a tenant's blocks are shared among the
+// tenant's shuffle shard of the ring, sized by shards. With a nil sgRing
+// the store-gateway joins no ring and owns every block.
+func New(cfg Config, bkt objstore.Bucket, kvCfg kv.Config, sgRing *ringutil.Ring, shards sgclient.ShardSizes, logger log.Logger, reg prometheus.Registerer) (*StoreGateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -58,6 +62,7 @@ func New(cfg Config, bkt objstore.Bucket, kvCfg kv.Config, sgRing *ringutil.Ring
 		cfg:     cfg,
 		store:   NewStore(bkt, cache, cfg.DataDir, int64(cfg.MaxLoadedBytes), logger, m),
 		cache:   cache,
+		shards:  shards,
 		watcher: services.NewFailureWatcher(),
 		logger:  logger,
 		m:       m,
@@ -117,21 +122,33 @@ func (g *StoreGateway) stopping(_ error) error {
 	return nil
 }
 
+// tenantShard is the part of the ring that serves the tenant's blocks.
+func (g *StoreGateway) tenantShard(tenant string) ring.ReadRing {
+	return sgclient.TenantShard(g.member.Client(), tenant, g.shards.StoreGatewayTenantShardSize(tenant))
+}
+
+// ownsTenant tells whether this store-gateway is in the tenant's shard.
+func (g *StoreGateway) ownsTenant(tenant string) bool {
+	return g.member == nil || g.member.MemberOf(g.tenantShard(tenant))
+}
+
 // owns tells whether this store-gateway is one of the block's owners.
 func (g *StoreGateway) owns(k blockKey) bool {
 	if g.member == nil {
 		return true
 	}
-	own, err := g.member.Owns(sgclient.BlockToken(k.tenant, k.id), sgclient.RingOp)
+	own, err := g.member.OwnsIn(g.tenantShard(k.tenant), sgclient.BlockToken(k.tenant, k.id), sgclient.RingOp)
 	if err != nil {
 		return true // keep what we have while the ring is unusable
 	}
 	return own
 }
 
-// SyncNow lists the tenants and their blocks and drops, from memory and
-// local disk, blocks that are gone, marked for deletion long enough ago,
-// or owned by other store-gateways.
+// SyncNow lists the tenants, and the blocks of those whose shard includes
+// this store-gateway, and drops, from memory and local disk, blocks that
+// are gone, marked for deletion long enough ago, or owned by other
+// store-gateways, and every block of the tenants it does not serve. It
+// reads no bucket index of a tenant outside its shard.
 func (g *StoreGateway) SyncNow(ctx context.Context) error {
 	start := time.Now()
 	defer func() { g.m.syncDuration.Observe(time.Since(start).Seconds()) }()
@@ -140,6 +157,8 @@ func (g *StoreGateway) SyncNow(ctx context.Context) error {
 		g.m.syncFailures.Inc()
 		return err
 	}
+	tenants = slices.DeleteFunc(tenants, func(t string) bool { return !g.ownsTenant(t) })
+	g.m.tenantsOwned.Set(float64(len(tenants)))
 	keepTenants := map[string]struct{}{}
 	keep := map[blockKey]struct{}{}
 	var errs []error

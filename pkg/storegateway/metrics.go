@@ -21,6 +21,7 @@ type metrics struct {
 	cacheHits        *prometheus.CounterVec
 	blocksLoaded     prometheus.Gauge
 	blocksOwned      prometheus.Gauge
+	tenantsOwned     prometheus.Gauge
 	blockLoads       prometheus.Counter
 	blockEvictions   prometheus.Counter
 	blockLoadFailed  prometheus.Counter
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blocksLoaded: f.NewGauge(prometheus.GaugeOpts{
 			Name: "meridian_storegateway_blocks_loaded",
 			Help: "Blocks whose index header is loaded in memory.",
+		}),
+		tenantsOwned: f.NewGauge(prometheus.GaugeOpts{
+			Name: "meridian_storegateway_tenants_owned",
+			Help: "Tenants in object storage whose shard (store_gateway_tenant_shard_size) includes this store-gateway, at the last sync.",
 		}),
 		blocksOwned: f.NewGauge(prometheus.GaugeOpts{
 			Name: "meridian_storegateway_blocks_owned",

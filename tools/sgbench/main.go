@@ -200,7 +200,7 @@ func runQueries(dir string, bkt objstore.Bucket, cacheMB int) error {
 	cfg.RegisterFlags(fs)
 	cfg.DataDir = hdrDir
 	_ = fs.Set("store-gateway.cache.inmemory.max-size-bytes", fmt.Sprint(cacheMB<<20))
-	g, err := storegateway.New(cfg, bkt, kv.Config{}, nil, log.NewNopLogger(), reg)
+	g, err := storegateway.New(cfg, bkt, kv.Config{}, nil, nil, log.NewNopLogger(), reg)
 	if err != nil {
 		return err
 	}

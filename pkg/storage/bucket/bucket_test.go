@@ -2,6 +2,8 @@ package bucket
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +93,46 @@ func TestListBlocksAndMarks(t *testing.T) {
 	tenants, err := ListTenants(ctx, bkt)
 	require.NoError(t, err)
 	require.Equal(t, []string{"t"}, tenants)
+}
+
+func TestListAllTenants(t *testing.T) {
+	ctx := context.Background()
+	bkt := newBucket(t)
+	complete, marked, partial := ulid.MustNew(1, nil), ulid.MustNew(2, nil), ulid.MustNew(3, nil)
+	for _, id := range []ulid.ULID{complete, marked} {
+		require.NoError(t, WriteMeta(ctx, bkt, "t", &BlockMeta{BlockMeta: tsdb.BlockMeta{ULID: id}}))
+	}
+	require.NoError(t, WriteDeletionMark(ctx, bkt, "t", NewDeletionMark(marked, 42)))
+	require.NoError(t, bkt.Upload(ctx, ChunksPrefix("t", partial)+"000001", strings.NewReader("partial")))
+	require.NoError(t, WriteIndex(ctx, bkt, "t", &Index{Version: IndexVersion1}))
+	require.NoError(t, WriteTenantDeletionMark(ctx, bkt, "u", &TenantDeletionMark{DeletionTime: 7}))
+	require.NoError(t, bkt.Upload(ctx, "not-a-block/x", strings.NewReader("x")))
+
+	tenants, modified, err := ListAllTenants(ctx, bkt)
+	require.NoError(t, err)
+	require.True(t, modified, "the filesystem bucket reports modification times")
+	require.ElementsMatch(t, []string{"t", "u", "not-a-block"}, slices.Collect(maps.Keys(tenants)))
+	ten := tenants["t"]
+	require.True(t, ten.Index)
+	require.False(t, ten.DeletionMark)
+	require.Len(t, ten.Blocks, 3)
+	require.True(t, ten.Blocks[complete].Meta)
+	require.False(t, ten.Blocks[complete].MetaModified.IsZero())
+	require.True(t, ten.Blocks[complete].MarkModified.IsZero())
+	require.True(t, ten.Blocks[marked].DeletionMark)
+	require.False(t, ten.Blocks[marked].MarkModified.IsZero())
+	require.Equal(t, BlockObjects{}, ten.Blocks[partial])
+	require.True(t, tenants["u"].DeletionMark)
+	require.Empty(t, tenants["u"].Blocks)
+	require.Empty(t, tenants["not-a-block"].Blocks)
+
+	// Rewriting a meta.json changes its modification time.
+	before := ten.Blocks[complete].MetaModified
+	time.Sleep(10 * time.Millisecond)
+	require.NoError(t, WriteMeta(ctx, bkt, "t", &BlockMeta{BlockMeta: tsdb.BlockMeta{ULID: complete}}))
+	tenants, _, err = ListAllTenants(ctx, bkt)
+	require.NoError(t, err)
+	require.True(t, tenants["t"].Blocks[complete].MetaModified.After(before))
 }
 
 func TestBucketIndexRoundTrip(t *testing.T) {

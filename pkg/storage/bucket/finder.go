@@ -47,23 +47,27 @@ func (tb *TenantBlocks) Queryable(mint, maxt int64, now time.Time, ignoreMarksDe
 }
 
 // BlockFinder discovers a tenant's complete blocks with one recursive
-// listing and reads each block's meta.json once (blocks are immutable).
+// listing of the tenant's prefix and reads each block's meta.json once
+// (blocks are immutable). It touches only the tenants it is asked about.
 // Both the store-gateway and the querier use it.
 type BlockFinder struct {
 	bkt objstore.BucketReader
 
 	mu    sync.Mutex
-	metas map[blockKey]tsdb.BlockMeta
-}
-
-type blockKey struct {
-	tenant string
-	id     ulid.ULID
+	metas map[string]map[ulid.ULID]tsdb.BlockMeta // by tenant
 }
 
 // NewBlockFinder returns a finder over bkt, the whole bucket.
 func NewBlockFinder(bkt objstore.BucketReader) *BlockFinder {
-	return &BlockFinder{bkt: bkt, metas: map[blockKey]tsdb.BlockMeta{}}
+	return &BlockFinder{bkt: bkt, metas: map[string]map[ulid.ULID]tsdb.BlockMeta{}}
+}
+
+// Forget drops the metas read of the tenant's blocks, for a caller that no
+// longer serves the tenant: the next Blocks reads them again.
+func (f *BlockFinder) Forget(tenant string) {
+	f.mu.Lock()
+	delete(f.metas, tenant)
+	f.mu.Unlock()
 }
 
 // Tenants lists the tenants with a prefix in the bucket.
@@ -91,13 +95,10 @@ func (f *BlockFinder) Blocks(ctx context.Context, tenant string) (*TenantBlocks,
 		return nil, err
 	}
 	tb := &TenantBlocks{Index: idx}
-	live := make(map[blockKey]struct{}, len(listed))
 	for id, objs := range listed {
 		if !objs.Meta {
 			continue
 		}
-		k := blockKey{tenant: tenant, id: id}
-		live[k] = struct{}{}
 		meta, err := f.Meta(ctx, tenant, id)
 		if errors.Is(err, ErrBlockNotFound) {
 			continue // deleted since the listing
@@ -117,9 +118,9 @@ func (f *BlockFinder) Blocks(ctx context.Context, tenant string) (*TenantBlocks,
 	}
 	// Forget metas of blocks gone from the bucket.
 	f.mu.Lock()
-	for k := range f.metas {
-		if _, ok := live[k]; !ok && k.tenant == tenant {
-			delete(f.metas, k)
+	for id := range f.metas[tenant] {
+		if objs, ok := listed[id]; !ok || !objs.Meta {
+			delete(f.metas[tenant], id)
 		}
 	}
 	f.mu.Unlock()
@@ -139,9 +140,8 @@ func (f *BlockFinder) Blocks(ctx context.Context, tenant string) (*TenantBlocks,
 // wrapping ErrBlockNotFound when the block has none, and one wrapping
 // ErrCorrupted when it does not decode or names another block.
 func (f *BlockFinder) Meta(ctx context.Context, tenant string, id ulid.ULID) (tsdb.BlockMeta, error) {
-	k := blockKey{tenant: tenant, id: id}
 	f.mu.Lock()
-	m, ok := f.metas[k]
+	m, ok := f.metas[tenant][id]
 	f.mu.Unlock()
 	if ok {
 		return m, nil
@@ -154,7 +154,10 @@ func (f *BlockFinder) Meta(ctx context.Context, tenant string, id ulid.ULID) (ts
 		return m, fmt.Errorf("%w: %s of block %s of tenant %s names block %s", ErrCorrupted, metaFilename, id, tenant, meta.ULID)
 	}
 	f.mu.Lock()
-	f.metas[k] = meta.BlockMeta
+	if f.metas[tenant] == nil {
+		f.metas[tenant] = map[ulid.ULID]tsdb.BlockMeta{}
+	}
+	f.metas[tenant][id] = meta.BlockMeta
 	f.mu.Unlock()
 	return meta.BlockMeta, nil
 }

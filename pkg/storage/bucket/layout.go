@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/thanos-io/objstore"
@@ -126,6 +128,69 @@ func BlockOf(tenant, name string) (ulid.ULID, bool) {
 type BlockObjects struct {
 	Meta         bool // meta.json present: the block is complete
 	DeletionMark bool // deletion-mark.json present
+	// MetaModified and MarkModified are when meta.json and
+	// deletion-mark.json were last written, as ListAllTenants reports
+	// them; zero when the bucket does not tell (and from ListBlocks).
+	MetaModified, MarkModified time.Time
+}
+
+// TenantObjects is what a listing of the whole bucket shows of one tenant.
+type TenantObjects struct {
+	Blocks       map[ulid.ULID]BlockObjects
+	Index        bool // bucket-index.json.gz present
+	DeletionMark bool // tenant-deletion-mark.json present
+}
+
+// ListAllTenants lists every tenant's blocks with one recursive listing of
+// the whole bucket: one listing per run however many tenants there are,
+// instead of one per tenant. When the bucket reports modification times,
+// modified is true and every BlockObjects carries them.
+func ListAllTenants(ctx context.Context, bkt objstore.BucketReader) (tenants map[string]*TenantObjects, modified bool, err error) {
+	tenants = map[string]*TenantObjects{}
+	modified = slices.Contains(bkt.SupportedIterOptions(), objstore.UpdatedAt)
+	opts := []objstore.IterOption{objstore.WithRecursiveIter()}
+	if modified {
+		opts = append(opts, objstore.WithUpdatedAt())
+	}
+	err = bkt.IterWithAttributes(ctx, "", func(attrs objstore.IterObjectAttributes) error {
+		tenant, rest, ok := strings.Cut(attrs.Name, objstore.DirDelim)
+		if !ok || !ValidTenant(tenant) {
+			return nil
+		}
+		t := tenants[tenant]
+		if t == nil {
+			t = &TenantObjects{Blocks: map[ulid.ULID]BlockObjects{}}
+			tenants[tenant] = t
+		}
+		dir, file, ok := strings.Cut(rest, objstore.DirDelim)
+		if !ok {
+			switch rest {
+			case bucketIndexFilename:
+				t.Index = true
+			case tenantDeletionMarkFilename:
+				t.DeletionMark = true
+			}
+			return nil
+		}
+		id, err := ulid.ParseStrict(dir)
+		if err != nil {
+			return nil
+		}
+		b := t.Blocks[id]
+		lastModified, _ := attrs.LastModified()
+		switch file {
+		case metaFilename:
+			b.Meta, b.MetaModified = true, lastModified
+		case deletionMarkFilename:
+			b.DeletionMark, b.MarkModified = true, lastModified
+		}
+		t.Blocks[id] = b
+		return nil
+	}, opts...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list the bucket: %w", err)
+	}
+	return tenants, modified, nil
 }
 
 // ListBlocks lists the tenant's block directories with one recursive

@@ -83,3 +83,21 @@ var RingOp = ring.NewOp([]ring.InstanceState{ring.ACTIVE}, func(s ring.InstanceS
 func BlockToken(tenant string, id ulid.ULID) uint32 {
 	return ringutil.Token([]byte(tenant), id[:])
 }
+
+// TenantShard is the part of the store-gateway ring that serves the
+// tenant's blocks: its shuffle shard of size (dskit's ShuffleShard, the
+// same on queriers and store-gateways; never fewer members than the
+// replication factor), or the whole ring when size is 0.
+func TenantShard(r ring.ReadRing, tenant string, size int) ring.ReadRing {
+	size = ringutil.ShuffleShardSize(size, r.ReplicationFactor())
+	if size == 0 {
+		return r
+	}
+	return r.ShuffleShard(tenant, size)
+}
+
+// ShardSizes gives a tenant's store-gateway shard size (0: every
+// store-gateway), read on each use so runtime overrides apply at once.
+type ShardSizes interface {
+	StoreGatewayTenantShardSize(tenant string) int
+}

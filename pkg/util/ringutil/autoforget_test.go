@@ -7,20 +7,14 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/ring"
-	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
-// ingesterKey is the key of the ring these tests forget members of.
-const ingesterKey = "ingester"
-
-// forgetRing writes a ring whose members last heartbeated at the given times.
-func forgetRing(t testing.TB, store *consul.Client, heartbeats map[string]time.Time, states map[string]ring.InstanceState) {
-	t.Helper()
+// staleRing returns a ring whose members last heartbeated at the given times.
+func staleRing(heartbeats map[string]time.Time, states map[string]ring.InstanceState) *ring.Desc {
 	desc := ring.NewDesc()
 	gen := ring.NewRandomTokenGeneratorWithSeed(1)
 	for id, hb := range heartbeats {
@@ -32,32 +26,24 @@ func forgetRing(t testing.TB, store *consul.Client, heartbeats map[string]time.T
 		inst.Timestamp = hb.Unix()
 		desc.Ingesters[id] = inst
 	}
-	require.NoError(t, store.CAS(context.Background(), ingesterKey, func(any) (any, bool, error) { return desc, false, nil }))
+	return desc
 }
 
-// ringMembers returns the IDs in the stored ring.
-func ringMembers(t testing.TB, store *consul.Client) []string {
-	t.Helper()
-	v, err := store.Get(context.Background(), ingesterKey)
-	require.NoError(t, err)
-	if v == nil {
-		return nil
-	}
+func members(desc *ring.Desc) []string {
 	var ids []string
-	for id := range v.(*ring.Desc).Ingesters {
+	for id := range desc.Ingesters {
 		ids = append(ids, id)
 	}
 	return ids
 }
 
-func TestAutoForgetter(t *testing.T) {
+func TestForgetter(t *testing.T) {
 	now := time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
 	const forgetAfter = 10 * time.Minute
 
 	for name, tc := range map[string]struct {
 		heartbeats  map[string]time.Time
 		states      map[string]ring.InstanceState
-		forgetAfter time.Duration
 		wantRemoved []string
 		wantKept    []string
 	}{
@@ -67,7 +53,6 @@ func TestAutoForgetter(t *testing.T) {
 				"alive":  now.Add(-5 * time.Second),
 				"recent": now.Add(-forgetAfter + time.Second), // unhealthy, not yet for long enough
 			},
-			forgetAfter: forgetAfter,
 			wantRemoved: []string{"dead"},
 			wantKept:    []string{"alive", "recent"},
 		},
@@ -78,7 +63,6 @@ func TestAutoForgetter(t *testing.T) {
 				"alive":  now,
 			},
 			states:      map[string]ring.InstanceState{"dead-2": ring.LEAVING},
-			forgetAfter: forgetAfter,
 			wantRemoved: []string{"dead-1", "dead-2"},
 			wantKept:    []string{"alive"},
 		},
@@ -87,8 +71,7 @@ func TestAutoForgetter(t *testing.T) {
 				"a": now.Add(-time.Hour),
 				"b": now.Add(-time.Hour),
 			},
-			forgetAfter: forgetAfter,
-			wantKept:    []string{"a", "b"},
+			wantKept: []string{"a", "b"},
 		},
 		"LEFT tombstones are not members": {
 			heartbeats: map[string]time.Time{
@@ -97,94 +80,60 @@ func TestAutoForgetter(t *testing.T) {
 				"alive": now,
 			},
 			states:      map[string]ring.InstanceState{"left": ring.LEFT},
-			forgetAfter: forgetAfter,
 			wantRemoved: []string{"dead"},
 			wantKept:    []string{"left", "alive"},
 		},
+		"empty ring": {},
 	} {
 		t.Run(name, func(t *testing.T) {
-			store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
-			t.Cleanup(func() { _ = closer.Close() })
-			forgetRing(t, store, tc.heartbeats, tc.states)
-
+			desc := staleRing(tc.heartbeats, tc.states)
 			reg := prometheus.NewPedanticRegistry()
-			a := NewAutoForgetter(store, ingesterKey, tc.forgetAfter, time.Minute, log.NewNopLogger(), reg)
-			a.now = func() time.Time { return now }
+			f := newForgetter("ingester", forgetAfter, log.NewNopLogger(), reg)
 
-			removed, err := a.forgetStale(context.Background())
-			require.NoError(t, err)
-			require.Equal(t, tc.wantRemoved, nilIfEmpty(removed))
-			require.ElementsMatch(t, tc.wantKept, ringMembers(t, store))
-			require.Equal(t, float64(len(tc.wantRemoved)), testutil.ToFloat64(a.forgotten))
+			require.Equal(t, tc.wantRemoved, f.forget(desc, now))
+			require.ElementsMatch(t, tc.wantKept, members(desc))
+			require.Equal(t, float64(len(tc.wantRemoved)), testutil.ToFloat64(f.forgotten))
 
 			// A second pass finds nothing more to do.
-			removed, err = a.forgetStale(context.Background())
-			require.NoError(t, err)
-			require.Empty(t, removed)
-			require.Equal(t, float64(len(tc.wantRemoved)), testutil.ToFloat64(a.forgotten))
+			require.Empty(t, f.forget(desc, now))
+			require.Equal(t, float64(len(tc.wantRemoved)), testutil.ToFloat64(f.forgotten))
 		})
 	}
 }
 
-func nilIfEmpty(s []string) []string {
-	if len(s) == 0 {
-		return nil
-	}
-	return s
-}
-
-func TestAutoForgetterNoRing(t *testing.T) {
-	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
-	t.Cleanup(func() { _ = closer.Close() })
-	a := NewAutoForgetter(store, ingesterKey, time.Minute, time.Minute, log.NewNopLogger(), prometheus.NewPedanticRegistry())
-	removed, err := a.forgetStale(context.Background())
-	require.NoError(t, err)
-	require.Empty(t, removed)
-	require.Empty(t, ringMembers(t, store))
-}
-
-// TestAutoForgetterService runs the service on its timer: the stale member
-// disappears within a bounded wait, the fresh one stays, and the metric says
-// one member was forgotten.
-func TestAutoForgetterService(t *testing.T) {
-	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
-	t.Cleanup(func() { _ = closer.Close() })
+// TestRingForgetsWithPeriodAndMetric: a member with an explicit ForgetAfter
+// removes, at its heartbeats, the member stale for longer, keeps the fresher
+// one, and counts it in meridian_ring_members_forgotten_total.
+func TestRingForgetsWithPeriodAndMetric(t *testing.T) {
+	store := newTestKV(t)
 	now := time.Now()
-	forgetRing(t, store, map[string]time.Time{"dead": now.Add(-time.Hour), "alive": now}, nil)
-
+	require.NoError(t, store.CAS(context.Background(), testKey, func(any) (any, bool, error) {
+		return staleRing(map[string]time.Time{"dead": now.Add(-time.Hour), "slow": now.Add(-5 * time.Minute)}, nil), true, nil
+	}))
 	reg := prometheus.NewPedanticRegistry()
-	a := NewAutoForgetter(store, ingesterKey, 10*time.Minute, 10*time.Millisecond, log.NewNopLogger(), reg)
-	a.now = func() time.Time { return now }
-	require.NoError(t, services.StartAndAwaitRunning(context.Background(), a))
-	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), a)) })
+	startRing(t, testConfig("member-1"), store, Options{Join: true, ForgetAfter: 10 * time.Minute}, prometheus.WrapRegistererWithPrefix("meridian_", reg))
 
 	require.Eventually(t, func() bool {
-		return len(ringMembers(t, store)) == 1
+		_, dead := ringDesc(t, store).Ingesters["dead"]
+		return !dead
 	}, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, []string{"alive"}, ringMembers(t, store))
+	require.Contains(t, ringDesc(t, store).Ingesters, "slow", "a member stale for less than the period stays")
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP meridian_ring_members_forgotten_total Ring members removed automatically after being unhealthy for longer than the auto-forget period.
 # TYPE meridian_ring_members_forgotten_total counter
-meridian_ring_members_forgotten_total{ring="ingester"} 1
+meridian_ring_members_forgotten_total{ring="test"} 1
 `), "meridian_ring_members_forgotten_total"))
 }
 
-// TestAutoForgetterDisabled: forgetAfter 0 idles and touches nothing.
-func TestAutoForgetterDisabled(t *testing.T) {
-	store, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
-	t.Cleanup(func() { _ = closer.Close() })
-	now := time.Now()
-	forgetRing(t, store, map[string]time.Time{"dead": now.Add(-24 * time.Hour), "alive": now}, nil)
-
-	reg := prometheus.NewPedanticRegistry()
-	a := NewAutoForgetter(store, ingesterKey, 0, time.Millisecond, log.NewNopLogger(), reg)
-	require.NoError(t, services.StartAndAwaitRunning(context.Background(), a))
-
-	// Give a (wrongly) running timer many chances to fire.
-	time.Sleep(50 * time.Millisecond)
-	require.Equal(t, services.Running, a.State())
-	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), a))
-
-	require.ElementsMatch(t, []string{"dead", "alive"}, ringMembers(t, store))
-	require.Equal(t, 0.0, testutil.ToFloat64(a.forgotten))
+// TestRingForgetDisabled: a negative ForgetAfter forgets nobody.
+func TestRingForgetDisabled(t *testing.T) {
+	store := newTestKV(t)
+	require.NoError(t, store.CAS(context.Background(), testKey, func(any) (any, bool, error) {
+		return staleRing(map[string]time.Time{"dead": time.Now().Add(-24 * time.Hour)}, nil), true, nil
+	}))
+	r := startRing(t, testConfig("member-1"), store, Options{Join: true, ForgetAfter: -1}, prometheus.NewPedanticRegistry())
+	// Give (wrongly) forgetting heartbeats many chances to run.
+	require.Equal(t, ring.ACTIVE, r.MemberState())
+	time.Sleep(10 * testConfig("").HeartbeatPeriod)
+	require.Contains(t, ringDesc(t, store).Ingesters, "dead")
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -24,11 +25,22 @@ const AutoForgetPeriods = 10
 
 // Options says how a process takes part in a ring.
 type Options struct {
-	// Join makes this process a member: registered ACTIVE at once,
-	// heartbeating, leaving the ring when stopped and forgetting members
-	// unhealthy for AutoForgetPeriods heartbeat timeouts (dskit's
-	// AutoForgetDelegate). Without it the process only watches the ring.
+	// Join makes this process a member: registered, heartbeating, leaving
+	// the ring when stopped and forgetting long-dead members (see
+	// ForgetAfter). Without it the process only watches the ring.
 	Join bool
+	// Lifecycle, when set, makes the member join in steps, keep its tokens
+	// in a file, and so on (see LifecycleConfig): the ingester ring's. nil
+	// registers it ACTIVE at once and removes it from the ring when stopped.
+	Lifecycle *LifecycleConfig
+	// OnLeaving, when set, is called while the member stops: after it
+	// turned LEAVING and before it leaves the ring. The member keeps
+	// heartbeating meanwhile. The ingester flushes here.
+	OnLeaving func()
+	// ForgetAfter: members whose last heartbeat is older than this are
+	// removed from the ring by this member's heartbeats. 0 means
+	// AutoForgetPeriods heartbeat timeouts; negative never forgets.
+	ForgetAfter time.Duration
 	// WaitActiveTimeout > 0 makes starting wait, at most this long, until
 	// the ring client sees this member ACTIVE: for callers that must not
 	// act on a ring that does not include them yet.
@@ -59,6 +71,10 @@ type Ring struct {
 	ownClient  bool // started, stopped and watched here
 	watcher    *services.FailureWatcher
 	logger     log.Logger
+
+	minReady    time.Duration
+	readyMtx    sync.Mutex
+	activeSince time.Time // when CheckReady first saw this member ACTIVE
 }
 
 // NewRing creates the ring stored under key in the KV store kvCfg. name
@@ -76,7 +92,13 @@ func NewRing(name, key string, cfg Config, kvCfg kv.Config, opts Options, logger
 	}
 	r := &Ring{name: name, opts: opts, watcher: services.NewFailureWatcher(), logger: logger}
 	if opts.Join {
-		lc, err := newLifecycler(name, key, cfg, kvCfg, logger, reg)
+		if opts.Lifecycle != nil {
+			if err := opts.Lifecycle.Validate(); err != nil {
+				return nil, fmt.Errorf("%s ring: %w", name, err)
+			}
+			r.minReady = opts.Lifecycle.MinReadyDuration
+		}
+		lc, err := newLifecycler(name, key, cfg, kvCfg, opts, logger, reg)
 		if err != nil {
 			return nil, err
 		}
@@ -105,15 +127,23 @@ func NewRing(name, key string, cfg Config, kvCfg kv.Config, opts Options, logger
 	return r, nil
 }
 
-// newLifecycler registers this process ACTIVE at once with cfg.NumTokens
-// random tokens, leaving the ring when stopped.
-func newLifecycler(name, key string, cfg Config, kvCfg kv.Config, logger log.Logger, reg prometheus.Registerer) (*ring.BasicLifecycler, error) {
+// newLifecycler makes this process a member: see Options.Join and
+// Options.Lifecycle.
+func newLifecycler(name, key string, cfg Config, kvCfg kv.Config, opts Options, logger log.Logger, reg prometheus.Registerer) (*ring.BasicLifecycler, error) {
+	lcfg := LifecycleConfig{UnregisterOnShutdown: true}
+	if opts.Lifecycle != nil {
+		lcfg = *opts.Lifecycle
+	}
 	addr := cfg.InstanceAddr
 	if addr == "" {
+		names := lcfg.InterfaceNames
+		if len(names) == 0 {
+			names = netutil.PrivateNetworkInterfacesWithFallback([]string{"eth0", "en0"}, logger)
+		}
 		var err error
-		addr, err = netutil.GetFirstAddressOf(netutil.PrivateNetworkInterfacesWithFallback([]string{"eth0", "en0"}, logger), logger, false)
+		addr, err = netutil.GetFirstAddressOf(names, logger, lcfg.EnableInet6)
 		if err != nil {
-			level.Warn(logger).Log("msg", "no address found for the ring; advertising 127.0.0.1, set the ring's instance-addr flag", "ring", name, "err", err)
+			level.Warn(logger).Log("msg", "no address found for the ring; advertising 127.0.0.1, set the ring's instance address", "ring", name, "err", err)
 			addr = "127.0.0.1"
 		}
 	}
@@ -121,15 +151,23 @@ func newLifecycler(name, key string, cfg Config, kvCfg kv.Config, logger log.Log
 	if err != nil {
 		return nil, fmt.Errorf("create the %s ring KV client: %w", name, err)
 	}
-	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, cfg.NumTokens)
-	delegate = ring.NewLeaveOnStoppingDelegate(delegate, logger)
-	delegate = ring.NewAutoForgetDelegate(AutoForgetPeriods*cfg.HeartbeatTimeout, delegate, logger)
+	forgetAfter := opts.ForgetAfter
+	if forgetAfter == 0 {
+		forgetAfter = AutoForgetPeriods * cfg.HeartbeatTimeout
+	}
+	var forget *forgetter
+	if forgetAfter > 0 {
+		forget = newForgetter(name, forgetAfter, logger, reg)
+	}
+	delegate := newMemberDelegate(lcfg, cfg.NumTokens, opts.OnLeaving, forget, log.With(logger, "ring", name))
 	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
-		ID:               cfg.InstanceID,
-		Addr:             net.JoinHostPort(addr, strconv.Itoa(cfg.InstancePort)),
-		HeartbeatPeriod:  cfg.HeartbeatPeriod,
-		HeartbeatTimeout: cfg.HeartbeatTimeout,
-		NumTokens:        cfg.NumTokens,
+		ID:                              cfg.InstanceID,
+		Addr:                            net.JoinHostPort(addr, strconv.Itoa(cfg.InstancePort)),
+		Zone:                            lcfg.Zone,
+		HeartbeatPeriod:                 cfg.HeartbeatPeriod,
+		HeartbeatTimeout:                cfg.HeartbeatTimeout,
+		NumTokens:                       cfg.NumTokens,
+		KeepInstanceInTheRingOnShutdown: !lcfg.UnregisterOnShutdown,
 	}, name, key, store, delegate, logger, reg)
 	if err != nil {
 		return nil, fmt.Errorf("create the %s ring lifecycler: %w", name, err)
@@ -201,20 +239,70 @@ func (r *Ring) stopLifecycler() error {
 	return services.StopAndAwaitTerminated(context.Background(), r.lifecycler)
 }
 
+// MemberState is this member's state in the ring; PENDING when it is not one.
+func (r *Ring) MemberState() ring.InstanceState {
+	if r.lifecycler == nil {
+		return ring.PENDING
+	}
+	return r.lifecycler.GetState()
+}
+
+// CheckReady tells whether this member is ready to serve: ACTIVE, for at
+// least the min ready duration (counted from the first check that saw it
+// ACTIVE). A process that is not a member is always ready.
+func (r *Ring) CheckReady() error {
+	if r.lifecycler == nil {
+		return nil
+	}
+	r.readyMtx.Lock()
+	defer r.readyMtx.Unlock()
+	if st := r.lifecycler.GetState(); st != ring.ACTIVE {
+		r.activeSince = time.Time{}
+		return fmt.Errorf("this %s is %s in the ring, not ACTIVE", r.name, st)
+	}
+	if r.activeSince.IsZero() {
+		r.activeSince = time.Now()
+	}
+	if wait := r.minReady - time.Since(r.activeSince); wait > 0 {
+		return fmt.Errorf("this %s is ACTIVE in the ring and reports ready in %s (min ready duration %s)", r.name, wait.Round(time.Millisecond), r.minReady)
+	}
+	return nil
+}
+
+// SetUnregisterOnShutdown changes, until the member stops, whether it
+// removes its entry from the ring when it stops.
+func (r *Ring) SetUnregisterOnShutdown(unregister bool) {
+	if r.lifecycler != nil {
+		r.lifecycler.SetKeepInstanceInTheRingOnShutdown(!unregister)
+	}
+}
+
 // Client is the ring client, for lookups.
 func (r *Ring) Client() *ring.Ring { return r.client }
 
 // Owns tells whether this member is among the owners of token for op. A
 // process that is not a member owns nothing.
 func (r *Ring) Owns(token uint32, op ring.Operation) (bool, error) {
+	return r.OwnsIn(r.client, token, op)
+}
+
+// OwnsIn is Owns within sub, a subring of this ring (a tenant's shuffle
+// shard).
+func (r *Ring) OwnsIn(sub ring.ReadRing, token uint32, op ring.Operation) (bool, error) {
 	if r.lifecycler == nil {
 		return false, nil
 	}
-	rs, err := r.client.Get(token, op, nil, nil, nil)
+	rs, err := sub.Get(token, op, nil, nil, nil)
 	if err != nil {
 		return false, fmt.Errorf("look up token %d in the %s ring: %w", token, r.name, err)
 	}
 	return rs.Includes(r.lifecycler.GetInstanceAddr()), nil
+}
+
+// MemberOf tells whether this member is in sub, a subring of this ring (a
+// tenant's shuffle shard).
+func (r *Ring) MemberOf(sub ring.ReadRing) bool {
+	return r.lifecycler != nil && sub.HasInstance(r.lifecycler.GetInstanceID())
 }
 
 // HealthyMembers returns how many members are ACTIVE with a recent

@@ -207,3 +207,13 @@ func TestRingMemberWithSharedClient(t *testing.T) {
 	require.Equal(t, services.Running, watcher.Client().State(), "the shared client keeps running")
 	requireHealthy(t, watcher, 0)
 }
+
+func ringDesc(t testing.TB, store kv.Client) *ring.Desc {
+	t.Helper()
+	v, err := store.Get(context.Background(), testKey)
+	require.NoError(t, err)
+	if v == nil {
+		return ring.NewDesc()
+	}
+	return v.(*ring.Desc)
+}

@@ -1,9 +1,9 @@
 // Package ringutil is the one home of Meridian's hash rings: the
-// configuration of a ring member (Config), the service that makes this
-// process a member and watches the ring (Ring), and hashing keys onto a
-// ring (Token). The distributor, store-gateway and compactor rings use all
-// of it; the ingester ring keeps dskit's classic lifecycler, shares the KV
-// store and forgets dead members with AutoForgetter (see docs/ring.md).
+// configuration of a ring member (Config, and LifecycleConfig for members
+// that hold data), the service that makes this process a member and watches
+// the ring (Ring), forgetting dead members, and hashing keys onto a ring
+// (Token). Every ring uses it: ingester, distributor, store-gateway and
+// compactor (see docs/ring.md).
 package ringutil
 
 import "hash/fnv"

@@ -43,6 +43,7 @@ type Config struct {
 
 	TSDBDir                string        `yaml:"tsdb_dir"`
 	ShipInterval           time.Duration `yaml:"ship_interval"`
+	ShipConcurrency        int           `yaml:"ship_concurrency"`
 	RetentionPeriod        time.Duration `yaml:"retention_period"`
 	HeadCompactionInterval time.Duration `yaml:"head_compaction_interval"`
 	CloseIdleTSDBTimeout   time.Duration `yaml:"close_idle_tsdb_timeout"`
@@ -56,6 +57,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Lifecycler.RegisterFlags(f, logger)
 	f.StringVar(&c.TSDBDir, "ingester.tsdb-dir", "", "Directory of the per-tenant TSDBs. Empty means <common.data-dir>/tsdb.")
 	f.DurationVar(&c.ShipInterval, "ingester.ship-interval", time.Minute, "How often cut blocks are uploaded to object storage.")
+	f.IntVar(&c.ShipConcurrency, "ingester.ship-concurrency", 8, "How many tenants ship their blocks to object storage at the same time.")
 	f.DurationVar(&c.RetentionPeriod, "ingester.retention-period", 6*time.Hour, "How long a shipped block stays on the ingester's disk after its end time.")
 	f.DurationVar(&c.HeadCompactionInterval, "ingester.head-compaction-interval", time.Minute, "How often the ingester checks each TSDB for a block to cut and for local blocks past retention.")
 	f.DurationVar(&c.CloseIdleTSDBTimeout, "ingester.close-idle-tsdb-timeout", 12*time.Hour, "Close a tenant's TSDB after this long without writes, once its head is flushed and shipped; it reopens on the next write or query. 0 disables.")
@@ -74,6 +76,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AutoForgetUnhealthy != 0 && c.AutoForgetUnhealthy <= c.Lifecycler.RingConfig.HeartbeatTimeout {
 		return fmt.Errorf("ingester: -ingester.ring.auto-forget-unhealthy-period (%s) must be 0 or longer than -ingester.ring.heartbeat-timeout (%s)", c.AutoForgetUnhealthy, c.Lifecycler.RingConfig.HeartbeatTimeout)
+	}
+	if c.ShipConcurrency < 1 {
+		return fmt.Errorf("ingester: -ingester.ship-concurrency must be at least 1, got %d", c.ShipConcurrency)
 	}
 	if c.RetentionPeriod < 0 {
 		return errors.New("ingester: retention period must not be negative")
@@ -436,17 +441,28 @@ func (i *Ingester) shipAll(ctx context.Context) {
 	if i.bucket == nil {
 		return
 	}
+	// Tenants ship side by side: with thousands of tenants, one after the
+	// other, the round trips to object storage at a block boundary would
+	// take longer than the ship interval.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, i.cfg.ShipConcurrency))
 	for _, db := range i.openDBs() {
-		n, err := db.shipper.Sync(ctx)
-		if err != nil {
-			i.metrics.shipFailures.Inc()
-			level.Warn(i.logger).Log("msg", "shipping blocks; will retry at the next interval", "tenant", db.tenant, "err", err)
-			continue
-		}
-		if n > 0 {
-			level.Info(i.logger).Log("msg", "shipped blocks", "tenant", db.tenant, "blocks", n)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n, err := db.shipper.Sync(ctx)
+			if err != nil {
+				i.metrics.shipFailures.Inc()
+				level.Warn(i.logger).Log("msg", "shipping blocks; will retry at the next interval", "tenant", db.tenant, "err", err)
+				return
+			}
+			if n > 0 {
+				level.Info(i.logger).Log("msg", "shipped blocks", "tenant", db.tenant, "blocks", n)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // flushAll cuts every tenant's head into blocks and ships them.

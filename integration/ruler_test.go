@@ -320,4 +320,3 @@ func TestRulerTenantIsolationAndBadInput(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, code, "%s stored something: %s", tc.name, body)
 	}
 }
-

@@ -185,11 +185,11 @@ func (m *Meridian) setupModules() {
 		StoreGateway:         {Server, RuntimeConfig, MemberlistKV, StoreGatewayRing},
 		// The ruler queries through the querier's read path and writes
 		// through the distributor's write path, in process.
-		Ruler:                {Server, RuntimeConfig, MemberlistKV, QuerierAPI, DistributorWritePath},
-		Write:                {Distributor, Ingester},
-		Read:                 {Querier},
-		Backend:              {StoreGateway, Compactor},
-		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway, Ruler},
+		Ruler:   {Server, RuntimeConfig, MemberlistKV, QuerierAPI, DistributorWritePath},
+		Write:   {Distributor, Ingester},
+		Read:    {Querier},
+		Backend: {StoreGateway, Compactor},
+		All:     {Distributor, Ingester, Querier, Compactor, StoreGateway, Ruler},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {

@@ -183,13 +183,11 @@ func (m *Meridian) setupModules() {
 		Compactor:            {Server, RuntimeConfig, MemberlistKV},
 		StoreGatewayRing:     {Server, MemberlistKV},
 		StoreGateway:         {Server, RuntimeConfig, MemberlistKV, StoreGatewayRing},
-		// The ruler queries through the querier's read path and writes
-		// through the distributor's write path, in process.
-		Ruler:   {Server, RuntimeConfig, MemberlistKV, QuerierAPI, DistributorWritePath},
-		Write:   {Distributor, Ingester},
-		Read:    {Querier},
-		Backend: {StoreGateway, Compactor},
-		All:     {Distributor, Ingester, Querier, Compactor, StoreGateway, Ruler},
+		Ruler:                {Server, RuntimeConfig, MemberlistKV, QuerierAPI, DistributorWritePath},
+		Write:                {Distributor, Ingester},
+		Read:                 {Querier},
+		Backend:              {StoreGateway, Compactor},
+		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway, Ruler},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -425,7 +423,8 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 }
 
 // initRuler evaluates the tenants' rule groups this process owns in the
-// ruler ring, and serves the rules configuration API and the Prometheus
+// ruler ring, querying through the querier's read path and writing through
+// the distributor's write path in process, and serves the rules configuration API and the Prometheus
 // rules and alerts endpoints.
 func (m *Meridian) initRuler() (services.Service, error) {
 	bkt, err := m.objectBucket()

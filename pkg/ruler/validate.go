@@ -20,11 +20,10 @@ import (
 
 // Stable IDs of the rejections of the configuration API (docs/errors.md).
 const (
-	ErrIDInvalidRuleGroup   = "err-meridian-ruler-invalid-rule-group"
-	ErrIDMaxRuleGroups      = "err-meridian-ruler-max-rule-groups-per-tenant"
-	ErrIDMaxRulesPerGroup   = "err-meridian-ruler-max-rules-per-rule-group"
-	ErrIDMinEvalInterval    = "err-meridian-ruler-min-evaluation-interval"
-	ErrIDRuleGroupNameMatch = "err-meridian-ruler-group-name-mismatch"
+	ErrIDInvalidRuleGroup = "err-meridian-ruler-invalid-rule-group"
+	ErrIDMaxRuleGroups    = "err-meridian-ruler-max-rule-groups-per-tenant"
+	ErrIDMaxRulesPerGroup = "err-meridian-ruler-max-rules-per-rule-group"
+	ErrIDMinEvalInterval  = "err-meridian-ruler-min-evaluation-interval"
 )
 
 // parseGroups decodes a POST body: one rule group (the Cortex/Mimir API),

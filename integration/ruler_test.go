@@ -246,7 +246,9 @@ rules:
 		}
 		return fmt.Errorf("job:it_temp:x2 = %v, want 20", v)
 	})
-	m := c.QueryRange("job:it_temp:x2", fired.Add(-time.Second), time.Now(), time.Second).Matrix(t)
+	// The raw samples recorded since the upload.
+	window := time.Since(fired).Round(time.Second) + 2*time.Second
+	m := c.Query(fmt.Sprintf("job:it_temp:x2[%ds]", int(window.Seconds())), time.Now()).Matrix(t)
 	require.Len(t, m, 1)
 	seen := map[float64]bool{}
 	for _, s := range m[0].Values {

@@ -31,6 +31,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
 	"github.com/meridianhq/meridian/pkg/querier/worker"
+	"github.com/meridianhq/meridian/pkg/ruler"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
 	sgclient "github.com/meridianhq/meridian/pkg/storegateway/client"
@@ -83,6 +84,7 @@ type Config struct {
 	StoreGateway   storegateway.Config    `yaml:"store_gateway"`
 	// StoreGatewayClient configures the queriers' connections to store-gateways.
 	StoreGatewayClient sgclient.ClientConfig `yaml:"store_gateway_client"`
+	Ruler              ruler.Config          `yaml:"ruler"`
 
 	// The KV configs as registered, to tell which ones were set.
 	commonKVDefault, ingesterKVDefault kv.Config
@@ -94,7 +96,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
 	c.logger = logger
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway. Internal modules they depend on start with them.")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway, ruler. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.commonKVDefault = c.Common.Ring.KVStore
 	c.Server.RegisterFlags(f)
@@ -118,6 +120,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Graphite.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.StoreGatewayClient.RegisterFlags(f)
+	c.Ruler.RegisterFlags(f)
 
 	setDefault(f, "server.http-listen-port", "8080")
 	setDefault(f, "server.grpc-listen-port", "9095")
@@ -167,6 +170,7 @@ func (c *Config) Validate() error {
 		{"graphite", c.Graphite.Validate},
 		{"store_gateway", c.StoreGateway.Validate},
 		{"store_gateway_client", c.StoreGatewayClient.Validate},
+		{"ruler", c.Ruler.Validate},
 	}
 	for _, ch := range checks {
 		if err := ch.fn(); err != nil {
@@ -204,7 +208,7 @@ func (c *Config) ApplyDerivedDefaults() {
 	}
 	// Every ring advertises the gRPC port and the other rings the
 	// ingester's address, unless told otherwise.
-	for _, r := range []*ringutil.Config{&lc.Config, &c.Compactor.Ring.Config, &c.StoreGateway.Ring.Config, &c.Distributor.Ring} {
+	for _, r := range []*ringutil.Config{&lc.Config, &c.Compactor.Ring.Config, &c.StoreGateway.Ring.Config, &c.Distributor.Ring, &c.Ruler.Ring.Config} {
 		if r.InstanceAddr == "" {
 			r.InstanceAddr = lc.InstanceAddr
 		}

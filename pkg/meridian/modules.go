@@ -47,6 +47,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
 	"github.com/meridianhq/meridian/pkg/querier/worker"
+	"github.com/meridianhq/meridian/pkg/ruler"
 	"github.com/meridianhq/meridian/pkg/scheduler"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
@@ -81,6 +82,7 @@ const (
 	Compactor        = "compactor"
 	StoreGatewayRing = "store-gateway-ring"
 	StoreGateway     = "store-gateway"
+	Ruler            = "ruler"
 	All              = "all"
 	Write            = "write"
 	Read             = "read"
@@ -114,6 +116,9 @@ type Meridian struct {
 	StoreGatewayRing *ringutil.Ring
 	StoreGateway     *storegateway.StoreGateway
 	BlocksStore      *querier.BlocksStore
+	// Queryable is the querier's read path; the ruler's rules query it.
+	Queryable *querier.Queryable
+	Ruler     *ruler.Ruler
 
 	auth       middleware.Interface
 	bucket     objstore.Bucket
@@ -155,6 +160,7 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(Compactor, m.initCompactor)
 	mm.RegisterModule(StoreGatewayRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, m.initStoreGateway)
+	mm.RegisterModule(Ruler, m.initRuler)
 	mm.RegisterModule(Write, nil)
 	mm.RegisterModule(Read, nil)
 	mm.RegisterModule(Backend, nil)
@@ -177,10 +183,11 @@ func (m *Meridian) setupModules() {
 		Compactor:            {Server, RuntimeConfig, MemberlistKV},
 		StoreGatewayRing:     {Server, MemberlistKV},
 		StoreGateway:         {Server, RuntimeConfig, MemberlistKV, StoreGatewayRing},
+		Ruler:                {Server, RuntimeConfig, MemberlistKV, QuerierAPI, DistributorWritePath},
 		Write:                {Distributor, Ingester},
 		Read:                 {Querier},
 		Backend:              {StoreGateway, Compactor},
-		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway},
+		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway, Ruler},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -360,9 +367,12 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 	pool := sgclient.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing.Client(), m.Logger, m.Registry)
 	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), m.Overrides, pool, m.Logger, m.Registry)
 	q := querier.NewQueryable(m.Cfg.Querier, m.IngesterRing, m.clientPool, m.BlocksStore, m.Overrides, m.Logger)
+	m.Queryable = q
 	bi := httpapi.BuildInfo{
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
 		BuildUser: build.BuildUser, BuildDate: build.BuildDate, GoVersion: build.GoVersion(),
+		// Every Meridian cluster can run the ruler (it is part of all).
+		Features: map[string]string{"ruler_config_api": "true"},
 	}
 	h := httpapi.New(m.Cfg.API, q, q, m.Overrides, bi, m.Logger, m.Registry)
 	if !m.targets(QueryFrontend) {
@@ -410,6 +420,26 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	m.StoreGateway = g
 	meridianpb.RegisterStoreGatewayServer(m.Server.GRPC, g)
 	return g, nil
+}
+
+// initRuler evaluates the tenants' rule groups this process owns in the
+// ruler ring, querying through the querier's read path and writing through
+// the distributor's write path in process, and serves the rules configuration API and the Prometheus
+// rules and alerts endpoints.
+func (m *Meridian) initRuler() (services.Service, error) {
+	bkt, err := m.objectBucket()
+	if err != nil {
+		return nil, err
+	}
+	rr, err := ruler.NewRing(m.Cfg.Ruler.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	if err != nil {
+		return nil, fmt.Errorf("create ruler ring: %w", err)
+	}
+	m.API.RegisterRulerRing(rr)
+	r := ruler.New(m.Cfg.Ruler, ruler.NewStore(bkt), rr, m.Queryable, m.PushHandler, m.Overrides, m.Cfg.API.LookbackDelta, m.Logger, m.Registry)
+	m.Ruler = r
+	m.API.RegisterRuler(r)
+	return r, nil
 }
 
 // targets reports whether -target names module.

@@ -91,9 +91,10 @@ func LocalMetaPath(dir string) string  { return filepath.Join(dir, metaFilename)
 func LocalIndexPath(dir string) string { return filepath.Join(dir, indexFilename) }
 func LocalChunksDir(dir string) string { return filepath.Join(dir, chunksDirname) }
 
-// ValidTenant reports whether name can be a tenant's prefix.
+// ValidTenant reports whether name can be a tenant's prefix. The ruler's
+// directory (rules/) is not a tenant's.
 func ValidTenant(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, `/\`)
+	return name != "" && name != "." && name != ".." && name != rulesDir && !strings.ContainsAny(name, `/\`)
 }
 
 // ListTenants returns the tenants with a prefix in bkt, the whole bucket.

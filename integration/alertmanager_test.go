@@ -36,9 +36,9 @@ func amRequest(t *testing.T, p *harness.Process, tenant, method, path, body stri
 	return code, string(resp)
 }
 
-// webhook is the receiver of a test: a plain HTTP server on loopback that
+// amWebhook is the receiver of a test: a plain HTTP server on loopback that
 // keeps every notification.
-type webhook struct {
+type amWebhook struct {
 	srv *httptest.Server
 	mu  sync.Mutex
 	got []webhookPayload
@@ -52,9 +52,9 @@ type webhookPayload struct {
 	} `json:"alerts"`
 }
 
-func startWebhook(t *testing.T) *webhook {
+func startAMWebhook(t *testing.T) *amWebhook {
 	t.Helper()
-	w := &webhook{}
+	w := &amWebhook{}
 	w.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		var p webhookPayload
@@ -71,7 +71,7 @@ func startWebhook(t *testing.T) *webhook {
 }
 
 // waitFor waits for a notification with status and returns it.
-func (w *webhook) waitFor(t *testing.T, status string) webhookPayload {
+func (w *amWebhook) waitFor(t *testing.T, status string) webhookPayload {
 	t.Helper()
 	var found webhookPayload
 	harness.Eventually(t, 20*time.Second, 100*time.Millisecond, "a "+status+" notification", func() error {
@@ -104,7 +104,7 @@ func webhookAMConfig(url string) string {
 `, url)
 }
 
-func startAlertmanager(t *testing.T, args ...string) *harness.Process {
+func startMeridianAlertmanager(t *testing.T, args ...string) *harness.Process {
 	t.Helper()
 	return harness.StartMeridian(t, harness.Options{Target: "alertmanager", Name: "alertmanager", Args: args})
 }
@@ -113,8 +113,8 @@ func startAlertmanager(t *testing.T, args ...string) *harness.Process {
 // alert to a webhook, then its resolution.
 func TestAlertmanagerNotifies(t *testing.T) {
 	t.Parallel()
-	hook := startWebhook(t)
-	p := startAlertmanager(t)
+	hook := startAMWebhook(t)
+	p := startMeridianAlertmanager(t)
 	const tenant = "team-a"
 
 	code, body := amRequest(t, p, tenant, http.MethodPost, "/api/v1/alerts", webhookAMConfig(hook.srv.URL))
@@ -171,8 +171,8 @@ func postSilence(t *testing.T, p *harness.Process, tenant, comment string) strin
 // delete tenant A's configuration, alerts or silences.
 func TestAlertmanagerTenantIsolation(t *testing.T) {
 	t.Parallel()
-	hook := startWebhook(t)
-	p := startAlertmanager(t)
+	hook := startAMWebhook(t)
+	p := startMeridianAlertmanager(t)
 
 	aConfig := webhookAMConfig(hook.srv.URL)
 	code, body := amRequest(t, p, "tenant-a", http.MethodPost, "/api/v1/alerts", aConfig)
@@ -225,7 +225,7 @@ func TestAlertmanagerTenantIsolation(t *testing.T) {
 // (written at shutdown) and a kill -9 after a periodic snapshot.
 func TestAlertmanagerRestartKeepsSilences(t *testing.T) {
 	t.Parallel()
-	p := startAlertmanager(t, "-alertmanager.persist-interval=1s")
+	p := startMeridianAlertmanager(t, "-alertmanager.persist-interval=1s")
 	const tenant = "keeper"
 	first := postSilence(t, p, tenant, "before a graceful restart")
 
@@ -259,7 +259,7 @@ func TestAlertmanagerRestartKeepsSilences(t *testing.T) {
 // limit, are refused with 400 and the reason, and nothing is stored.
 func TestAlertmanagerBadInput(t *testing.T) {
 	t.Parallel()
-	p := startAlertmanager(t, "-alertmanager.max-templates-count=1", "-alertmanager.max-config-size-bytes=1000")
+	p := startMeridianAlertmanager(t, "-alertmanager.max-templates-count=1", "-alertmanager.max-config-size-bytes=1000")
 	const tenant = "careless"
 	valid := "alertmanager_config: |\n  route: {receiver: r}\n  receivers: [{name: r}]\n"
 
@@ -306,4 +306,29 @@ func TestAlertmanagerInMonolith(t *testing.T) {
 	require.Contains(t, body, `"alertname":"FromRuler"`)
 	code, body = amRequest(t, p, "mono", http.MethodGet, "/api/v1/alerts", "")
 	require.Equal(t, http.StatusNotFound, code, body)
+}
+
+// TestRulerToBuiltinAlertmanager: in one process, the ruler's alerts reach
+// the built-in Alertmanager (no -ruler.alertmanager-url), which routes them
+// with the tenant's configuration to its webhook.
+func TestRulerToBuiltinAlertmanager(t *testing.T) {
+	t.Parallel()
+	hook := startAMWebhook(t)
+	p := harness.StartMeridian(t, harness.Options{Args: rulerArgs})
+	const tenant = "ruled"
+
+	code, body := amRequest(t, p, tenant, http.MethodPost, "/api/v1/alerts", webhookAMConfig(hook.srv.URL))
+	require.Equal(t, http.StatusCreated, code, body)
+	code, body = rulesCall(t, p, tenant, http.MethodPost, rulesPath+"/ns", "name: always\nrules:\n- alert: AlwaysFiring\n  expr: vector(1)\n  labels:\n    severity: page\n")
+	require.Equal(t, http.StatusAccepted, code, body)
+
+	firing := hook.waitFor(t, "firing")
+	require.NotEmpty(t, firing.Alerts)
+	require.Equal(t, "AlwaysFiring", firing.Alerts[0].Labels["alertname"])
+	require.Equal(t, "page", firing.Alerts[0].Labels["severity"])
+
+	// The other tenant's Alertmanager has none of it.
+	code, body = amRequest(t, p, "other", http.MethodGet, "/alertmanager/api/v2/alerts", "")
+	require.Equal(t, http.StatusOK, code, body)
+	require.JSONEq(t, `[]`, body)
 }

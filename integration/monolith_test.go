@@ -110,14 +110,22 @@ func TestMonolithEndpoints(t *testing.T) {
 
 	t.Run("buildinfo", func(t *testing.T) {
 		r := p.Client(tenant).GetAPI(harness.APIPrefix+"/status/buildinfo", nil)
-		var info map[string]string
+		var info struct {
+			Version, Revision, Branch, GoVersion string
+			// Grafana checks features.ruler_config_api, as Mimir reports it.
+			Features map[string]string
+		}
 		r.RequireSuccess(t)
 		require.NoError(t, jsonUnmarshal(r.Data, &info), "%s", r)
+		var keys map[string]any
+		require.NoError(t, jsonUnmarshal(r.Data, &keys), "%s", r)
 		for _, k := range []string{"version", "revision", "branch", "goVersion"} {
-			require.Contains(t, info, k, "buildinfo lacks %q: %s", k, r)
+			require.Contains(t, keys, k, "buildinfo lacks %q: %s", k, r)
 		}
-		require.NotEmpty(t, info["version"])
-		require.True(t, strings.HasPrefix(info["goVersion"], "go"), "goVersion %q", info["goVersion"])
+		require.NotEmpty(t, info.Version)
+		require.True(t, strings.HasPrefix(info.GoVersion, "go"), "goVersion %q", info.GoVersion)
+		require.Equal(t, "true", info.Features["ruler_config_api"], "%s", r)
+		require.Equal(t, "true", info.Features["alertmanager_config_api"], "%s", r)
 	})
 }
 

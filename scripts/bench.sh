@@ -9,6 +9,10 @@
 #      - the load: as fast as possible for BENCH_DURATION; CPU time of the
 #        meridian process during it (from /proc/<pid>/stat)
 #      - range-query latency
+#      - open file descriptors and goroutines after the load; RSS per tenant
+#      - kill -9 and restart on the same data directory: seconds until
+#        /ready answers 200 and until the last tenant's series and latest
+#        samples answer as they did before the kill
 #      - POST /ingester/flush, then the size of the chunks/ files shipped to
 #        <data-dir>/bucket divided by the samples accepted
 # 3. A summary table and a machine-readable `BENCH ...` line.
@@ -208,6 +212,25 @@ run_queries() {
 
 row() { printf '%-46s %14s   %s\n' "$1" "$2" "$3"; }
 
+open_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+# goroutines URL prints go_goroutines from URL/metrics.
+goroutines() { curl -s --max-time 5 "$1/metrics" | awk '$1 == "go_goroutines" { print $2 }'; }
+
+# latest_seen URL TENANT TIME_S prints how many series TENANT has a sample
+# for in the 5 minutes before TIME_S (an instant query), or nothing.
+latest_seen() {
+  curl -s --max-time 5 -H "X-Scope-OrgID: $2" --data-urlencode 'query=count({__name__=~".+"})' \
+    --data-urlencode "time=$3" "$1/prometheus/api/v1/query" 2>/dev/null |
+    grep -o '"value":\[[^]]*\]' | sed 's/.*,"\(.*\)"\]/\1/' || true
+}
+# series_seen URL TENANT START_S END_S prints how many series TENANT has
+# between START_S and END_S (the series API).
+series_seen() {
+  { curl -s --max-time 30 -H "X-Scope-OrgID: $2" --data-urlencode 'match[]={__name__=~".+"}' \
+    --data-urlencode "start=$3" --data-urlencode "end=$4" "$1/prometheus/api/v1/series" 2>/dev/null || true; } |
+    grep -o '"__name__"' | wc -l
+}
+
 # --- 2a. the monolith ---------------------------------------------------------
 bench_monolith() {
   local dir=$TMP/monolith
@@ -217,12 +240,13 @@ bench_monolith() {
   free_port; grpc_port=$PORT
   base="http://127.0.0.1:$http_port"
   data="$dir/data"
+  local mflags=(-target=all
+    -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http_port"
+    -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc_port"
+    -common.data-dir="$data")
 
   say "monolith: starting $BIN -target=all (HTTP $http_port, gRPC $grpc_port, data $data)"
-  start_meridian "$dir/meridian.log" -target=all \
-    -server.http-listen-address=127.0.0.1 -server.http-listen-port="$http_port" \
-    -server.grpc-listen-address=127.0.0.1 -server.grpc-listen-port="$grpc_port" \
-    -common.data-dir="$data"
+  start_meridian "$dir/meridian.log" "${mflags[@]}"
   pid=$STARTED
   wait_ready meridian "$pid" "$base"
   say "meridian is ready (pid $pid)"
@@ -250,8 +274,46 @@ bench_monolith() {
   M_WRITE_P99=$(result_field "$dir/load.out" p99_ms)
   [[ -n $accepted && $accepted -gt 0 ]] || die "the load generator reports no accepted samples"
 
+  M_FDS=$(open_fds "$pid")
+  M_GOROUTINES=$(goroutines "$base")
+
   run_queries "$dir" "$base"
   M_QUERY_P99=$QUERY_P99
+
+  # Crash and restart on the same data: time until /ready answers 200 and
+  # until the last tenant's data answers as it did before the crash (its
+  # series, and its latest samples): the WAL was replayed.
+  local last_tenant=tenant-$(( TENANTS - 1 )) first_s last_s want_series want_latest seen="" latest=""
+  first_s=$(( START_MS / 1000 ))
+  last_s=$(( $(result_field "$dir/load.out" last_ts_ms) / 1000 ))
+  want_series=$(series_seen "$base" "$last_tenant" "$first_s" "$last_s")
+  want_latest=$(latest_seen "$base" "$last_tenant" "$last_s")
+  [[ $want_series -gt 0 && -n $want_latest ]] || die "before the restart, $last_tenant shows no data (series: $want_series, latest: '$want_latest')"
+  say "kill -9 meridian (pid $pid) and restart it on the same data directory"
+  kill -KILL "$pid"
+  wait "$pid" 2>/dev/null || true
+  stop_meridian "$pid"
+  local restart_start restart_ready="" restart_query=""
+  restart_start=$(now_ms)
+  start_meridian "$dir/meridian-restart.log" "${mflags[@]}"
+  pid=$STARTED
+  while (( $(now_ms) - restart_start < READY_TIMEOUT * 1000 )); do
+    kill -0 "$pid" 2>/dev/null || die "meridian exited while restarting (see $dir/meridian-restart.log)"
+    if [[ -z $restart_ready ]] && [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base/ready" || true) == 200 ]]; then
+      restart_ready=$(( $(now_ms) - restart_start ))
+    fi
+    if [[ -n $restart_ready ]]; then
+      seen=$(series_seen "$base" "$last_tenant" "$first_s" "$last_s")
+      latest=$(latest_seen "$base" "$last_tenant" "$last_s")
+      if [[ $seen == "$want_series" && $latest == "$want_latest" ]]; then restart_query=$(( $(now_ms) - restart_start )); break; fi
+    fi
+    sleep 0.2
+  done
+  [[ -n $restart_query ]] || die "after the restart, $last_tenant did not answer as before the crash within ${READY_TIMEOUT}s: $seen series (before: $want_series), $latest with a recent sample (before: $want_latest); ready after ${restart_ready:-never} ms"
+  M_RESTART_READY_S=$(awk -v ms="$restart_ready" 'BEGIN { printf "%.1f", ms / 1000 }')
+  M_RESTART_QUERY_S=$(awk -v ms="$restart_query" 'BEGIN { printf "%.1f", ms / 1000 }')
+  M_RESTART_FDS=$(open_fds "$pid")
+  say "restarted: ready after ${M_RESTART_READY_S}s, $last_tenant's $want_series series ($want_latest with a recent sample) queryable as before after ${M_RESTART_QUERY_S}s"
 
   say "flushing: POST /ingester/flush"
   local code
@@ -290,6 +352,7 @@ bench_monolith() {
   total_accepted=$(( accepted + ${once_accepted:-0} ))
   M_CPU_PER_M=$(awk -v a="$cpu_before" -v b="$cpu_after" -v hz="$CLK_TCK" -v n="$accepted" 'BEGIN { printf "%.2f", (b - a) / hz / (n / 1e6) }')
   M_RSS_PER_SERIES=$(awk -v a="$rss_before" -v b="$rss_after" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
+  M_RSS_PER_TENANT=$(awk -v a="$rss_before" -v b="$rss_after" -v n="$TENANTS" 'BEGIN { printf "%.0f", (b - a) / n }')
   rss_per_series_only=$(awk -v a="$rss_before" -v b="$rss_series" -v n="$SERIES" 'BEGIN { printf "%.0f", (b - a) / n }')
   if [[ $shipped == 1 && $chunk_bytes_total -gt 0 ]]; then
     bytes_per_sample=$(awk -v c="$chunk_bytes_total" -v n="$total_accepted" 'BEGIN { printf "%.3f", c / n }')
@@ -304,12 +367,17 @@ bench_monolith() {
   row "CPU-seconds per million samples" "$M_CPU_PER_M" "(Cortex 5.5, VictoriaMetrics 1.4)"
   row "RSS bytes per active series (after load)" "$M_RSS_PER_SERIES" "<= 3072 (Cortex 6.4 KB, VictoriaMetrics 2.5 KB)"
   row "RSS bytes per series (series only)" "$rss_per_series_only" "(one sample per series)"
+  row "RSS bytes per tenant (after load)" "$M_RSS_PER_TENANT" "(RSS growth / tenants)"
+  row "open file descriptors (after load)" "$M_FDS" "(/proc/PID/fd)"
+  row "goroutines (after load)" "$M_GOROUTINES" "(go_goroutines)"
+  row "restart after kill -9: ready (s)" "$M_RESTART_READY_S" "<= 60 (/ready answers 200)"
+  row "restart after kill -9: data queryable (s)" "$M_RESTART_QUERY_S" "(last tenant answers as before the kill)"
   row "bytes per sample in shipped blocks" "$bytes_per_sample" "<= 1.5"
   row "query p99 (ms)" "$M_QUERY_P99" ""
   row "remote-write p99 (ms)" "$M_WRITE_P99" ""
   row "failed write requests" "$M_ERRORS" "0"
   row "samples per series written" "$(( total_accepted / SERIES ))" ""
-  echo "BENCH samples_per_sec=$M_RATE cpu_s_per_million=$M_CPU_PER_M rss_bytes_per_series=$M_RSS_PER_SERIES rss_bytes_per_series_only=$rss_per_series_only bytes_per_sample=$bytes_per_sample query_p99_ms=$M_QUERY_P99 write_p99_ms=$M_WRITE_P99 write_errors=$M_ERRORS samples_accepted=$total_accepted chunk_bytes=$chunk_bytes_total blocks=$block_total series=$SERIES tenants=$TENANTS mode=monolith"
+  echo "BENCH samples_per_sec=$M_RATE cpu_s_per_million=$M_CPU_PER_M rss_bytes_per_series=$M_RSS_PER_SERIES rss_bytes_per_series_only=$rss_per_series_only bytes_per_sample=$bytes_per_sample query_p99_ms=$M_QUERY_P99 write_p99_ms=$M_WRITE_P99 write_errors=$M_ERRORS samples_accepted=$total_accepted chunk_bytes=$chunk_bytes_total blocks=$block_total series=$SERIES tenants=$TENANTS rss_bytes_per_tenant=$M_RSS_PER_TENANT open_fds=$M_FDS goroutines=$M_GOROUTINES restart_ready_s=$M_RESTART_READY_S restart_query_s=$M_RESTART_QUERY_S restart_open_fds=$M_RESTART_FDS mode=monolith"
 }
 
 # --- 2b. the cluster ----------------------------------------------------------

@@ -5,7 +5,7 @@
 # each step and ends with a line "N passed, M failed".
 #
 #   SKIP_INTEGRATION=1   skip the reference Prometheus and integration tests
-#   MERIDIAN_CACHE       cache for the reference Prometheus and versitygw (default ~/.cache/meridian)
+#   MERIDIAN_CACHE       cache for the reference Prometheus, versitygw and Alertmanager (default ~/.cache/meridian)
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -151,6 +151,15 @@ step_versitygw() {
 	[[ -x $versitygw ]]
 }
 
+alertmanager=""
+step_alertmanager() {
+	local out
+	out=$(scripts/build-alertmanager.sh) || return 1
+	alertmanager=$(echo "$out" | tail -n1)
+	echo "alertmanager: $alertmanager"
+	[[ -x $alertmanager ]]
+}
+
 step_integration() {
 	local bin="$work/meridian"
 	echo "building $bin"
@@ -162,6 +171,9 @@ step_integration() {
 		fi
 		if [[ -n $versitygw ]]; then
 			export MERIDIAN_VERSITYGW="$versitygw"
+		fi
+		if [[ -n $alertmanager ]]; then
+			export MERIDIAN_ALERTMANAGER="$alertmanager"
 		fi
 		go_test "$logs/integration.log" -count=1 -p 1 -parallel 2 -timeout 30m ./integration/...
 	)
@@ -223,11 +235,13 @@ if [[ ${SKIP_INTEGRATION:-} == 1 ]]; then
 	skip_step "production manifests and mixin" "SKIP_INTEGRATION=1"
 	skip_step "reference Prometheus" "SKIP_INTEGRATION=1"
 	skip_step "versitygw (S3 server)" "SKIP_INTEGRATION=1"
+	skip_step "Alertmanager" "SKIP_INTEGRATION=1"
 	skip_step "integration tests" "SKIP_INTEGRATION=1"
 else
 	run_step "production manifests and mixin" step_production
 	run_step "reference Prometheus" step_refprom
 	run_step "versitygw (S3 server)" step_versitygw
+	run_step "Alertmanager" step_alertmanager
 	run_step "integration tests" step_integration
 fi
 

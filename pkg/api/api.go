@@ -13,12 +13,18 @@ import (
 type API struct {
 	router *mux.Router
 	auth   middleware.Interface
+	// first holds routes that win over every other route whatever the
+	// order of registration: the ruler's /prometheus/api/v1/rules and
+	// alerts, below the query-frontend's /prometheus/api/v1/ prefix.
+	first *mux.Router
 }
 
 // New creates the API on the server's router. auth reads and checks the
 // tenant of every tenant-scoped route.
 func New(router *mux.Router, auth middleware.Interface) *API {
-	return &API{router: router, auth: auth}
+	// A subrouter without a NotFoundHandler that matches none of its
+	// routes lets the router try the next route.
+	return &API{router: router, auth: auth, first: router.NewRoute().Subrouter()}
 }
 
 // route registers h at path; tenant-scoped routes go through auth.
@@ -128,6 +134,39 @@ func (a *API) RegisterGraphite(routes map[string]http.HandlerFunc) {
 // lines over HTTP), behind the tenant middleware.
 func (a *API) RegisterGraphiteIngest(h http.Handler) {
 	a.route("/graphite/ingest", h, true, http.MethodPost)
+}
+
+// Ruler serves the rules configuration API and the Prometheus rules and
+// alerts endpoints.
+type Ruler interface {
+	ListRules(w http.ResponseWriter, r *http.Request)
+	GetNamespace(w http.ResponseWriter, r *http.Request)
+	PostNamespace(w http.ResponseWriter, r *http.Request)
+	DeleteNamespace(w http.ResponseWriter, r *http.Request)
+	GetGroup(w http.ResponseWriter, r *http.Request)
+	DeleteGroup(w http.ResponseWriter, r *http.Request)
+	PrometheusRules(w http.ResponseWriter, r *http.Request)
+	PrometheusAlerts(w http.ResponseWriter, r *http.Request)
+}
+
+// RegisterRuler registers the Cortex/Mimir rules configuration API and
+// the Prometheus rules and alerts endpoints (served here, not by the
+// querier or the query-frontend), behind the tenant middleware.
+func (a *API) RegisterRuler(r Ruler) {
+	const cfg = "/prometheus/config/v1/rules"
+	a.route(cfg, http.HandlerFunc(r.ListRules), true, http.MethodGet)
+	a.route(cfg+"/{namespace}", http.HandlerFunc(r.GetNamespace), true, http.MethodGet)
+	a.route(cfg+"/{namespace}", http.HandlerFunc(r.PostNamespace), true, http.MethodPost)
+	a.route(cfg+"/{namespace}", http.HandlerFunc(r.DeleteNamespace), true, http.MethodDelete)
+	a.route(cfg+"/{namespace}/{group}", http.HandlerFunc(r.GetGroup), true, http.MethodGet)
+	a.route(cfg+"/{namespace}/{group}", http.HandlerFunc(r.DeleteGroup), true, http.MethodDelete)
+	a.first.Path("/prometheus/api/v1/rules").Methods(http.MethodGet, http.MethodPost).Handler(a.auth.Wrap(http.HandlerFunc(r.PrometheusRules)))
+	a.first.Path("/prometheus/api/v1/alerts").Methods(http.MethodGet, http.MethodPost).Handler(a.auth.Wrap(http.HandlerFunc(r.PrometheusAlerts)))
+}
+
+// RegisterRulerRing registers the ruler ring status page.
+func (a *API) RegisterRulerRing(ring http.Handler) {
+	a.route("/ruler/ring", ring, false, http.MethodGet, http.MethodPost)
 }
 
 // RegisterAlertmanager registers the multi-tenant Alertmanager, behind the

@@ -21,12 +21,12 @@ import (
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
-	dskittenant "github.com/grafana/dskit/tenant"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/thanos-io/objstore"
 
 	"github.com/meridianhq/meridian/pkg/limits"
@@ -43,6 +43,7 @@ type Config struct {
 
 	TSDBDir                string        `yaml:"tsdb_dir"`
 	ShipInterval           time.Duration `yaml:"ship_interval"`
+	ShipConcurrency        int           `yaml:"ship_concurrency"`
 	RetentionPeriod        time.Duration `yaml:"retention_period"`
 	HeadCompactionInterval time.Duration `yaml:"head_compaction_interval"`
 	CloseIdleTSDBTimeout   time.Duration `yaml:"close_idle_tsdb_timeout"`
@@ -56,6 +57,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Lifecycler.RegisterFlags(f, logger)
 	f.StringVar(&c.TSDBDir, "ingester.tsdb-dir", "", "Directory of the per-tenant TSDBs. Empty means <common.data-dir>/tsdb.")
 	f.DurationVar(&c.ShipInterval, "ingester.ship-interval", time.Minute, "How often cut blocks are uploaded to object storage.")
+	f.IntVar(&c.ShipConcurrency, "ingester.ship-concurrency", 8, "How many tenants ship their blocks to object storage at the same time.")
 	f.DurationVar(&c.RetentionPeriod, "ingester.retention-period", 6*time.Hour, "How long a shipped block stays on the ingester's disk after its end time.")
 	f.DurationVar(&c.HeadCompactionInterval, "ingester.head-compaction-interval", time.Minute, "How often the ingester checks each TSDB for a block to cut and for local blocks past retention.")
 	f.DurationVar(&c.CloseIdleTSDBTimeout, "ingester.close-idle-tsdb-timeout", 12*time.Hour, "Close a tenant's TSDB after this long without writes, once its head is flushed and shipped; it reopens on the next write or query. 0 disables.")
@@ -74,6 +76,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AutoForgetUnhealthy != 0 && c.AutoForgetUnhealthy <= c.Lifecycler.RingConfig.HeartbeatTimeout {
 		return fmt.Errorf("ingester: -ingester.ring.auto-forget-unhealthy-period (%s) must be 0 or longer than -ingester.ring.heartbeat-timeout (%s)", c.AutoForgetUnhealthy, c.Lifecycler.RingConfig.HeartbeatTimeout)
+	}
+	if c.ShipConcurrency < 1 {
+		return fmt.Errorf("ingester: -ingester.ship-concurrency must be at least 1, got %d", c.ShipConcurrency)
 	}
 	if c.RetentionPeriod < 0 {
 		return errors.New("ingester: retention period must not be negative")
@@ -95,8 +100,12 @@ type Ingester struct {
 	slogger         *slog.Logger
 	now             func() time.Time
 
-	mtx   sync.RWMutex
-	tsdbs map[string]*tenantDB
+	mtx     sync.RWMutex
+	tsdbs   map[string]*tenantDB
+	opening map[string]*openingDB
+	// dirLock keeps a second process off the TSDB directory (set while
+	// the service runs).
+	dirLock fileutil.Releaser
 
 	metrics        *metrics
 	shipperMetrics *ShipperMetrics
@@ -131,6 +140,7 @@ func New(cfg Config, lim limits.Source, bucket objstore.Bucket, logger log.Logge
 		slogger:        slogger,
 		now:            time.Now,
 		tsdbs:          map[string]*tenantDB{},
+		opening:        map[string]*openingDB{},
 		shipperMetrics: NewShipperMetrics(reg),
 	}
 	f := promauto.With(reg)
@@ -175,24 +185,24 @@ func (i *Ingester) starting(ctx context.Context) error {
 	if err := os.MkdirAll(i.cfg.TSDBDir, 0o755); err != nil {
 		return fmt.Errorf("create TSDB directory %s: %w", i.cfg.TSDBDir, err)
 	}
-	// Open every tenant found on disk so that WALs replay now (acknowledged
-	// samples become queryable again) and leftover blocks get shipped.
-	entries, err := os.ReadDir(i.cfg.TSDBDir)
-	if err != nil {
-		return fmt.Errorf("list TSDB directory %s: %w", i.cfg.TSDBDir, err)
+	if err := i.lockTSDBDir(); err != nil {
+		return err
 	}
-	for _, e := range entries {
-		if !e.IsDir() || dskittenant.ValidTenantID(e.Name()) != nil {
-			continue
+	started := false
+	defer func() {
+		if !started {
+			i.unlockTSDBDir()
 		}
-		if _, err := i.getOrCreateDB(e.Name()); err != nil {
-			return err
-		}
+	}()
+	raiseFileLimit(i.logger)
+	if err := i.openTenantsAtStart(); err != nil {
+		return err
 	}
 	if err := services.StartAndAwaitRunning(ctx, i.ring); err != nil {
 		return fmt.Errorf("join the ingester ring: %w", err)
 	}
-	level.Info(i.logger).Log("msg", "ingester started", "tenants", len(entries), "duration", time.Since(start))
+	level.Info(i.logger).Log("msg", "ingester started", "duration", time.Since(start))
+	started = true
 	return nil
 }
 
@@ -242,6 +252,7 @@ func (i *Ingester) stopping(_ error) error {
 		}
 		delete(i.tsdbs, tenant)
 	}
+	i.unlockTSDBDir()
 	return nil
 }
 
@@ -269,24 +280,53 @@ func (i *Ingester) getDB(tenant string) (*tenantDB, error) {
 	return i.getOrCreateDB(tenant)
 }
 
+// getOrCreateDB returns the tenant's open TSDB, opening (or creating) it.
+// Tenants open in parallel: the ingester's lock is not held during an
+// open (a WAL replay can take seconds), and callers asking for a tenant
+// being opened wait for that open.
 func (i *Ingester) getOrCreateDB(tenant string) (*tenantDB, error) {
-	i.mtx.RLock()
-	db := i.tsdbs[tenant]
-	i.mtx.RUnlock()
-	if db != nil && !db.closed.Load() {
-		return db, nil
+	for {
+		i.mtx.RLock()
+		db := i.tsdbs[tenant]
+		i.mtx.RUnlock()
+		if db != nil && !db.closed.Load() {
+			return db, nil
+		}
+		i.mtx.Lock()
+		if db := i.tsdbs[tenant]; db != nil && !db.closed.Load() {
+			i.mtx.Unlock()
+			return db, nil
+		}
+		if op := i.opening[tenant]; op != nil {
+			i.mtx.Unlock()
+			<-op.done
+			if op.err != nil {
+				return nil, op.err
+			}
+			continue // it may have been closed again meanwhile
+		}
+		op := &openingDB{done: make(chan struct{})}
+		i.opening[tenant] = op
+		i.mtx.Unlock()
+
+		db, err := i.openDB(tenant)
+		i.mtx.Lock()
+		delete(i.opening, tenant)
+		if err == nil {
+			i.tsdbs[tenant] = db
+		}
+		i.mtx.Unlock()
+		op.err = err
+		close(op.done)
+		return db, err
 	}
-	i.mtx.Lock()
-	defer i.mtx.Unlock()
-	if db := i.tsdbs[tenant]; db != nil && !db.closed.Load() {
-		return db, nil
-	}
-	db, err := i.openDB(tenant)
-	if err != nil {
-		return nil, err
-	}
-	i.tsdbs[tenant] = db
-	return db, nil
+}
+
+// openingDB is a tenant's TSDB being opened; done is closed once it is
+// open (and in tsdbs) or err is set.
+type openingDB struct {
+	done chan struct{}
+	err  error
 }
 
 func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
@@ -304,10 +344,16 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 	opts.BlockReloadInterval = i.cfg.HeadCompactionInterval
 	opts.BlocksToDelete = t.blocksToDelete(i)
 	opts.EnableOverlappingCompaction = false
-	// Each TSDB registers its metrics in a registry of its own (a TSDB
-	// reopened after being idle registers them again); tenantCollector
-	// re-exports the few an operator acts on.
-	t.reg = prometheus.NewRegistry()
+	sizeTSDBOptions(opts, dir)
+	// Each TSDB registers its metrics with a registerer of its own (a
+	// TSDB reopened after being idle registers them again);
+	// tenantCollector re-exports the one an operator acts on.
+	t.reg = &tsdbRegisterer{}
+	// Once open, the WAL may take samples no block has: the tenant must
+	// be opened at the next start.
+	if err := os.Remove(filepath.Join(dir, closedMarkerFilename)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("open TSDB for tenant %s: remove %s: %w", tenant, closedMarkerFilename, err)
+	}
 	db, err := tsdb.Open(dir, i.slogger.With("tenant", tenant), t.reg, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB for tenant %s: %w", tenant, err)
@@ -319,7 +365,7 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 		t.shipper = NewShipper(i.bucket, tenant, i.cfg.Lifecycler.InstanceID, dir, i.logger, i.shipperMetrics)
 	}
 	i.metrics.tsdbOpened.Inc()
-	level.Info(i.logger).Log("msg", "opened TSDB", "tenant", tenant, "dir", dir, "duration", time.Since(start))
+	level.Info(i.logger).Log("msg", "opened TSDB", "tenant", tenant, "dir", dir, "stripe_size", opts.StripeSize, "duration", time.Since(start))
 	return t, nil
 }
 
@@ -375,6 +421,9 @@ func (i *Ingester) closeIdle(ctx context.Context, db *tenantDB) {
 	}
 	if err := db.db.Close(); err != nil {
 		level.Warn(i.logger).Log("msg", "closing idle TSDB", "tenant", db.tenant, "err", err)
+	} else if err := writeClosedMarker(db.db.Dir()); err != nil {
+		// Harmless: the tenant is opened at the next start.
+		level.Warn(i.logger).Log("msg", "recording that an idle TSDB was flushed", "tenant", db.tenant, "err", err)
 	}
 	db.closed.Store(true)
 	db.appendMtx.Unlock()
@@ -392,17 +441,28 @@ func (i *Ingester) shipAll(ctx context.Context) {
 	if i.bucket == nil {
 		return
 	}
+	// Tenants ship side by side: with thousands of tenants, one after the
+	// other, the round trips to object storage at a block boundary would
+	// take longer than the ship interval.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, i.cfg.ShipConcurrency))
 	for _, db := range i.openDBs() {
-		n, err := db.shipper.Sync(ctx)
-		if err != nil {
-			i.metrics.shipFailures.Inc()
-			level.Warn(i.logger).Log("msg", "shipping blocks; will retry at the next interval", "tenant", db.tenant, "err", err)
-			continue
-		}
-		if n > 0 {
-			level.Info(i.logger).Log("msg", "shipped blocks", "tenant", db.tenant, "blocks", n)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			n, err := db.shipper.Sync(ctx)
+			if err != nil {
+				i.metrics.shipFailures.Inc()
+				level.Warn(i.logger).Log("msg", "shipping blocks; will retry at the next interval", "tenant", db.tenant, "err", err)
+				return
+			}
+			if n > 0 {
+				level.Info(i.logger).Log("msg", "shipped blocks", "tenant", db.tenant, "blocks", n)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 // flushAll cuts every tenant's head into blocks and ships them.
@@ -463,7 +523,7 @@ type tenantDB struct {
 	tenant     string
 	db         *tsdb.DB
 	shipper    *Shipper
-	reg        *prometheus.Registry
+	reg        *tsdbRegisterer
 	lastAppend atomic.Int64
 	oooWindow  atomic.Int64 // milliseconds, as applied to db
 	closed     atomic.Bool

@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -61,7 +62,7 @@ func testConfig(t testing.TB, dir string) Config {
 	return cfg
 }
 
-func startIngester(t *testing.T, cfg Config, lim limits.Limits, bkt objstore.Bucket) *Ingester {
+func startIngester(t testing.TB, cfg Config, lim limits.Limits, bkt objstore.Bucket) *Ingester {
 	t.Helper()
 	ing, err := New(cfg, fixedLimits{lim}, bkt, log.NewNopLogger(), promslog.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -98,19 +99,33 @@ func (f *fakeStream) Send(r *meridianpb.QueryStreamResponse) error {
 }
 
 // queryAll returns every float sample of every series, decoded from the chunks.
-func queryAll(t *testing.T, ing *Ingester, tenant string, mint, maxt int64) map[string][]prompb.Sample {
+func queryAll(t testing.TB, ing *Ingester, tenant string, mint, maxt int64) map[string][]prompb.Sample {
 	t.Helper()
+	out, err := queryAllErr(ing, tenant, mint, maxt)
+	require.NoError(t, err)
+	return out
+}
+
+// queryAllErr is queryAll returning the error, for goroutines and for
+// errors a test expects.
+func queryAllErr(ing *Ingester, tenant string, mint, maxt int64) (map[string][]prompb.Sample, error) {
 	ms := []prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: "__name__", Value: ".+"}}
 	st := &fakeStream{ctx: user.InjectOrgID(context.Background(), tenant)}
-	require.NoError(t, ing.QueryStream(&meridianpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ms}, st))
+	if err := ing.QueryStream(&meridianpb.QueryRequest{StartMs: mint, EndMs: maxt, Matchers: ms}, st); err != nil {
+		return nil, err
+	}
 	out := map[string][]prompb.Sample{}
 	for _, r := range st.sent {
 		for _, s := range r.Series {
 			key := labels.New(prompbLabels(s.Labels)...).String()
 			for _, c := range s.Chunks {
-				require.Equal(t, prompb.Chunk_XOR, c.Type)
+				if c.Type != prompb.Chunk_XOR {
+					return nil, fmt.Errorf("series %s: chunk of type %s, want XOR", key, c.Type)
+				}
 				chk, err := chunkenc.FromData(chunkenc.EncXOR, c.Data)
-				require.NoError(t, err)
+				if err != nil {
+					return nil, fmt.Errorf("series %s: decode chunk: %w", key, err)
+				}
 				it := chk.Iterator(nil)
 				for it.Next() == chunkenc.ValFloat {
 					ts, v := it.At()
@@ -119,7 +134,7 @@ func queryAll(t *testing.T, ing *Ingester, tenant string, mint, maxt int64) map[
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 func prompbLabels(ls []prompb.Label) []labels.Label {

@@ -128,14 +128,13 @@ func (s *Shipper) Sync(ctx context.Context) (int, error) {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 
-	metas, err := s.localBlocks()
+	local, err := s.localBlockIDs()
 	if err != nil {
 		return 0, fmt.Errorf("list local blocks of tenant %s: %w", s.tenant, err)
 	}
-
-	local := make(map[ulid.ULID]struct{}, len(metas))
-	for _, m := range metas {
-		local[m.ULID] = struct{}{}
+	metas, err := s.unshippedMetas(local)
+	if err != nil {
+		return 0, fmt.Errorf("list local blocks of tenant %s: %w", s.tenant, err)
 	}
 
 	s.mu.Lock()
@@ -152,9 +151,6 @@ func (s *Shipper) Sync(ctx context.Context) (int, error) {
 	uploaded := 0
 	var errs []error
 	for _, meta := range metas {
-		if s.IsShipped(meta.ULID) {
-			continue
-		}
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
 			break
@@ -219,24 +215,48 @@ func (s *Shipper) upload(ctx context.Context, meta tsdb.BlockMeta) (err error) {
 	})
 }
 
-// localBlocks returns the metas of the complete blocks in the TSDB
-// directory, oldest first. Directories that are not a ULID (wal,
-// chunks_head, *.tmp-for-creation, ...) or have no meta.json are skipped.
-func (s *Shipper) localBlocks() ([]tsdb.BlockMeta, error) {
+// Unshipped counts the complete local blocks not known to be in object
+// storage.
+func (s *Shipper) Unshipped() (int, error) {
+	local, err := s.localBlockIDs()
+	if err != nil {
+		return 0, err
+	}
+	metas, err := s.unshippedMetas(local)
+	return len(metas), err
+}
+
+// localBlockIDs returns the block directories in the TSDB directory.
+// Directories that are not a ULID (wal, chunks_head,
+// *.tmp-for-creation, ...) are skipped.
+func (s *Shipper) localBlockIDs() (map[ulid.ULID]struct{}, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, err
 	}
-	var metas []tsdb.BlockMeta
+	ids := map[ulid.ULID]struct{}{}
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
-		id, err := ulid.ParseStrict(e.Name())
-		if err != nil {
+		if id, err := ulid.ParseStrict(e.Name()); err == nil {
+			ids[id] = struct{}{}
+		}
+	}
+	return ids, nil
+}
+
+// unshippedMetas returns the metas of the complete blocks among local that
+// are not shipped yet, oldest first. Shipped blocks are not read: a tenant
+// keeps its blocks for the retention period, and every ship interval would
+// read them all again. Blocks without meta.json are still being written.
+func (s *Shipper) unshippedMetas(local map[ulid.ULID]struct{}) ([]tsdb.BlockMeta, error) {
+	var metas []tsdb.BlockMeta
+	for id := range local {
+		if s.IsShipped(id) {
 			continue
 		}
-		meta, err := bucket.ReadLocalMeta(filepath.Join(s.dir, e.Name()))
+		meta, err := bucket.ReadLocalMeta(filepath.Join(s.dir, id.String()))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			continue // Still being written.

@@ -303,3 +303,34 @@ func TestShipperSkipsIncompleteBlocks(t *testing.T) {
 	require.NotContains(t, shipped, noMeta)
 	require.NotContains(t, shipped, path.Base(creating))
 }
+
+// TestShipperDoesNotReadShippedBlocks: a block stays on the ingester's disk
+// for the retention period after it is shipped; a sync does not read its
+// meta.json again (it would read every tenant's every block each interval).
+// A meta.json replaced by something unreadable proves it is not read.
+func TestShipperDoesNotReadShippedBlocks(t *testing.T) {
+	tsdbDir := t.TempDir()
+	db := openTSDBWithBlocks(t, tsdbDir)
+	bkt, _ := newFilesystemBucket(t)
+	s := NewShipper(bkt, shipperTestTenant, "ingester-1", tsdbDir, log.NewNopLogger(), NewShipperMetrics(prometheus.NewPedanticRegistry()))
+	ctx := context.Background()
+
+	n, err := s.Sync(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+
+	for _, id := range blockIDs(db) {
+		meta := filepath.Join(tsdbDir, id.String(), "meta.json")
+		require.NoError(t, os.Remove(meta))
+		require.NoError(t, os.Mkdir(meta, 0o755)) // reading it fails with EISDIR
+	}
+	n, err = s.Sync(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	unshipped, err := s.Unshipped()
+	require.NoError(t, err)
+	require.Zero(t, unshipped)
+	for _, id := range blockIDs(db) {
+		require.True(t, s.IsShipped(id), "a shipped block still on disk stays recorded as shipped")
+	}
+}

@@ -45,6 +45,13 @@ type Limits struct {
 	// Compactor.
 	CompactorBlocksRetentionPeriod model.Duration `yaml:"compactor_blocks_retention_period"`
 
+	// Ruler.
+	RulerMaxRuleGroupsPerTenant int            `yaml:"ruler_max_rule_groups_per_tenant"`
+	RulerMaxRulesPerRuleGroup   int            `yaml:"ruler_max_rules_per_rule_group"`
+	RulerMinEvaluationInterval  model.Duration `yaml:"ruler_min_evaluation_interval"`
+	// RulerQueryTimeout bounds each rule's query; 0 means QueryTimeout.
+	RulerQueryTimeout model.Duration `yaml:"ruler_query_timeout"`
+
 	// Graphite.
 	GraphiteStep               model.Duration `yaml:"graphite_step"`
 	GraphiteMaxSeriesPerRender int            `yaml:"graphite_max_series_per_render"`
@@ -83,6 +90,11 @@ func (l *Limits) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&l.MaxPointsPerTimeseries, "querier.max-points-per-timeseries", 11000, "Most points a range query may return per series ((end-start)/step).")
 	f.Var(&l.CompactorBlocksRetentionPeriod, "compactor.blocks-retention-period", "How long the compactor keeps a tenant's blocks in object storage, measured from the end of each block. 0 keeps them forever.")
 
+	f.IntVar(&l.RulerMaxRuleGroupsPerTenant, "ruler.max-rule-groups-per-tenant", 70, "Most rule groups a tenant may have; uploads beyond it are refused with 400. 0 means no limit.")
+	f.IntVar(&l.RulerMaxRulesPerRuleGroup, "ruler.max-rules-per-rule-group", 20, "Most rules one rule group may have; uploads beyond it are refused with 400. 0 means no limit.")
+	f.Var(&l.RulerMinEvaluationInterval, "ruler.min-evaluation-interval", "Shortest evaluation interval a tenant's rule group may have; uploads with a shorter one are refused with 400. 0 means no minimum.")
+	f.Var(&l.RulerQueryTimeout, "ruler.query-timeout", "Longest time one rule's query may run. 0 means the tenant's query timeout (-querier.timeout).")
+
 	l.GraphiteStep = model.Duration(time.Minute)
 	f.Var(&l.GraphiteStep, "graphite.step", "Interval Graphite queries align samples to (whisper's retention step): the last sample in each interval is its value. Set it to the interval the tenant's carbon senders use.")
 	f.IntVar(&l.GraphiteMaxSeriesPerRender, "graphite.max-series-per-render", 10000, "Most series one Graphite render, find or expand may fetch from storage. 0 means no limit.")
@@ -113,6 +125,9 @@ func (l *Limits) Validate() error {
 	}
 	if l.IngestionTenantShardSize < 0 || l.StoreGatewayTenantShardSize < 0 {
 		return fmt.Errorf("ingestion_tenant_shard_size and store_gateway_tenant_shard_size must not be negative (0 means all instances), got %d and %d", l.IngestionTenantShardSize, l.StoreGatewayTenantShardSize)
+	}
+	if l.RulerMaxRuleGroupsPerTenant < 0 || l.RulerMaxRulesPerRuleGroup < 0 || l.RulerMinEvaluationInterval < 0 || l.RulerQueryTimeout < 0 {
+		return fmt.Errorf("ruler_max_rule_groups_per_tenant, ruler_max_rules_per_rule_group, ruler_min_evaluation_interval and ruler_query_timeout must not be negative (0 means no limit)")
 	}
 	if l.AlertmanagerMaxConfigSizeBytes < 0 || l.AlertmanagerMaxTemplatesCount < 0 || l.AlertmanagerMaxSilencesCount < 0 || l.AlertmanagerMaxAlertsCount < 0 {
 		return fmt.Errorf("the alertmanager_max_* limits must not be negative (0 means no limit)")

@@ -269,6 +269,10 @@ max_points_per_timeseries: 11000
 max_queriers_per_tenant: 0
 store_gateway_tenant_shard_size: 0
 compactor_blocks_retention_period: 0s
+ruler_max_rule_groups_per_tenant: 70
+ruler_max_rules_per_rule_group: 20
+ruler_min_evaluation_interval: 0s
+ruler_query_timeout: 0s
 graphite_step: 1m
 graphite_max_series_per_render: 10000
 graphite_max_points_per_render: 10000000

@@ -32,6 +32,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
 	"github.com/meridianhq/meridian/pkg/querier/worker"
+	"github.com/meridianhq/meridian/pkg/ruler"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
 	sgclient "github.com/meridianhq/meridian/pkg/storegateway/client"
@@ -84,6 +85,7 @@ type Config struct {
 	StoreGateway   storegateway.Config    `yaml:"store_gateway"`
 	// StoreGatewayClient configures the queriers' connections to store-gateways.
 	StoreGatewayClient sgclient.ClientConfig `yaml:"store_gateway_client"`
+	Ruler              ruler.Config          `yaml:"ruler"`
 	Alertmanager       alertmanager.Config   `yaml:"alertmanager"`
 
 	// The KV configs as registered, to tell which ones were set.
@@ -96,7 +98,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Target = []string{All}
 	c.logger = logger
-	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway, alertmanager. Internal modules they depend on start with them.")
+	f.Var(&c.Target, "target", "Comma-separated list of modules to run: all, write (distributor+ingester), read (querier), backend (store-gateway+compactor), distributor, ingester, querier, query-frontend, query-scheduler, compactor, store-gateway, ruler, alertmanager. Internal modules they depend on start with them.")
 	c.Common.RegisterFlags(f)
 	c.commonKVDefault = c.Common.Ring.KVStore
 	c.Server.RegisterFlags(f)
@@ -120,6 +122,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet, logger log.Logger) {
 	c.Graphite.RegisterFlags(f)
 	c.StoreGateway.RegisterFlags(f)
 	c.StoreGatewayClient.RegisterFlags(f)
+	c.Ruler.RegisterFlags(f)
 	c.Alertmanager.RegisterFlags(f)
 
 	setDefault(f, "server.http-listen-port", "8080")
@@ -170,6 +173,7 @@ func (c *Config) Validate() error {
 		{"graphite", c.Graphite.Validate},
 		{"store_gateway", c.StoreGateway.Validate},
 		{"store_gateway_client", c.StoreGatewayClient.Validate},
+		{"ruler", c.Ruler.Validate},
 		{"alertmanager", c.Alertmanager.Validate},
 	}
 	for _, ch := range checks {
@@ -208,7 +212,7 @@ func (c *Config) ApplyDerivedDefaults() {
 	}
 	// Every ring advertises the gRPC port and the other rings the
 	// ingester's address, unless told otherwise.
-	for _, r := range []*ringutil.Config{&lc.Config, &c.Compactor.Ring.Config, &c.StoreGateway.Ring.Config, &c.Distributor.Ring} {
+	for _, r := range []*ringutil.Config{&lc.Config, &c.Compactor.Ring.Config, &c.StoreGateway.Ring.Config, &c.Distributor.Ring, &c.Ruler.Ring.Config} {
 		if r.InstanceAddr == "" {
 			r.InstanceAddr = lc.InstanceAddr
 		}

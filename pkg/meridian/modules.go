@@ -48,6 +48,7 @@ import (
 	"github.com/meridianhq/meridian/pkg/querier"
 	"github.com/meridianhq/meridian/pkg/querier/httpapi"
 	"github.com/meridianhq/meridian/pkg/querier/worker"
+	"github.com/meridianhq/meridian/pkg/ruler"
 	"github.com/meridianhq/meridian/pkg/scheduler"
 	"github.com/meridianhq/meridian/pkg/storage"
 	"github.com/meridianhq/meridian/pkg/storegateway"
@@ -82,6 +83,7 @@ const (
 	Compactor        = "compactor"
 	StoreGatewayRing = "store-gateway-ring"
 	StoreGateway     = "store-gateway"
+	Ruler            = "ruler"
 	Alertmanager     = "alertmanager"
 	All              = "all"
 	Write            = "write"
@@ -116,7 +118,10 @@ type Meridian struct {
 	StoreGatewayRing *ringutil.Ring
 	StoreGateway     *storegateway.StoreGateway
 	BlocksStore      *querier.BlocksStore
-	Alertmanager     *alertmanager.MultitenantAlertmanager
+	// Queryable is the querier's read path; the ruler's rules query it.
+	Queryable    *querier.Queryable
+	Ruler        *ruler.Ruler
+	Alertmanager *alertmanager.MultitenantAlertmanager
 
 	auth       middleware.Interface
 	bucket     objstore.Bucket
@@ -158,6 +163,7 @@ func (m *Meridian) setupModules() {
 	mm.RegisterModule(Compactor, m.initCompactor)
 	mm.RegisterModule(StoreGatewayRing, m.initStoreGatewayRing, modules.UserInvisibleModule)
 	mm.RegisterModule(StoreGateway, m.initStoreGateway)
+	mm.RegisterModule(Ruler, m.initRuler)
 	mm.RegisterModule(Alertmanager, m.initAlertmanager)
 	mm.RegisterModule(Write, nil)
 	mm.RegisterModule(Read, nil)
@@ -181,11 +187,12 @@ func (m *Meridian) setupModules() {
 		Compactor:            {Server, RuntimeConfig, MemberlistKV},
 		StoreGatewayRing:     {Server, MemberlistKV},
 		StoreGateway:         {Server, RuntimeConfig, MemberlistKV, StoreGatewayRing},
+		Ruler:                {Server, RuntimeConfig, MemberlistKV, QuerierAPI, DistributorWritePath},
 		Alertmanager:         {Server, RuntimeConfig},
 		Write:                {Distributor, Ingester},
 		Read:                 {Querier},
 		Backend:              {StoreGateway, Compactor},
-		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway, Alertmanager},
+		All:                  {Distributor, Ingester, Querier, Compactor, StoreGateway, Ruler, Alertmanager},
 	}
 	for mod, ds := range deps {
 		if err := mm.AddDependency(mod, ds...); err != nil {
@@ -365,9 +372,13 @@ func (m *Meridian) initQuerier() (services.Service, error) {
 	pool := sgclient.NewClientPool(m.Cfg.StoreGatewayClient, m.StoreGatewayRing.Client(), m.Logger, m.Registry)
 	m.BlocksStore = querier.NewBlocksStore(m.Cfg.Querier.BucketBlocks, bkt, m.StoreGatewayRing.Client(), m.Overrides, pool, m.Logger, m.Registry)
 	q := querier.NewQueryable(m.Cfg.Querier, m.IngesterRing, m.clientPool, m.BlocksStore, m.Overrides, m.Logger)
+	m.Queryable = q
 	bi := httpapi.BuildInfo{
 		Version: build.Version, Revision: build.Revision, Branch: build.Branch,
 		BuildUser: build.BuildUser, BuildDate: build.BuildDate, GoVersion: build.GoVersion(),
+		// Every Meridian cluster can run the ruler and the Alertmanager
+		// (both are part of all).
+		Features: map[string]string{"ruler_config_api": "true", "alertmanager_config_api": "true"},
 	}
 	h := httpapi.New(m.Cfg.API, q, q, m.Overrides, bi, m.Logger, m.Registry)
 	if !m.targets(QueryFrontend) {
@@ -415,6 +426,37 @@ func (m *Meridian) initStoreGateway() (services.Service, error) {
 	m.StoreGateway = g
 	meridianpb.RegisterStoreGatewayServer(m.Server.GRPC, g)
 	return g, nil
+}
+
+// initRuler evaluates the tenants' rule groups this process owns in the
+// ruler ring, querying through the querier's read path and writing through
+// the distributor's write path in process, and serves the rules configuration API and the Prometheus
+// rules and alerts endpoints.
+func (m *Meridian) initRuler() (services.Service, error) {
+	bkt, err := m.objectBucket()
+	if err != nil {
+		return nil, err
+	}
+	rr, err := ruler.NewRing(m.Cfg.Ruler.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	if err != nil {
+		return nil, fmt.Errorf("create ruler ring: %w", err)
+	}
+	m.API.RegisterRulerRing(rr)
+	r := ruler.New(m.rulerConfig(), ruler.NewStore(bkt), rr, m.Queryable, m.PushHandler, m.Overrides, m.Cfg.API.LookbackDelta, m.Logger, m.Registry)
+	m.Ruler = r
+	m.API.RegisterRuler(r)
+	return r, nil
+}
+
+// rulerConfig is the ruler's config with, when -ruler.alertmanager-url is
+// empty and this process runs the Alertmanager, the built-in one as its
+// Alertmanager (over loopback HTTP, so the tenant travels as for any client).
+func (m *Meridian) rulerConfig() ruler.Config {
+	cfg := m.Cfg.Ruler
+	if len(cfg.AlertmanagerURL) == 0 && (m.targets(All) || m.targets(Alertmanager)) {
+		cfg.AlertmanagerURL = []string{"http://" + loopbackAddr(m.Server.HTTPListenAddr()) + alertmanager.APIPrefix}
+	}
+	return cfg
 }
 
 // initAlertmanager runs the multi-tenant Alertmanager: the configuration

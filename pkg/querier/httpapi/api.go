@@ -40,6 +40,16 @@ type MetadataSource interface {
 // BuildInfo is what /api/v1/status/buildinfo reports.
 type BuildInfo struct {
 	Version, Revision, Branch, BuildUser, BuildDate, GoVersion string
+	// Features tells clients which APIs the cluster has, as Mimir does:
+	// Grafana manages rules through the ruler's API when
+	// features.ruler_config_api is "true".
+	Features map[string]string
+}
+
+// buildInfo is Prometheus' buildinfo answer plus Mimir's features.
+type buildInfo struct {
+	*v1.PrometheusVersion
+	Features map[string]string `json:"features,omitempty"`
 }
 
 // API serves the Prometheus HTTP API.
@@ -48,7 +58,7 @@ type API struct {
 	queryable storage.Queryable
 	metadata  MetadataSource
 	limits    limits.Source
-	buildInfo *v1.PrometheusVersion
+	buildInfo buildInfo
 	logger    log.Logger
 	parser    parser.Parser
 	engines   *engines
@@ -68,14 +78,14 @@ func New(cfg Config, q storage.Queryable, md MetadataSource, lim limits.Source, 
 		queryable: q,
 		metadata:  md,
 		limits:    lim,
-		buildInfo: &v1.PrometheusVersion{
+		buildInfo: buildInfo{PrometheusVersion: &v1.PrometheusVersion{
 			Version:   bi.Version,
 			Revision:  bi.Revision,
 			Branch:    bi.Branch,
 			BuildUser: bi.BuildUser,
 			BuildDate: bi.BuildDate,
 			GoVersion: bi.GoVersion,
-		},
+		}, Features: bi.Features},
 		logger:  logger,
 		parser:  p,
 		engines: newEngines(cfg, p, logger, reg),

@@ -220,3 +220,27 @@ func TestAlertmanagerObjects(t *testing.T) {
 	slices.Sort(configs)
 	require.Equal(t, []string{"a", "c"}, configs, "b has state but no configuration")
 }
+
+func TestRuleGroupLayout(t *testing.T) {
+	ctx := context.Background()
+	bkt := objstore.NewInMemBucket()
+	for _, k := range []RuleGroupKey{{"ns", "g"}, {"team/folder one", "grp ü"}, {"ns", "h"}} {
+		require.NoError(t, bkt.Upload(ctx, RuleGroupName("t1", k.Namespace, k.Group), strings.NewReader("x")))
+	}
+	require.NoError(t, bkt.Upload(ctx, RuleGroupName("t2", "ns", "g"), strings.NewReader("x")))
+	require.NoError(t, bkt.Upload(ctx, "t1/bucket-index.json.gz", strings.NewReader("x")))
+
+	tenants, err := ListRuleTenants(ctx, bkt)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"t1", "t2"}, tenants)
+	keys, err := ListRuleGroups(ctx, bkt, "t1", "")
+	require.NoError(t, err)
+	require.ElementsMatch(t, []RuleGroupKey{{"ns", "g"}, {"team/folder one", "grp ü"}, {"ns", "h"}}, keys)
+	keys, err = ListRuleGroups(ctx, bkt, "t1", "team/folder one")
+	require.NoError(t, err)
+	require.Equal(t, []RuleGroupKey{{"team/folder one", "grp ü"}}, keys)
+	// rules/ is not a tenant of the blocks.
+	blockTenants, err := ListTenants(ctx, bkt)
+	require.NoError(t, err)
+	require.Equal(t, []string{"t1"}, blockTenants)
+}

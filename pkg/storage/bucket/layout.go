@@ -92,10 +92,10 @@ func LocalMetaPath(dir string) string  { return filepath.Join(dir, metaFilename)
 func LocalIndexPath(dir string) string { return filepath.Join(dir, indexFilename) }
 func LocalChunksDir(dir string) string { return filepath.Join(dir, chunksDirname) }
 
-// ValidTenant reports whether name can be a tenant's prefix. alerts/ holds
-// the Alertmanager's objects (alerts.go), not a tenant's blocks.
+// ValidTenant reports whether name can be a tenant's prefix. The ruler's
+// directory (rules/) and the Alertmanager's (alerts/) are not a tenant's.
 func ValidTenant(name string) bool {
-	return name != "" && name != "." && name != ".." && name != alertsDir && !strings.ContainsAny(name, `/\`)
+	return name != "" && name != "." && name != ".." && name != rulesDir && name != alertsDir && !strings.ContainsAny(name, `/\`)
 }
 
 // ListTenants returns the tenants with a prefix in bkt, the whole bucket.

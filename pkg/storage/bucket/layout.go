@@ -11,6 +11,7 @@
 //	│   └── deletion-mark.json        DeletionMark, once the block is to go
 //	├── bucket-index.json.gz          Index, written by the compactor
 //	└── tenant-deletion-mark.json     TenantDeletionMark, once the tenant is to go
+//	rules/<tenant>/...                the ruler's rule groups (rules.go)
 //	alerts/<tenant>/...               the Alertmanager's configurations and state (alerts.go)
 //
 // Every name here is of the whole bucket, tenant first.

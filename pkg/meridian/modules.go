@@ -470,6 +470,10 @@ func (m *Meridian) initAlertmanager() (services.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create alertmanager: %w", err)
 	}
+	if m.Cfg.Common.Ring.KVStore.Store != "inmemory" {
+		// No ring shards tenants across Alertmanagers yet (docs/alertmanager.md).
+		level.Warn(m.Logger).Log("msg", "this process runs the Alertmanager and may be one of several: the Alertmanager has no ring yet, so run it in one process of the cluster only (-target without alertmanager or all elsewhere); two would each notify and overwrite each other's silences in object storage")
+	}
 	m.Alertmanager = am
 	m.API.RegisterAlertmanager(http.HandlerFunc(am.ConfigHandler), alertmanager.APIPrefix, am)
 	return am, nil

@@ -35,8 +35,12 @@ import (
 // Alertmanager URL.
 const APIPrefix = "/alertmanager"
 
-// stopConcurrency is how many tenants' state is written at once at shutdown.
-const stopConcurrency = 16
+// stopConcurrency is how many tenants' state is written at once at
+// shutdown; syncConcurrency how many tenants start at once.
+const (
+	stopConcurrency = 16
+	syncConcurrency = 16
+)
 
 // MultitenantAlertmanager runs one Alertmanager per tenant and serves the
 // configuration API and the tenants' v2 APIs.
@@ -51,8 +55,12 @@ type MultitenantAlertmanager struct {
 	externalURL *url.URL
 	fallback    *builtConfig
 
-	mu        sync.Mutex // guards instances; held while one is created
+	mu        sync.Mutex // guards instances, pending and applied
 	instances map[string]*instance
+	pending   map[string]chan struct{} // tenants starting; closed when the tenant's start ends
+	// applied is when each stored configuration that sync read was written,
+	// to skip unchanged ones.
+	applied map[string]time.Time
 
 	tenantMetrics  *tenantMetrics
 	tenants        prometheus.GaugeFunc
@@ -78,6 +86,8 @@ func New(cfg Config, bkt objstore.Bucket, lim limits.Source, logger log.Logger, 
 		slogger:       slogger.With("component", "alertmanager"),
 		externalURL:   extURL,
 		instances:     map[string]*instance{},
+		pending:       map[string]chan struct{}{},
+		applied:       map[string]time.Time{},
 		tenantMetrics: newTenantMetrics(logger),
 	}
 	fallback := defaultFallbackConfig
@@ -166,37 +176,59 @@ func (am *MultitenantAlertmanager) tenantCount() int {
 	return len(am.instances)
 }
 
-// sync runs every stored configuration, and stops the tenants whose
-// configuration is gone (deleted through another process).
+// sync runs every stored configuration that changed since the last sync
+// (or whose tenant does not run), and stops the tenants whose configuration
+// is gone (deleted through another process). Unchanged configurations cost
+// nothing but their line in the listing.
 func (am *MultitenantAlertmanager) sync(ctx context.Context) error {
-	tenants, err := bucket.ListAlertmanagerConfigs(ctx, am.bkt)
+	configs, err := bucket.ListAlertmanagerConfigs(ctx, am.bkt)
 	if err != nil {
 		return err
 	}
-	stored := map[string]bool{}
-	for _, tenant := range tenants {
-		stored[tenant] = true
+	am.mu.Lock()
+	var changed []string
+	for tenant, modified := range configs {
+		if _, running := am.instances[tenant]; running && !modified.IsZero() && modified.Equal(am.applied[tenant]) {
+			continue
+		}
+		changed = append(changed, tenant)
+	}
+	am.mu.Unlock()
+	// Tenants start side by side: each reads three objects.
+	_ = concurrency.ForEachUser(ctx, changed, syncConcurrency, func(ctx context.Context, tenant string) error {
 		bc, err := am.storedConfig(ctx, tenant)
 		if err != nil {
 			level.Warn(am.logger).Log("msg", "the tenant's stored configuration cannot run; the one in force stays", "tenant", tenant, "err", err)
-			continue
+			if errors.Is(err, ErrInvalidConfig) {
+				am.markApplied(tenant, configs[tenant]) // not worth reading again until it changes
+			}
+			return nil
 		}
 		if bc == nil {
-			continue // deleted since the listing
+			return nil // deleted since the listing
 		}
 		in, err := am.instance(ctx, tenant)
 		if err != nil {
-			return err
+			level.Warn(am.logger).Log("msg", "starting the tenant's Alertmanager failed; retrying at the next poll", "tenant", tenant, "err", err)
+			return nil
 		}
 		if err := in.apply(bc, true); err != nil {
 			level.Warn(am.logger).Log("msg", "applying the tenant's configuration failed; the one in force stays", "tenant", tenant, "err", err)
+			return nil
 		}
-	}
+		am.markApplied(tenant, configs[tenant])
+		return nil
+	})
 	am.mu.Lock()
 	var gone []string
 	for tenant, in := range am.instances {
-		if !stored[tenant] && in.isUploaded() {
+		if _, ok := configs[tenant]; !ok && in.isUploaded() {
 			gone = append(gone, tenant)
+		}
+	}
+	for tenant := range am.applied {
+		if _, ok := configs[tenant]; !ok {
+			delete(am.applied, tenant)
 		}
 	}
 	am.mu.Unlock()
@@ -204,6 +236,18 @@ func (am *MultitenantAlertmanager) sync(ctx context.Context) error {
 		am.stopTenant(ctx, tenant)
 	}
 	return nil
+}
+
+// markApplied remembers when the configuration sync applied was written. A
+// configuration written in the last minute is read again at every poll: a
+// bucket's clock may give two writes in one second the same time.
+func (am *MultitenantAlertmanager) markApplied(tenant string, modified time.Time) {
+	if time.Since(modified) < time.Minute {
+		return
+	}
+	am.mu.Lock()
+	defer am.mu.Unlock()
+	am.applied[tenant] = modified
 }
 
 // storedConfig reads and builds the tenant's stored configuration; nil
@@ -238,13 +282,42 @@ func (am *MultitenantAlertmanager) readConfig(ctx context.Context, tenant string
 }
 
 // instance returns the tenant's Alertmanager, starting it with its stored
-// configuration, or the fallback one, if it does not run yet.
+// configuration, or the fallback one, if it does not run yet. Tenants start
+// side by side; a second caller for the same tenant waits for the first.
 func (am *MultitenantAlertmanager) instance(ctx context.Context, tenant string) (*instance, error) {
-	am.mu.Lock()
-	defer am.mu.Unlock()
-	if in, ok := am.instances[tenant]; ok {
-		return in, nil
+	for {
+		am.mu.Lock()
+		if in, ok := am.instances[tenant]; ok {
+			am.mu.Unlock()
+			return in, nil
+		}
+		if wait, ok := am.pending[tenant]; ok {
+			am.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		am.pending[tenant] = done
+		am.mu.Unlock()
+
+		in, err := am.startInstance(ctx, tenant)
+		am.mu.Lock()
+		delete(am.pending, tenant)
+		if err == nil {
+			am.instances[tenant] = in
+			am.tenantMetrics.regs.AddTenantRegistry(tenant, in.reg)
+		}
+		am.mu.Unlock()
+		close(done)
+		return in, err
 	}
+}
+
+func (am *MultitenantAlertmanager) startInstance(ctx context.Context, tenant string) (*instance, error) {
 	bc, err := am.storedConfig(ctx, tenant)
 	if err != nil {
 		level.Warn(am.logger).Log("msg", "the tenant's stored configuration cannot run; starting it with the fallback configuration", "tenant", tenant, "err", err)
@@ -253,11 +326,10 @@ func (am *MultitenantAlertmanager) instance(ctx context.Context, tenant string) 
 	if bc == nil {
 		bc = am.fallback
 	}
-	slogger := am.slogger.With("tenant", tenant)
 	in, err := newInstance(ctx, tenant, am.bkt, am.cfg.Retention, am.cfg.PersistInterval,
 		func() int { return am.limits.Limits(tenant).AlertmanagerMaxSilencesCount },
 		func() int { return am.limits.Limits(tenant).AlertmanagerMaxAlertsCount },
-		slogger)
+		am.slogger.With("tenant", tenant))
 	if err != nil {
 		return nil, err
 	}
@@ -265,8 +337,6 @@ func (am *MultitenantAlertmanager) instance(ctx context.Context, tenant string) 
 		_ = in.stop(ctx)
 		return nil, fmt.Errorf("start the Alertmanager of tenant %s: %w", tenant, err)
 	}
-	am.instances[tenant] = in
-	am.tenantMetrics.regs.AddTenantRegistry(tenant, in.reg)
 	level.Info(am.logger).Log("msg", "tenant's Alertmanager started", "tenant", tenant, "uploaded_config", uploaded)
 	return in, nil
 }

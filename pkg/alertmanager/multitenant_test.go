@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -231,4 +233,49 @@ func TestPollPicksUpOtherProcesses(t *testing.T) {
 	code, _ = do(t, http.HandlerFunc(writer.ConfigHandler), "a", http.MethodDelete, "/api/v1/alerts", "")
 	require.Equal(t, http.StatusOK, code)
 	require.Eventually(t, func() bool { return reader.tenantCount() == 0 }, 5*time.Second, 20*time.Millisecond, "the reader stops the tenant whose configuration was deleted")
+}
+
+// countingBucket counts reads of Alertmanager configurations.
+type countingBucket struct {
+	objstore.Bucket
+	mu    sync.Mutex
+	reads int
+}
+
+func (b *countingBucket) Get(ctx context.Context, name string) (io.ReadCloser, error) {
+	if strings.HasSuffix(name, "/config.yaml") {
+		b.mu.Lock()
+		b.reads++
+		b.mu.Unlock()
+	}
+	return b.Bucket.Get(ctx, name)
+}
+
+func (b *countingBucket) configReads() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reads
+}
+
+// A poll reads only the configurations written since the last one.
+func TestPollSkipsUnchangedConfigs(t *testing.T) {
+	dir := t.TempDir()
+	fs, err := filesystem.NewBucket(dir)
+	require.NoError(t, err)
+	bkt := &countingBucket{Bucket: fs}
+	require.NoError(t, bkt.Upload(context.Background(), bucket.AlertmanagerConfigName("a"), strings.NewReader(webhookConfig("http://127.0.0.1:1/"))))
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, bucket.AlertmanagerConfigName("a")), old, old))
+
+	am := startAM(t, bkt, defaultLimits())
+	require.Equal(t, 1, am.tenantCount())
+	afterStart := bkt.configReads()
+	require.NoError(t, am.sync(context.Background()))
+	require.NoError(t, am.sync(context.Background()))
+	require.Equal(t, afterStart, bkt.configReads(), "an unchanged configuration is not read again")
+
+	now := time.Now().Add(-2 * time.Minute)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, bucket.AlertmanagerConfigName("a")), now, now))
+	require.NoError(t, am.sync(context.Background()))
+	require.Equal(t, afterStart+1, bkt.configReads(), "a rewritten configuration is read again")
 }

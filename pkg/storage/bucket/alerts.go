@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/thanos-io/objstore"
 )
@@ -43,17 +45,23 @@ func AlertmanagerNotificationLogName(tenant string) string {
 }
 
 // ListAlertmanagerConfigs returns the tenants that uploaded an Alertmanager
-// configuration, with one recursive listing of alerts/.
-func ListAlertmanagerConfigs(ctx context.Context, bkt objstore.BucketReader) ([]string, error) {
-	var tenants []string
+// configuration, with one recursive listing of alerts/, and when each was
+// last written (zero when the bucket does not report it).
+func ListAlertmanagerConfigs(ctx context.Context, bkt objstore.BucketReader) (map[string]time.Time, error) {
+	tenants := map[string]time.Time{}
 	prefix := alertsDir + objstore.DirDelim
-	err := bkt.Iter(ctx, prefix, func(name string) error {
-		tenant, file, ok := strings.Cut(strings.TrimPrefix(name, prefix), objstore.DirDelim)
+	opts := []objstore.IterOption{objstore.WithRecursiveIter()}
+	if slices.Contains(bkt.SupportedIterOptions(), objstore.UpdatedAt) {
+		opts = append(opts, objstore.WithUpdatedAt())
+	}
+	err := bkt.IterWithAttributes(ctx, prefix, func(attrs objstore.IterObjectAttributes) error {
+		tenant, file, ok := strings.Cut(strings.TrimPrefix(attrs.Name, prefix), objstore.DirDelim)
 		if ok && file == alertmanagerConfigFilename && tenant != "" && tenant != "." && tenant != ".." {
-			tenants = append(tenants, tenant)
+			modified, _ := attrs.LastModified()
+			tenants[tenant] = modified
 		}
 		return nil
-	}, objstore.WithRecursiveIter())
+	}, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("list Alertmanager configurations: %w", err)
 	}

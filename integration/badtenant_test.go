@@ -43,6 +43,8 @@ func TestBadTenantIDs(t *testing.T) {
 		{name: "control character", id: "ctl\x01tenant", rule: "unsupported character"},
 		{name: "tab", id: "ctl\ttenant", rule: "unsupported character", header: true},
 		{name: "newline", id: "ctl\ntenant", rule: "unsupported character"},
+		{name: "reserved rules", id: "rules", rule: `"rules" is reserved`, header: true},
+		{name: "reserved alerts", id: "alerts", rule: `"alerts" is reserved`, header: true},
 	}
 	ts := strconv.FormatInt(now.Unix(), 10)
 	requests := []struct {

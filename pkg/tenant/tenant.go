@@ -27,6 +27,7 @@ import (
 	"strings"
 
 	dskittenant "github.com/grafana/dskit/tenant"
+	"github.com/meridianhq/meridian/pkg/storage/bucket"
 )
 
 // AnonymousTenant is the tenant of every request when multi-tenancy is disabled.
@@ -60,7 +61,8 @@ func (c *Config) Validate() error {
 
 // ValidateID returns an error saying what is wrong with a tenant ID, or nil.
 // A tenant ID is 1 to 150 characters from a-z A-Z 0-9 ! - _ . * ' ( ), and is
-// not "." or "..". It is used in object-store paths, so '/' is never allowed.
+// not "." or "..". It is used in object-store paths, so '/' is never allowed,
+// and the bucket's own top-level names (rules, alerts) are reserved.
 func ValidateID(id string) error {
 	switch {
 	case id == "":
@@ -71,6 +73,9 @@ func ValidateID(id string) error {
 		return errors.New("tenant ID contains '/'")
 	case len(id) > MaxIDLength:
 		return fmt.Errorf("tenant ID is %d characters long, more than the maximum of %d", len(id), MaxIDLength)
+	}
+	if holds, ok := bucket.ReservedTenantIDs()[id]; ok {
+		return fmt.Errorf("tenant ID %q is reserved: object storage keeps %s under that name; use another tenant ID", id, holds)
 	}
 	return dskittenant.ValidTenantID(id)
 }

@@ -56,6 +56,9 @@ func TestValidateID(t *testing.T) {
 		{id: "a b", wantErr: "unsupported character ' '"},
 		{id: "a:b", wantErr: "unsupported character ':'"},
 		{id: "é", wantErr: "unsupported character"},
+		{id: "rules", wantErr: `tenant ID "rules" is reserved`},
+		{id: "alerts", wantErr: `tenant ID "alerts" is reserved`},
+		{id: "rules2"},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			err := ValidateID(tc.id)

@@ -96,7 +96,17 @@ func LocalChunksDir(dir string) string { return filepath.Join(dir, chunksDirname
 // ValidTenant reports whether name can be a tenant's prefix. The ruler's
 // directory (rules/) and the Alertmanager's (alerts/) are not a tenant's.
 func ValidTenant(name string) bool {
-	return name != "" && name != "." && name != ".." && name != rulesDir && name != alertsDir && !strings.ContainsAny(name, `/\`)
+	_, reserved := ReservedTenantIDs()[name]
+	return name != "" && name != "." && name != ".." && !reserved && !strings.ContainsAny(name, `/\`)
+}
+
+// ReservedTenantIDs are the top-level names of the bucket that are not a
+// tenant's, with what they hold; the tenant edge refuses them as tenant IDs.
+func ReservedTenantIDs() map[string]string {
+	return map[string]string{
+		rulesDir:  "the ruler's rule groups",
+		alertsDir: "the Alertmanager's configurations and state",
+	}
 }
 
 // ListTenants returns the tenants with a prefix in bkt, the whole bucket.

@@ -315,9 +315,12 @@ bench_monolith() {
   M_RESTART_FDS=$(open_fds "$pid")
   say "restarted: ready after ${M_RESTART_READY_S}s, $last_tenant's $want_series series ($want_latest with a recent sample) queryable as before after ${M_RESTART_QUERY_S}s"
 
-  say "flushing: POST /ingester/flush"
+  # wait=true answers once every tenant is flushed and shipped: with
+  # thousands of tenants a pause between two shipped blocks can outlast the
+  # stability check below.
+  say "flushing: POST /ingester/flush?wait=true"
   local code
-  code=$(curl -s -o "$dir/flush.out" -w '%{http_code}' --max-time 60 -X POST "$base/ingester/flush" || true)
+  code=$(curl -s -o "$dir/flush.out" -w '%{http_code}' --max-time "$FLUSH_TIMEOUT" -X POST "$base/ingester/flush?wait=true" || true)
   [[ $code == 2* ]] || say "POST /ingester/flush answered '$code': $(head -c 300 "$dir/flush.out" 2>/dev/null || true)"
 
   # Blocks are shipped with meta.json last. Wait until some exist and neither

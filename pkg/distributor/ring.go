@@ -29,9 +29,12 @@ func registerRingFlags(c *ringutil.Config, f *flag.FlagSet) {
 // healthy distributors can count each other (Ring.HealthyMembers) and
 // split each tenant's ingestion rate limit. When stopping it leaves the
 // ring, so the others take over its share at once.
-func NewRing(cfg ringutil.Config, kvCfg kv.Config, logger log.Logger, reg prometheus.Registerer) (*ringutil.Ring, error) {
+// join is false in a process that writes through the distributor's write
+// path without serving remote write (a ruler): members share the tenants'
+// global ingestion rate, so such a process must not count as one.
+func NewRing(cfg ringutil.Config, kvCfg kv.Config, join bool, logger log.Logger, reg prometheus.Registerer) (*ringutil.Ring, error) {
 	return ringutil.NewRing(ringName, RingKey, cfg, kvCfg, ringutil.Options{
-		Join:     true,
+		Join:     join,
 		Strategy: ring.NewDefaultReplicationStrategy(),
 	}, logger, reg)
 }

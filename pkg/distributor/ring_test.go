@@ -36,7 +36,7 @@ func TestDistributorRingCountsHealthyDistributors(t *testing.T) {
 		cfg.Ring.HeartbeatPeriod = 50 * time.Millisecond
 		require.NoError(t, cfg.Validate())
 		require.Equal(t, 1, cfg.Ring.NumTokens)
-		r, err := NewRing(cfg.Ring, kv.Config{Mock: store}, log.NewNopLogger(), prometheus.NewPedanticRegistry())
+		r, err := NewRing(cfg.Ring, kv.Config{Mock: store}, true, log.NewNopLogger(), prometheus.NewPedanticRegistry())
 		require.NoError(t, err)
 		require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
 		t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), r) })

@@ -282,7 +282,7 @@ func (m *Meridian) ingesterConfig() ingester.Config {
 // initDistributorRing lets distributors count each other, so a tenant's
 // ingestion rate limit is split across the healthy ones.
 func (m *Meridian) initDistributorRing() (services.Service, error) {
-	r, err := distributor.NewRing(m.Cfg.Distributor.Ring, m.ringKV(), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
+	r, err := distributor.NewRing(m.Cfg.Distributor.Ring, m.ringKV(), m.runs(Distributor), m.Logger, prometheus.WrapRegistererWithPrefix("meridian_", m.Registry))
 	if err != nil {
 		return nil, err
 	}
@@ -477,6 +477,17 @@ func (m *Meridian) initAlertmanager() (services.Service, error) {
 	m.Alertmanager = am
 	m.API.RegisterAlertmanager(http.HandlerFunc(am.ConfigHandler), alertmanager.APIPrefix, am)
 	return am, nil
+}
+
+// runs reports whether this process runs module: a target, or a
+// dependency of one.
+func (m *Meridian) runs(module string) bool {
+	for _, t := range m.Cfg.Target {
+		if t == module || slices.Contains(m.modules.DependenciesForModule(t), module) {
+			return true
+		}
+	}
+	return false
 }
 
 // targets reports whether -target names module.

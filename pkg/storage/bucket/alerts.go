@@ -63,7 +63,7 @@ func ListAlertmanagerConfigs(ctx context.Context, bkt objstore.BucketReader) (ma
 		return nil
 	}, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("list Alertmanager configurations: %w", err)
+		return nil, fmt.Errorf("list Alertmanager configurations in object storage: %w", err)
 	}
 	return tenants, nil
 }

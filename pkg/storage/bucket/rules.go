@@ -72,7 +72,7 @@ func ListRuleTenants(ctx context.Context, bkt objstore.BucketReader) ([]string, 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list the tenants with rule groups: %w", err)
+		return nil, fmt.Errorf("list the tenants with rule groups in object storage: %w", err)
 	}
 	return tenants, nil
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -262,7 +263,8 @@ func metricNames(t *testing.T, where, expr string) []string {
 // every process' /metrics.
 func exposedMetrics(t *testing.T) []map[string]*dto.MetricFamily {
 	t.Helper()
-	mono := harness.StartMeridian(t, harness.Options{Name: "monolith"})
+	mono := harness.StartMeridian(t, harness.Options{Name: "monolith", Args: rulerArgs})
+	exerciseRulesAndAlerts(t, mono)
 
 	c := harness.NewCluster(t, harness.ClusterOptions{ReplicationFactor: 1})
 	ing := c.StartIngester("ingester-1", "zone-a")
@@ -326,4 +328,38 @@ func checkAlertDocs(t *testing.T, root string, alerts []rule) {
 		}
 	}
 	require.NotZero(t, n, "alerts.yaml has no alerts")
+}
+
+// exerciseRulesAndAlerts makes the monolith's ruler evaluate a group with a
+// firing alert and its Alertmanager notify a webhook, so the per-tenant
+// rule and notification metrics (which appear only then) are exposed.
+func exerciseRulesAndAlerts(t *testing.T, p *harness.Process) {
+	t.Helper()
+	hook := startWebhook(t)
+	amConfig := fmt.Sprintf(`alertmanager_config: |
+  route:
+    receiver: hook
+    group_wait: 0s
+    group_interval: 1s
+  receivers:
+  - name: hook
+    webhook_configs:
+    - url: http://%s/
+`, hook.addr)
+	code, body := rulesCall(t, p, "mixin", http.MethodPost, "/api/v1/alerts", amConfig)
+	require.Equal(t, http.StatusCreated, code, body)
+	group := "name: mixin\ninterval: 1s\nrules:\n- record: mixin:one\n  expr: vector(1)\n- alert: MixinAlways\n  expr: vector(1)\n"
+	code, body = rulesCall(t, p, "mixin", http.MethodPost, rulesPath+"/mixin", group)
+	require.Equal(t, http.StatusAccepted, code, body)
+	harness.Eventually(t, 30*time.Second, 200*time.Millisecond, "a rule evaluated and a notification sent", func() error {
+		for _, m := range []string{"prometheus_rule_evaluations_total", "meridian_alertmanager_notifications_total"} {
+			if v, _ := p.Metric(m, map[string]string{"tenant": "mixin"}); v == 0 {
+				return fmt.Errorf("%s{tenant=\"mixin\"} is 0", m)
+			}
+		}
+		if !hook.received("firing", map[string]string{"alertname": "MixinAlways"}) {
+			return fmt.Errorf("the webhook has no MixinAlways notification yet")
+		}
+		return nil
+	})
 }

@@ -89,6 +89,12 @@ func newNotifier(cfg Config, logger log.Logger, reg prometheus.Registerer) *noti
 			Buckets: prometheus.ExponentialBuckets(0.005, 4, 8),
 		}, []string{"alertmanager"}),
 	}
+	// Both counters exist from the start, so an operator's rate() of the
+	// errors reads 0 rather than nothing until the first failure.
+	for _, u := range n.urls {
+		n.sent.WithLabelValues(u)
+		n.errors.WithLabelValues(u)
+	}
 	n.queueLen = promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "meridian_ruler_notifications_queue_length",
 		Help: "Alerts waiting to be sent to the Alertmanagers.",

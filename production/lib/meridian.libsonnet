@@ -9,6 +9,8 @@
 (import 'query-frontend.libsonnet') +
 (import 'store-gateway.libsonnet') +
 (import 'compactor.libsonnet') +
+(import 'ruler.libsonnet') +
+(import 'alertmanager.libsonnet') +
 {
   local objectsOf(v) =
     if std.isObject(v) && std.objectHas(v, 'apiVersion') then [v]

@@ -193,6 +193,45 @@
             'An ingester repaired a corrupt WAL.',
             'Ingester {{ $labels.pod }} in {{ $labels.cluster }} found WAL corruption when it opened the TSDB of tenant {{ $labels.tenant }}; samples after the corruption point of that segment may be lost on this replica.',
           ),
+          alert(
+            'MeridianRulerFailedEvaluations',
+            |||
+              sum by (cluster, namespace, tenant, rule_group) (rate(prometheus_rule_evaluation_failures_total{job=~".*/%(job)s"}[5m]))
+              /
+              sum by (cluster, namespace, tenant, rule_group) (rate(prometheus_rule_evaluations_total{job=~".*/%(job)s"}[5m]))
+              > %(ratio)g
+            ||| % { job: cfg.job_names.ruler, ratio: cfg.ruler_failed_evaluations_ratio },
+            '5m',
+            'warning',
+            'Rule evaluations are failing.',
+            '{{ $value | humanizePercentage }} of the evaluations of rule group {{ $labels.rule_group }} of tenant {{ $labels.tenant }} in {{ $labels.cluster }}/{{ $labels.namespace }} fail.',
+          ),
+          alert(
+            'MeridianRulerMissedEvaluations',
+            |||
+              sum by (cluster, namespace, tenant, rule_group) (increase(prometheus_rule_group_iterations_missed_total{job=~".*/%(job)s"}[5m]))
+              /
+              sum by (cluster, namespace, tenant, rule_group) (increase(prometheus_rule_group_iterations_total{job=~".*/%(job)s"}[5m]))
+              > %(ratio)g
+            ||| % { job: cfg.job_names.ruler, ratio: cfg.ruler_missed_iterations_ratio },
+            '15m',
+            'warning',
+            'Rule group iterations are missed.',
+            '{{ $value | humanizePercentage }} of the iterations of rule group {{ $labels.rule_group }} of tenant {{ $labels.tenant }} in {{ $labels.cluster }}/{{ $labels.namespace }} are skipped: an evaluation takes longer than the interval.',
+          ),
+          alert(
+            'MeridianAlertmanagerNotificationsFailing',
+            |||
+              sum by (cluster, namespace, integration) (rate(meridian_alertmanager_notifications_failed_total{job=~".*/%(job)s"}[5m]))
+              /
+              sum by (cluster, namespace, integration) (rate(meridian_alertmanager_notifications_total{job=~".*/%(job)s"}[5m]))
+              > %(ratio)g
+            ||| % { job: cfg.job_names.alertmanager, ratio: cfg.alertmanager_failed_notifications_ratio },
+            '15m',
+            'critical',
+            'Alertmanager notifications are failing.',
+            '{{ $value | humanizePercentage }} of the {{ $labels.integration }} notifications of the Alertmanager in {{ $labels.cluster }}/{{ $labels.namespace }} fail after every retry: alerts may not reach anyone.',
+          ),
         ],
       },
     ],

@@ -12,6 +12,8 @@
       compactor: '(compactor|meridian)',
       store_gateway: '(store-gateway|querier|backend|meridian)',
       gossip: '(distributor|ingester.*|querier)',
+      ruler: '(ruler|meridian)',
+      alertmanager: '(alertmanager|meridian)',
     },
     // Alert thresholds.
     write_error_ratio: 0.01,
@@ -29,5 +31,12 @@
     compactor_failing_window: '2h',
     // Share of the tenant's per-ingester series limit that warns.
     tenant_series_limit_warning_ratio: 0.8,
+    // Share of a rule group's evaluations that may fail, or be missed
+    // (an evaluation that outlasts the interval skips the next ones).
+    ruler_failed_evaluations_ratio: 0.01,
+    ruler_missed_iterations_ratio: 0.01,
+    // Share of one integration's notifications that may fail after every
+    // retry.
+    alertmanager_failed_notifications_ratio: 0.01,
   },
 }

@@ -177,6 +177,36 @@ local d = import 'lib/dashboard.libsonnet';
       ]),
     ]),
 
+    'meridian-rules.json': d.dashboard('Meridian / Ruler & Alertmanager', 'meridian-rules', [
+      d.row('Ruler: evaluations', [
+        d.panel('Rule evaluations / s by tenant', 'ops', [[rate('prometheus_rule_evaluations_total', 'ruler', 'tenant'), '{{tenant}}']], stack=true),
+        d.panel('Failed evaluations / s by tenant and group', 'ops', [[rate('prometheus_rule_evaluation_failures_total', 'ruler', 'tenant, rule_group'), '{{tenant}} {{rule_group}}']], description='A write the distributor refuses counts too (docs/ruler.md).'),
+        d.panel('Missed iterations / s by tenant and group', 'ops', [[rate('prometheus_rule_group_iterations_missed_total', 'ruler', 'tenant, rule_group'), '{{tenant}} {{rule_group}}']], description='An evaluation that outlasts the interval skips the next ones.'),
+      ]),
+      d.row('Ruler: groups', [
+        d.panel('Evaluation duration (slowest 10 groups)', 's', [['topk(10, max by (tenant, rule_group) (prometheus_rule_group_last_duration_seconds{%s}))' % sel('ruler'), '{{tenant}} {{rule_group}}']]),
+        d.panel('Rule groups owned by each ruler', 'short', [['sum by (pod) (meridian_ruler_owned_rule_groups{%s})' % sel('ruler'), '{{pod}}']], description='The ruler ring shards the groups; a dead ruler hands its groups over after the ring heartbeat timeout.'),
+        d.panel('Alerts sent to the Alertmanagers / s', 'ops', [
+          [rate('meridian_ruler_notifications_sent_total', 'ruler', 'alertmanager'), 'sent {{alertmanager}}'],
+          [rate('meridian_ruler_notifications_errors_total', 'ruler', 'alertmanager'), 'not sent {{alertmanager}}'],
+          [rate('meridian_ruler_notifications_dropped_total', 'ruler', 'job'), 'dropped (queue full)'],
+        ]),
+      ]),
+      d.row('Alertmanager: notifications', [
+        d.panel('Notifications / s by integration', 'ops', [[rate('meridian_alertmanager_notifications_total', 'alertmanager', 'integration'), '{{integration}}']], stack=true),
+        d.panel('Failed notifications / s by tenant and integration', 'ops', [[rate('meridian_alertmanager_notifications_failed_total', 'alertmanager', 'tenant, integration'), '{{tenant}} {{integration}}']], description='Failed after every retry.'),
+        d.panel('Notification latency (p99)', 's', [[
+          'histogram_quantile(0.99, sum by (le, integration) (rate(meridian_alertmanager_notification_latency_seconds_bucket{%s}[$__rate_interval])))' % sel('alertmanager'),
+          '{{integration}}',
+        ]]),
+      ]),
+      d.row('Alertmanager: tenants', [
+        d.panel('Alerts received / s by status', 'ops', [[rate('meridian_alertmanager_alerts_received_total', 'alertmanager', 'status'), '{{status}}']], stack=true),
+        d.panel('Active silences by tenant', 'short', [['sum by (tenant) (meridian_alertmanager_silences{%s})' % sel('alertmanager', ', state="active"'), '{{tenant}}']]),
+        d.panel('Tenants running', 'short', [['sum by (pod) (meridian_alertmanager_tenants{%s})' % sel('alertmanager'), '{{pod}}']]),
+      ]),
+    ]),
+
     'meridian-resources.json': d.dashboard('Meridian / Resources', 'meridian-resources', [
       d.row('CPU', [
         d.panel('CPU by job', 'short', [['sum by (job) (rate(process_cpu_seconds_total{cluster=~"$cluster", namespace=~"$namespace", job=~"($namespace)/.*"}[$__rate_interval]))', '{{job}}']], description='Cores used.'),

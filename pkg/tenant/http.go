@@ -30,7 +30,7 @@ const (
 		"or HTTP basic auth with the tenant as the username (Prometheus remote_write: basic_auth: {username: <tenant>, password: <token>})"
 	missingCredentialsMsg = "this server requires credentials: send HTTP basic auth with the tenant as the username and its token as the password " +
 		"(Prometheus remote_write: basic_auth: {username: <tenant>, password: <token>})"
-	idRulesMsg = "a tenant ID is 1 to 150 characters from a-z A-Z 0-9 ! - _ . * ' ( ), and is not \".\" or \"..\""
+	idRulesMsg = "a tenant ID is 1 to 150 characters from a-z A-Z 0-9 ! - _ . * ' ( ), and is not \".\", \"..\", \"rules\" or \"alerts\""
 )
 
 // HTTPMiddleware reads the tenant of each request, checks it and puts it

@@ -92,8 +92,8 @@ func newNotifier(cfg Config, logger log.Logger, reg prometheus.Registerer) *noti
 	// Both counters exist from the start, so an operator's rate() of the
 	// errors reads 0 rather than nothing until the first failure.
 	for _, u := range n.urls {
-		n.sent.WithLabelValues(u)
-		n.errors.WithLabelValues(u)
+		n.sent.WithLabelValues(redacted(u))
+		n.errors.WithLabelValues(redacted(u))
 	}
 	n.queueLen = promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "meridian_ruler_notifications_queue_length",
@@ -208,14 +208,25 @@ func (n *notifier) send(b batch) {
 	for _, u := range n.urls {
 		start := time.Now()
 		err := n.post(u, b.tenant, body)
-		n.latency.WithLabelValues(u).Observe(time.Since(start).Seconds())
+		shown := redacted(u)
+		n.latency.WithLabelValues(shown).Observe(time.Since(start).Seconds())
 		if err != nil {
-			n.errors.WithLabelValues(u).Add(float64(len(b.alerts)))
-			level.Warn(n.logger).Log("msg", "send alerts to the Alertmanager; they are sent again at the next resend delay while they fire", "tenant", b.tenant, "alertmanager", u, "alerts", len(b.alerts), "err", err)
+			n.errors.WithLabelValues(shown).Add(float64(len(b.alerts)))
+			level.Warn(n.logger).Log("msg", "send alerts to the Alertmanager; they are sent again at the next resend delay while they fire", "tenant", b.tenant, "alertmanager", shown, "alerts", len(b.alerts), "err", err)
 			continue
 		}
-		n.sent.WithLabelValues(u).Add(float64(len(b.alerts)))
+		n.sent.WithLabelValues(shown).Add(float64(len(b.alerts)))
 	}
+}
+
+// redacted is an Alertmanager URL as metrics and logs show it: a password
+// in it (https://user:pass@host) must not reach either.
+func redacted(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL // Config.Validate refused unparsable URLs.
+	}
+	return u.Redacted()
 }
 
 func (n *notifier) post(base, tenant string, body []byte) error {

@@ -29,3 +29,16 @@ meridian_ruler_notifications_sent_total{alertmanager="http://am-2"} 0
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
 		"meridian_ruler_notifications_errors_total", "meridian_ruler_notifications_sent_total"))
 }
+
+// A password in an Alertmanager URL never reaches the metrics.
+func TestNotifierMetricsHideURLPasswords(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := Config{AlertmanagerURL: []string{"https://ruler:s3cret@am.example/alertmanager"}}
+	newNotifier(cfg, log.NewNopLogger(), reg)
+	want := `
+# HELP meridian_ruler_notifications_errors_total Alerts that could not be sent to an Alertmanager, by Alertmanager URL.
+# TYPE meridian_ruler_notifications_errors_total counter
+meridian_ruler_notifications_errors_total{alertmanager="https://ruler:xxxxx@am.example/alertmanager"} 0
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "meridian_ruler_notifications_errors_total"))
+}

@@ -149,19 +149,28 @@ func (o *Overrides) runtimeConfig() *RuntimeConfig {
 	return rc
 }
 
+// OverridesIdentity identifies the loaded runtime config: it changes
+// whenever a changed file is loaded (nil before any). Cheap, for callers
+// that act only on a change.
+func (o *Overrides) OverridesIdentity() any {
+	if rc := o.runtimeConfig(); rc != nil {
+		return rc
+	}
+	return nil
+}
+
 // OverriddenTenants returns the tenants the loaded runtime config has an
-// entry for, and that config's identity, which changes whenever a changed file
-// is loaded (nil before any).
-func (o *Overrides) OverriddenTenants() ([]string, any) {
+// entry for.
+func (o *Overrides) OverriddenTenants() []string {
 	rc := o.runtimeConfig()
 	if rc == nil {
-		return nil, nil
+		return nil
 	}
 	tenants := make([]string, 0, len(rc.Overrides))
 	for t := range rc.Overrides {
 		tenants = append(tenants, t)
 	}
-	return tenants, rc
+	return tenants
 }
 
 // Limits returns a copy of the limits in force for tenant.

@@ -94,6 +94,10 @@ func NewQueryable(cfg Config, ingesterRing ring.ReadRing, clients ClientPool, bl
 	}
 }
 
+// The runtime overrides are what ingesterShards watches; a method renamed
+// there would otherwise turn the watching off without a word.
+var _ overriddenTenants = (*limits.Overrides)(nil)
+
 // overridesOf returns lim's runtime overrides, if it has any.
 func overridesOf(lim limits.Source) overriddenTenants {
 	o, _ := lim.(overriddenTenants)

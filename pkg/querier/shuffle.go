@@ -57,7 +57,10 @@ type ingesterShards struct {
 // overriddenTenants is what ingesterShards reads of the runtime overrides
 // (limits.Overrides) to notice a shrink before the tenant's next query.
 type overriddenTenants interface {
-	OverriddenTenants() (tenants []string, identity any)
+	// OverridesIdentity changes whenever a changed file is loaded; it is
+	// read on every query, the tenant list only after a change.
+	OverridesIdentity() any
+	OverriddenTenants() []string
 }
 
 // shardHistory is what a querier knows of a tenant's shard sizes, as
@@ -80,19 +83,21 @@ func (s *ingesterShards) sweep(sizeOf func(tenant string) int) {
 	if s.overrides == nil {
 		return
 	}
-	overridden, identity := s.overrides.OverriddenTenants()
+	identity := s.overrides.OverridesIdentity()
 	s.mu.Lock()
 	if identity == s.seen {
 		s.mu.Unlock()
 		return
 	}
 	s.seen = identity
-	tenants := make(map[string]struct{}, len(overridden)+len(s.tenants))
+	tenants := make(map[string]struct{}, len(s.tenants))
 	for t := range s.tenants {
 		tenants[t] = struct{}{}
 	}
 	s.mu.Unlock()
-	for _, t := range overridden {
+	// A reload between the two reads makes the next query sweep again:
+	// recording a size twice is harmless.
+	for _, t := range s.overrides.OverriddenTenants() {
 		tenants[t] = struct{}{}
 	}
 	for t := range tenants {

@@ -74,12 +74,14 @@ type fakeOverrides struct {
 
 func (o *fakeOverrides) set(tenant string, n int) { o.sizes[tenant] = n; o.identity++ }
 
-func (o *fakeOverrides) OverriddenTenants() ([]string, any) {
+func (o *fakeOverrides) OverridesIdentity() any { return o.identity }
+
+func (o *fakeOverrides) OverriddenTenants() []string {
 	var out []string
 	for t := range o.sizes {
 		out = append(out, t)
 	}
-	return out, o.identity
+	return out
 }
 
 func (o *fakeOverrides) sizeOf(tenant string) int { return o.sizes[tenant] }

@@ -10,31 +10,15 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo_root"
 
-command -v go >/dev/null 2>&1 || { echo "build-reference-prometheus: 'go' is not on PATH" >&2; exit 1; }
-
 version=$(go list -m -f '{{.Version}}' github.com/prometheus/prometheus)
 if [[ -z "$version" ]]; then
 	echo "build-reference-prometheus: could not read the prometheus version from go.mod" >&2
 	exit 1
 fi
 
-cache_root=${MERIDIAN_CACHE:-$HOME/.cache/meridian}
-dir="$cache_root/refprom-$version"
-bin="$dir/prometheus"
-
-if [[ -x "$bin" ]]; then
-	echo "$bin"
-	exit 0
-fi
-
-mkdir -p "$dir"
-scratch="$dir/src"
-rm -rf "$scratch"
-mkdir -p "$scratch"
-cd "$scratch"
-
-echo "build-reference-prometheus: building prometheus $version in $scratch (takes several minutes)" >&2
-go mod init meridian.local/refprom >/dev/null 2>&1
+# shellcheck source=scripts/toolcache.sh
+source "$repo_root/scripts/toolcache.sh"
+toolcache_begin build-reference-prometheus "refprom-$version" prometheus
 
 # Prometheus' own go.mod may carry replace directives; they do not apply to a
 # dependent module, so copy them over.
@@ -60,7 +44,4 @@ if [[ -n "$modfile" && -f "$modfile" ]]; then
 fi
 
 go get "github.com/prometheus/prometheus/cmd/prometheus@$version" >&2
-go build -o "$bin.tmp" github.com/prometheus/prometheus/cmd/prometheus >&2
-mv "$bin.tmp" "$bin"
-echo "build-reference-prometheus: built $bin" >&2
-echo "$bin"
+toolcache_build github.com/prometheus/prometheus/cmd/prometheus

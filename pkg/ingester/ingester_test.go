@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/grafana/dskit/flagext"
+	"github.com/grafana/dskit/kv"
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/grafana/dskit/user"
 	"github.com/prometheus/client_golang/prometheus"
@@ -497,5 +499,47 @@ func TestSeriesShare(t *testing.T) {
 		{"never below one", 1, 1, 6, 0, 1},
 	} {
 		require.Equal(t, c.want, seriesShare(c.global, c.rf, c.healthy, c.shard), c.name)
+	}
+}
+
+// TestSeriesLimitShareCountsTheTenantsShard: with 6 healthy ingesters at
+// RF 1, an ingester keeps 1/6 of a tenant's series limit; with a shuffle
+// shard of 2 the tenant's series are on 2 ingesters only, so it keeps 1/2.
+func TestSeriesLimitShareCountsTheTenantsShard(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Lifecycler.RingConfig.KVStore.Prefix = "series-share-" + filepath.Base(cfg.TSDBDir) + "/"
+	// Five more healthy members, in the same ring as this ingester.
+	kvc, err := kv.NewClient(cfg.Lifecycler.RingConfig.KVStore, ring.GetCodec(), nil, log.NewNopLogger())
+	require.NoError(t, err)
+	require.NoError(t, kvc.CAS(context.Background(), RingKey, func(in any) (any, bool, error) {
+		desc := ring.NewDesc()
+		if in != nil {
+			desc = in.(*ring.Desc)
+		}
+		gen := ring.NewRandomTokenGeneratorWithSeed(3)
+		for i := range 5 {
+			desc.AddIngester(fmt.Sprintf("other-%d", i), fmt.Sprintf("127.0.0.%d:9095", 50+i), "", gen.GenerateTokens(128, nil), ring.ACTIVE, time.Now(), false, time.Time{}, nil)
+		}
+		return desc, true, nil
+	}))
+
+	for _, c := range []struct {
+		shard, wantStored int
+	}{{0, 10}, {2, 30}} {
+		lim := defaultLimits(t)
+		lim.MaxGlobalSeriesPerTenant = 60
+		lim.IngestionTenantShardSize = c.shard
+		cfg.TSDBDir = t.TempDir()
+		ing := startIngester(t, cfg, lim, nil)
+		require.Eventually(t, func() bool { n, _ := ing.ring.HealthyMembers(); return n == 6 }, 10*time.Second, 50*time.Millisecond)
+		now := time.Now().UnixMilli()
+		var req prompb.WriteRequest
+		for i := range 40 {
+			req.Timeseries = append(req.Timeseries, series(fmt.Sprintf("s%d", i), prompb.Sample{Timestamp: now, Value: 1}))
+		}
+		resp, err := ing.Push(user.InjectOrgID(context.Background(), "team-a"), &req)
+		require.NoError(t, err)
+		require.Len(t, resp.Errors, 40-c.wantStored, "shard size %d", c.shard)
+		require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
 	}
 }

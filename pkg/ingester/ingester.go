@@ -15,6 +15,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-kit/log"
@@ -355,6 +356,9 @@ func (i *Ingester) openDB(tenant string) (*tenantDB, error) {
 		return nil, fmt.Errorf("open TSDB for tenant %s: remove %s: %w", tenant, closedMarkerFilename, err)
 	}
 	db, err := tsdb.Open(dir, i.slogger.With("tenant", tenant), t.reg, opts, nil)
+	if errors.Is(err, syscall.EMFILE) {
+		return nil, fmt.Errorf("open TSDB for tenant %s: %w; every open tenant holds up to 4 files: raise the process' open files limit (ulimit -Hn, systemd LimitNOFILE=), lower -ingester.close-idle-tsdb-timeout so idle tenants close, or spread tenants over more ingesters (shuffle sharding)", tenant, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open TSDB for tenant %s: %w", tenant, err)
 	}

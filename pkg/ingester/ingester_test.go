@@ -151,7 +151,11 @@ func TestPushAndQueryStream(t *testing.T) {
 	ing := startIngester(t, testConfig(t, t.TempDir()), defaultLimits(t), nil)
 	defer services.StopAndAwaitTerminated(context.Background(), ing) //nolint:errcheck
 
-	now := time.Now().UnixMilli()
+	// In the middle of a 2h block range: the TSDB cuts a head chunk at a
+	// range boundary and evens out the chunks before it, so 5 minutes of
+	// samples crossing one (a run just before an even hour, UTC) made
+	// chunks of up to 150 samples and the chunk count below wrong.
+	now := time.Now().Truncate(2 * time.Hour).Add(time.Hour).UnixMilli()
 	var samples []prompb.Sample
 	for i := 0; i < 300; i++ { // more than one chunk (120 samples each)
 		samples = append(samples, prompb.Sample{Timestamp: now - int64(300-i)*1000, Value: float64(i)})
